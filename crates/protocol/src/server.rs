@@ -1,0 +1,221 @@
+//! Server → client messages.
+//!
+//! Control replies (welcome, ack, error, pong, ...) are small and built per connection with
+//! serde. Room events are different: they are encoded once per publish and the same bytes go
+//! to every subscriber and into the history log, so [`encode_event`] writes them by hand from
+//! pre-validated parts (ids and event types never need escaping), and [`mark_replayed`]
+//! derives the replay form of a stored event without decoding it.
+
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use crate::{ClientId, Epoch, ErrorCode, RequestId, RoomName, Sequence};
+
+/// Control messages addressed to one connection.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Reply<'a> {
+    /// First message on every accepted connection.
+    Welcome {
+        /// The connection's client id.
+        client_id: &'a ClientId,
+        /// Seconds between server heartbeats.
+        heartbeat_interval: u64,
+        /// RFC 3339 server time.
+        server_time: &'a str,
+    },
+    /// Success reply to a request that carried an `id`.
+    Ack {
+        /// The request's id.
+        id: Option<&'a RequestId>,
+        /// The room the request was about, where relevant.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        room: Option<&'a RoomName>,
+        /// Members of the room (presence).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        members: Option<&'a [ClientId]>,
+        /// The room's current sequence (subscribe).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        sequence: Option<Sequence>,
+        /// The room's current epoch (subscribe).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        epoch: Option<&'a Epoch>,
+    },
+    /// A request failed; the connection stays open.
+    Error {
+        /// What went wrong.
+        code: ErrorCode,
+        /// Human-readable detail.
+        message: &'a str,
+        /// The request's id, when it had one.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<&'a RequestId>,
+    },
+    /// Server heartbeat; clients answer `pong`.
+    Ping {
+        /// RFC 3339 server time.
+        timestamp: &'a str,
+    },
+    /// Answer to a client `ping`.
+    Pong {
+        /// The ping's id, when it had one.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<&'a RequestId>,
+    },
+    /// A client left (sent to the remaining members of `general`).
+    UserLeft {
+        /// Who left.
+        client_id: &'a ClientId,
+    },
+    /// End of a history replay; live events follow.
+    ReplayComplete {
+        /// The replayed room.
+        room: &'a RoomName,
+        /// How many events were replayed.
+        replayed_count: u64,
+    },
+    /// History could not cover the gap; the client must re-fetch a snapshot.
+    RecoveryFailed {
+        /// The room.
+        room: &'a RoomName,
+        /// `gap` or `epoch_changed`.
+        reason: &'a str,
+        /// The room's current sequence.
+        sequence: Sequence,
+        /// The room's current epoch.
+        epoch: &'a Epoch,
+    },
+}
+
+impl Reply<'_> {
+    /// Encodes the reply as JSON text.
+    pub fn to_json(&self) -> String {
+        // Serialising these plain structs cannot fail: every key is a string and every
+        // value is a string, number, list of strings or raw JSON already validated.
+        serde_json::to_string(self).unwrap_or_else(|_| String::from("{\"type\":\"error\"}"))
+    }
+}
+
+/// An acknowledgement with no extra fields.
+pub fn ack(id: Option<&RequestId>) -> Reply<'_> {
+    Reply::Ack { id, room: None, members: None, sequence: None, epoch: None }
+}
+
+/// A room event type: 1-64 characters of `[A-Za-z0-9_.:-]`, so it is safe to splice into
+/// JSON without escaping.
+pub fn valid_event_type(ty: &str) -> bool {
+    !ty.is_empty()
+        && ty.len() <= 64
+        && ty
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'))
+}
+
+/// The body of a room event: the JSON members after the fixed header fields, without the
+/// surrounding braces, e.g. `"from":"alice","content":{"x":1}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventBody(String);
+
+impl EventBody {
+    /// The body of a chat message.
+    pub fn chat(from: &ClientId, content: &RawValue) -> EventBody {
+        let content = content.get();
+        let mut s = String::with_capacity(24 + from.as_str().len() + content.len());
+        s.push_str("\"from\":\"");
+        s.push_str(from.as_str());
+        s.push_str("\",\"content\":");
+        s.push_str(content);
+        EventBody(s)
+    }
+
+    /// The body of an event published through the server API: `"data":<data>`.
+    pub fn data(data: &RawValue) -> EventBody {
+        let data = data.get();
+        let mut s = String::with_capacity(8 + data.len());
+        s.push_str("\"data\":");
+        s.push_str(data);
+        EventBody(s)
+    }
+
+    /// The members as JSON text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Encodes a room event once, for every subscriber and for the history log:
+/// `{"type":T,"room":R,"sequence":n,"epoch":"E","timestamp":"..",<body>}`.
+///
+/// `ty` must satisfy [`valid_event_type`] and `epoch` must not need escaping (epochs are
+/// generated by the server as hex).
+pub fn encode_event(
+    ty: &str,
+    room: &RoomName,
+    sequence: Sequence,
+    epoch: &Epoch,
+    timestamp: &str,
+    body: &EventBody,
+) -> String {
+    let mut s = String::with_capacity(
+        80 + ty.len() + room.as_str().len() + epoch.as_str().len() + timestamp.len() + body.0.len(),
+    );
+    s.push_str("{\"type\":\"");
+    s.push_str(ty);
+    s.push_str("\",\"room\":\"");
+    s.push_str(room.as_str());
+    s.push_str("\",\"sequence\":");
+    s.push_str(&sequence.0.to_string());
+    s.push_str(",\"epoch\":\"");
+    s.push_str(epoch.as_str());
+    s.push_str("\",\"timestamp\":\"");
+    s.push_str(timestamp);
+    s.push('"');
+    if !body.0.is_empty() {
+        s.push(',');
+        s.push_str(&body.0);
+    }
+    s.push('}');
+    s
+}
+
+/// The replay form of a stored event: the same object with `"replayed":true` added.
+pub fn mark_replayed(event: &str) -> String {
+    let rest = event.strip_prefix('{').unwrap_or(event);
+    let mut s = String::with_capacity(event.len() + 16);
+    s.push_str("{\"replayed\":true,");
+    s.push_str(rest);
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_is_valid_json_with_all_fields() {
+        let room = RoomName::parse("chat").expect("room");
+        let from = ClientId::parse("alice").expect("id");
+        let content = RawValue::from_string("{\"x\": [1,2]}".into()).expect("raw");
+        let body = EventBody::chat(&from, &content);
+        let text = encode_event("message", &room, Sequence(7), &Epoch::new("ab12"), "2026-01-01T00:00:00Z", &body);
+        let v: serde_json::Value = serde_json::from_str(&text).expect("valid json");
+        assert_eq!(v["type"], "message");
+        assert_eq!(v["room"], "chat");
+        assert_eq!(v["sequence"], 7);
+        assert_eq!(v["epoch"], "ab12");
+        assert_eq!(v["from"], "alice");
+        assert_eq!(v["content"]["x"][1], 2);
+        let replayed: serde_json::Value = serde_json::from_str(&mark_replayed(&text)).expect("valid json");
+        assert_eq!(replayed["replayed"], true);
+        assert_eq!(replayed["sequence"], 7);
+    }
+
+    #[test]
+    fn replies_have_the_documented_shape() {
+        let id = crate::parse_request(r#"{"type":"ping","id":"a"}"#).expect("ok").id;
+        assert_eq!(ack(id.as_ref()).to_json(), r#"{"type":"ack","id":"a"}"#);
+        assert_eq!(Reply::Pong { id: None }.to_json(), r#"{"type":"pong"}"#);
+        let e = Reply::Error { code: ErrorCode::NotSubscribed, message: "m", id: None }.to_json();
+        assert_eq!(e, r#"{"type":"error","code":"NOT_SUBSCRIBED","message":"m"}"#);
+    }
+}
