@@ -25,6 +25,10 @@ pub enum ErrorCode {
     Forbidden,
     /// The message was dropped because the connection exceeded its rate limit.
     RateLimited,
+    /// The connection already joined the most rooms it may.
+    TooManySubscriptions,
+    /// A server-side dependency (history store, broker) failed; retry later.
+    Unavailable,
 }
 
 impl ErrorCode {
@@ -38,6 +42,8 @@ impl ErrorCode {
             ErrorCode::InvalidRoom => "INVALID_ROOM",
             ErrorCode::Forbidden => "FORBIDDEN",
             ErrorCode::RateLimited => "RATE_LIMITED",
+            ErrorCode::TooManySubscriptions => "TOO_MANY_SUBSCRIPTIONS",
+            ErrorCode::Unavailable => "UNAVAILABLE",
         }
     }
 }

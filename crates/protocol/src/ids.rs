@@ -29,12 +29,17 @@ pub enum IdError {
     },
 }
 
-fn check(s: &str, what: &'static str, max: usize, allowed: &'static str, extra: &[u8]) -> Result<(), IdError> {
+fn check(
+    s: &str,
+    what: &'static str,
+    max: usize,
+    allowed: &'static str,
+    extra: &[u8],
+) -> Result<(), IdError> {
     if s.is_empty() || s.len() > max {
         return Err(IdError::Length { what, max });
     }
-    if s
-        .bytes()
+    if s.bytes()
         .all(|b| b.is_ascii_alphanumeric() || extra.contains(&b))
     {
         Ok(())
@@ -138,7 +143,19 @@ impl RoomName {
 }
 
 /// A room's event sequence number: 1 for the first event, strictly increasing by one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 #[serde(transparent)]
 pub struct Sequence(pub u64);
 

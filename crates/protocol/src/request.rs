@@ -139,7 +139,11 @@ pub struct RequestError {
 
 impl RequestError {
     fn new(code: ErrorCode, message: impl Into<Cow<'static, str>>, id: Option<RequestId>) -> Self {
-        RequestError { code, message: message.into(), id }
+        RequestError {
+            code,
+            message: message.into(),
+            id,
+        }
     }
 }
 
@@ -175,13 +179,16 @@ fn json_error(e: &serde_json::Error) -> ErrorCode {
 pub fn parse_request(text: &str) -> Result<ParsedRequest<'_>, RequestError> {
     if text.trim_start().as_bytes().first() != Some(&b'{') {
         return Err(match serde_json::from_str::<IgnoredAny>(text) {
-            Ok(_) => RequestError::new(ErrorCode::InvalidMessage, "a request must be a JSON object", None),
+            Ok(_) => RequestError::new(
+                ErrorCode::InvalidMessage,
+                "a request must be a JSON object",
+                None,
+            ),
             Err(e) => RequestError::new(ErrorCode::InvalidJson, format!("invalid JSON: {e}"), None),
         });
     }
-    let env: Envelope<'_> = serde_json::from_str(text).map_err(|e| {
-        RequestError::new(json_error(&e), format!("invalid request: {e}"), None)
-    })?;
+    let env: Envelope<'_> = serde_json::from_str(text)
+        .map_err(|e| RequestError::new(json_error(&e), format!("invalid request: {e}"), None))?;
     let id = match env.id {
         None => None,
         Some(raw) => match RequestId::from_raw(raw) {
@@ -272,12 +279,30 @@ mod tests {
         assert_eq!(code("{\"type\":null}"), ErrorCode::InvalidMessage);
         assert_eq!(code("{\"type\":\"dance\"}"), ErrorCode::UnknownType);
         assert_eq!(code("{\"type\":\"subscribe\"}"), ErrorCode::InvalidMessage);
-        assert_eq!(code("{\"type\":\"subscribe\",\"room\":5}"), ErrorCode::InvalidMessage);
-        assert_eq!(code("{\"type\":\"subscribe\",\"room\":\"a b\"}"), ErrorCode::InvalidRoom);
-        assert_eq!(code("{\"type\":\"subscribe\",\"room\":\"\"}"), ErrorCode::InvalidRoom);
-        assert_eq!(code("{\"type\":\"message\",\"room\":\"r\"}"), ErrorCode::InvalidMessage);
-        assert_eq!(code("{\"type\":\"ping\",\"id\":{}}"), ErrorCode::InvalidMessage);
-        assert_eq!(code("{\"type\":\"ping\",\"type\":\"pong\"}"), ErrorCode::InvalidMessage);
+        assert_eq!(
+            code("{\"type\":\"subscribe\",\"room\":5}"),
+            ErrorCode::InvalidMessage
+        );
+        assert_eq!(
+            code("{\"type\":\"subscribe\",\"room\":\"a b\"}"),
+            ErrorCode::InvalidRoom
+        );
+        assert_eq!(
+            code("{\"type\":\"subscribe\",\"room\":\"\"}"),
+            ErrorCode::InvalidRoom
+        );
+        assert_eq!(
+            code("{\"type\":\"message\",\"room\":\"r\"}"),
+            ErrorCode::InvalidMessage
+        );
+        assert_eq!(
+            code("{\"type\":\"ping\",\"id\":{}}"),
+            ErrorCode::InvalidMessage
+        );
+        assert_eq!(
+            code("{\"type\":\"ping\",\"type\":\"pong\"}"),
+            ErrorCode::InvalidMessage
+        );
     }
 
     #[test]
@@ -294,14 +319,16 @@ mod tests {
         }
         let e = parse_request(r#"{"type":"nope","id":"x1"}"#).expect_err("unknown");
         assert_eq!(e.id.as_ref().map(RequestId::as_json), Some("\"x1\""));
-        let r = parse_request(r#"{"type":"message","room":"r","content":null}"#).expect("null content");
+        let r =
+            parse_request(r#"{"type":"message","room":"r","content":null}"#).expect("null content");
         assert!(matches!(r.request, Request::Message { .. }));
     }
 
     #[test]
     fn since_is_parsed() {
-        let r = parse_request(r#"{"type":"subscribe","room":"r","since":{"sequence":5,"epoch":"e1"}}"#)
-            .expect("valid");
+        let r =
+            parse_request(r#"{"type":"subscribe","room":"r","since":{"sequence":5,"epoch":"e1"}}"#)
+                .expect("valid");
         match r.request {
             Request::Subscribe { since: Some(s), .. } => {
                 assert_eq!(s.sequence, 5);

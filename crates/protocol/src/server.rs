@@ -27,6 +27,7 @@ pub enum Reply<'a> {
     /// Success reply to a request that carried an `id`.
     Ack {
         /// The request's id.
+        #[serde(skip_serializing_if = "Option::is_none")]
         id: Option<&'a RequestId>,
         /// The room the request was about, where relevant.
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -98,7 +99,13 @@ impl Reply<'_> {
 
 /// An acknowledgement with no extra fields.
 pub fn ack(id: Option<&RequestId>) -> Reply<'_> {
-    Reply::Ack { id, room: None, members: None, sequence: None, epoch: None }
+    Reply::Ack {
+        id,
+        room: None,
+        members: None,
+        sequence: None,
+        epoch: None,
+    }
 }
 
 /// A room event type: 1-64 characters of `[A-Za-z0-9_.:-]`, so it is safe to splice into
@@ -197,7 +204,14 @@ mod tests {
         let from = ClientId::parse("alice").expect("id");
         let content = RawValue::from_string("{\"x\": [1,2]}".into()).expect("raw");
         let body = EventBody::chat(&from, &content);
-        let text = encode_event("message", &room, Sequence(7), &Epoch::new("ab12"), "2026-01-01T00:00:00Z", &body);
+        let text = encode_event(
+            "message",
+            &room,
+            Sequence(7),
+            &Epoch::new("ab12"),
+            "2026-01-01T00:00:00Z",
+            &body,
+        );
         let v: serde_json::Value = serde_json::from_str(&text).expect("valid json");
         assert_eq!(v["type"], "message");
         assert_eq!(v["room"], "chat");
@@ -205,17 +219,28 @@ mod tests {
         assert_eq!(v["epoch"], "ab12");
         assert_eq!(v["from"], "alice");
         assert_eq!(v["content"]["x"][1], 2);
-        let replayed: serde_json::Value = serde_json::from_str(&mark_replayed(&text)).expect("valid json");
+        let replayed: serde_json::Value =
+            serde_json::from_str(&mark_replayed(&text)).expect("valid json");
         assert_eq!(replayed["replayed"], true);
         assert_eq!(replayed["sequence"], 7);
     }
 
     #[test]
     fn replies_have_the_documented_shape() {
-        let id = crate::parse_request(r#"{"type":"ping","id":"a"}"#).expect("ok").id;
+        let id = crate::parse_request(r#"{"type":"ping","id":"a"}"#)
+            .expect("ok")
+            .id;
         assert_eq!(ack(id.as_ref()).to_json(), r#"{"type":"ack","id":"a"}"#);
         assert_eq!(Reply::Pong { id: None }.to_json(), r#"{"type":"pong"}"#);
-        let e = Reply::Error { code: ErrorCode::NotSubscribed, message: "m", id: None }.to_json();
-        assert_eq!(e, r#"{"type":"error","code":"NOT_SUBSCRIBED","message":"m"}"#);
+        let e = Reply::Error {
+            code: ErrorCode::NotSubscribed,
+            message: "m",
+            id: None,
+        }
+        .to_json();
+        assert_eq!(
+            e,
+            r#"{"type":"error","code":"NOT_SUBSCRIBED","message":"m"}"#
+        );
     }
 }

@@ -11,9 +11,7 @@ pub fn now_rfc3339() -> String {
 
 /// Formats an instant as RFC 3339 (UTC, microseconds).
 pub fn format_rfc3339(at: OffsetDateTime) -> String {
-    let at = at
-        .replace_nanosecond(at.microsecond() * 1000)
-        .unwrap_or(at);
+    let at = at.replace_nanosecond(at.microsecond() * 1000).unwrap_or(at);
     // Formatting a UTC OffsetDateTime as RFC 3339 fails only for years outside 0..=9999.
     at.format(&Rfc3339)
         .unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_owned())

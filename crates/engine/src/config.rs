@@ -1,0 +1,53 @@
+//! Engine settings. The server validates raw configuration (file, env, flags) into this
+//! typed form before anything starts; the engine trusts it.
+
+use std::time::Duration;
+
+/// What to do when a recipient's outbound queue is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SlowConsumerPolicy {
+    /// Close the connection with 1008 "slow consumer" (the default): the client reconnects
+    /// and recovers from history instead of silently missing events.
+    #[default]
+    Disconnect,
+    /// Drop the oldest queued message and count it; the client stays connected.
+    DropOldest,
+}
+
+/// Settings of a [`crate::Hub`].
+#[derive(Debug, Clone)]
+pub struct HubConfig {
+    /// Period of server `ping` messages.
+    pub heartbeat_interval: Duration,
+    /// Extra silence tolerated after a missed heartbeat before eviction.
+    pub heartbeat_timeout: Duration,
+    /// Outbound queue capacity per connection, in messages.
+    pub outbox_capacity: usize,
+    /// Policy for full outbound queues.
+    pub slow_consumer: SlowConsumerPolicy,
+    /// Most rooms one connection may join.
+    pub max_subscriptions: usize,
+    /// How many events one replay batch reads from history.
+    pub replay_batch: usize,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        HubConfig {
+            heartbeat_interval: Duration::from_secs(30),
+            heartbeat_timeout: Duration::from_secs(10),
+            outbox_capacity: 1024,
+            slow_consumer: SlowConsumerPolicy::Disconnect,
+            max_subscriptions: 1000,
+            replay_batch: 256,
+        }
+    }
+}
+
+impl HubConfig {
+    /// Silence after which a connection is considered dead.
+    pub fn dead_after(&self) -> Duration {
+        self.heartbeat_interval + self.heartbeat_timeout
+    }
+}

@@ -1,0 +1,512 @@
+//! The hub: who is connected, who is in which room, and how an event reaches them.
+//!
+//! A cheap-to-clone handle over sharded maps of sessions (by client id) and rooms (by
+//! name). Nothing here awaits while holding a lock, and nothing here writes to a socket:
+//! delivery is a non-blocking push into each recipient's [`Outbox`](crate::outbox::Outbox).
+//! A publish encodes its event once and hands every recipient the same `Bytes`.
+
+mod recovery;
+mod room;
+mod session;
+mod shard;
+mod stats;
+
+pub use recovery::{Recovery, RecoveryFailure};
+pub use room::Delivery;
+pub use session::{ConnId, Session};
+pub use stats::HubStats;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use roomcast_protocol::server::{encode_event, EventBody, Reply};
+use roomcast_protocol::{ClientId, CloseCode, Epoch, RoomName, Sequence};
+
+use crate::config::HubConfig;
+use crate::history::{AppendReceipt, History, HistoryError, RoomHead, StoredEvent};
+use crate::outbox::Outbox;
+use room::Room;
+use shard::Sharded;
+
+const SHARDS: usize = 64;
+
+/// Why a subscribe was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SubscribeError {
+    /// The connection already holds `max_subscriptions` rooms.
+    #[error("subscription limit of {0} rooms reached")]
+    TooManySubscriptions(usize),
+    /// The room's history could not be read.
+    #[error(transparent)]
+    History(#[from] HistoryError),
+}
+
+/// Why a publish failed. Nothing was delivered.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// The event type is not 1-64 characters of `[A-Za-z0-9_.:-]`.
+    #[error("invalid event type")]
+    InvalidType,
+    /// The history store refused the event.
+    #[error(transparent)]
+    History(#[from] HistoryError),
+}
+
+/// The outcome of a publish.
+pub struct Published {
+    /// The event's sequence in its room.
+    pub sequence: Sequence,
+    /// The room's epoch.
+    pub epoch: Epoch,
+    /// Fan-out counts.
+    pub delivery: Delivery,
+    /// Resolves when the event is durable; `None` when the room keeps no history.
+    pub receipt: Option<AppendReceipt>,
+}
+
+struct Inner {
+    config: HubConfig,
+    sessions: Sharded<ClientId, Arc<Session>>,
+    rooms: Sharded<RoomName, Arc<Room>>,
+    history: Arc<dyn History>,
+    next_conn: AtomicU64,
+    clock: Instant,
+    stats: HubStats,
+}
+
+/// Handle to the shared hub. Clone freely.
+#[derive(Clone)]
+pub struct Hub {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub").finish_non_exhaustive()
+    }
+}
+
+/// A fresh random epoch: 16 hex characters.
+pub fn new_epoch() -> Epoch {
+    Epoch::new(&format!("{:016x}", rand::random::<u64>()))
+}
+
+fn unix_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl Hub {
+    /// A hub with the given settings and history store.
+    pub fn new(config: HubConfig, history: Arc<dyn History>) -> Hub {
+        Hub {
+            inner: Arc::new(Inner {
+                config,
+                sessions: Sharded::new(SHARDS),
+                rooms: Sharded::new(SHARDS),
+                history,
+                next_conn: AtomicU64::new(1),
+                clock: Instant::now(),
+                stats: HubStats::default(),
+            }),
+        }
+    }
+
+    /// The hub's settings.
+    pub fn config(&self) -> &HubConfig {
+        &self.inner.config
+    }
+
+    /// Counters for metrics.
+    pub fn stats(&self) -> &HubStats {
+        &self.inner.stats
+    }
+
+    /// The history store.
+    pub fn history(&self) -> &Arc<dyn History> {
+        &self.inner.history
+    }
+
+    /// Milliseconds since the hub started (monotonic; liveness bookkeeping).
+    pub fn now_ms(&self) -> u64 {
+        self.inner.clock.elapsed().as_millis() as u64
+    }
+
+    /// Registers a connection for `client_id`. An existing session with the same id is
+    /// superseded: its outbox is closed with 4011 before this returns, so nothing published
+    /// afterwards can reach it, and it leaves every room.
+    pub fn connect(&self, client_id: ClientId, remote: Option<SocketAddr>) -> Arc<Session> {
+        let conn_id = ConnId(self.inner.next_conn.fetch_add(1, Ordering::Relaxed));
+        let outbox = Outbox::new(
+            self.inner.config.outbox_capacity,
+            self.inner.config.slow_consumer,
+        );
+        let session = Arc::new(Session::new(
+            conn_id,
+            client_id.clone(),
+            outbox,
+            remote,
+            self.now_ms(),
+        ));
+        let old = self
+            .inner
+            .sessions
+            .write(&client_id)
+            .insert(client_id, session.clone());
+        if let Some(old) = old {
+            old.outbox.close(
+                CloseCode::SessionSuperseded,
+                CloseCode::SessionSuperseded.default_reason(),
+                true,
+            );
+            self.leave_all(&old);
+            self.inner.stats.superseded.fetch_add(1, Ordering::Relaxed);
+        }
+        self.inner
+            .stats
+            .connections_total
+            .fetch_add(1, Ordering::Relaxed);
+        session
+    }
+
+    /// Removes a connection when its transport ends. If it was still the current session
+    /// of its client id, the remaining members of `general` get `user_left`. Returns
+    /// whether it was current (false when it had been superseded).
+    pub fn disconnect(&self, session: &Arc<Session>) -> bool {
+        let current = {
+            let mut shard = self.inner.sessions.write(&session.client_id);
+            match shard.get(&session.client_id) {
+                Some(s) if s.conn_id == session.conn_id => {
+                    shard.remove(&session.client_id);
+                    true
+                }
+                _ => false,
+            }
+        };
+        self.leave_all(session);
+        if current {
+            let frame = Bytes::from(
+                Reply::UserLeft {
+                    client_id: &session.client_id,
+                }
+                .to_json(),
+            );
+            self.broadcast_ephemeral(&RoomName::general(), frame, None);
+        }
+        current
+    }
+
+    /// Records that a frame arrived from this session.
+    pub fn touch(&self, session: &Session) {
+        session.set_last_seen(self.now_ms());
+    }
+
+    fn room(&self, name: &RoomName) -> Result<Arc<Room>, HistoryError> {
+        if let Some(room) = self.inner.rooms.read(name).get(name) {
+            return Ok(room.clone());
+        }
+        let mut shard = self.inner.rooms.write(name);
+        if let Some(room) = shard.get(name) {
+            return Ok(room.clone());
+        }
+        let keeps = self.inner.history.keeps(name);
+        let head = if keeps {
+            self.inner.history.head(name)?
+        } else {
+            RoomHead {
+                sequence: Sequence(0),
+                epoch: new_epoch(),
+            }
+        };
+        let room = Arc::new(Room::new(name.clone(), head, keeps));
+        shard.insert(name.clone(), room.clone());
+        Ok(room)
+    }
+
+    fn existing_room(&self, name: &RoomName) -> Option<Arc<Room>> {
+        self.inner.rooms.read(name).get(name).cloned()
+    }
+
+    /// Records `room` in the session's list. Returns false if it was already there.
+    fn note_joined(&self, session: &Session, room: &RoomName) -> Result<bool, SubscribeError> {
+        let mut rooms = session.rooms.lock().unwrap_or_else(|p| p.into_inner());
+        if rooms.iter().any(|r| r == room) {
+            return Ok(false);
+        }
+        let max = self.inner.config.max_subscriptions;
+        if rooms.len() >= max {
+            return Err(SubscribeError::TooManySubscriptions(max));
+        }
+        rooms.push(room.clone());
+        Ok(true)
+    }
+
+    /// Joins a room for live events. Idempotent. Returns the room's head.
+    pub fn subscribe(
+        &self,
+        session: &Arc<Session>,
+        name: &RoomName,
+    ) -> Result<RoomHead, SubscribeError> {
+        let room = self.room(name)?;
+        if self.note_joined(session, name)? {
+            room.add(session);
+        }
+        Ok(room.head())
+    }
+
+    /// Leaves a room. Returns whether the session was a member.
+    pub fn unsubscribe(&self, session: &Session, name: &RoomName) -> bool {
+        let was = {
+            let mut rooms = session.rooms.lock().unwrap_or_else(|p| p.into_inner());
+            let before = rooms.len();
+            rooms.retain(|r| r != name);
+            rooms.len() != before
+        };
+        if let Some(room) = self.existing_room(name) {
+            room.remove(session.conn_id);
+        }
+        was
+    }
+
+    fn leave_all(&self, session: &Session) {
+        let rooms = std::mem::take(&mut *session.rooms.lock().unwrap_or_else(|p| p.into_inner()));
+        for name in &rooms {
+            if let Some(room) = self.existing_room(name) {
+                room.remove(session.conn_id);
+            }
+        }
+    }
+
+    /// Publishes an event to a room: assigns the next sequence, encodes once, appends to
+    /// history (if the room keeps it) and fans out to every member except `exclude`.
+    pub fn publish(
+        &self,
+        name: &RoomName,
+        event_type: &str,
+        body: &EventBody,
+        exclude: Option<ConnId>,
+    ) -> Result<Published, PublishError> {
+        if !roomcast_protocol::server::valid_event_type(event_type) {
+            return Err(PublishError::InvalidType);
+        }
+        let room = self.room(name)?;
+        let mut log = room.log();
+        let timestamp = roomcast_protocol::time::now_rfc3339();
+        let unix_ms = unix_millis();
+        let mut sequence = log.head.sequence.next();
+        let mut frame = Bytes::from(encode_event(
+            event_type,
+            name,
+            sequence,
+            &log.head.epoch,
+            &timestamp,
+            body,
+        ));
+        let receipt = if log.keeps_history {
+            let event = StoredEvent {
+                sequence,
+                unix_millis: unix_ms,
+                frame: frame.clone(),
+            };
+            match self.inner.history.append(name, event) {
+                Ok(r) => Some(r),
+                Err(HistoryError::OutOfOrder { .. }) => {
+                    // The store dropped this room's log (expired and idle) and started a new
+                    // epoch: follow it rather than fail every later publish.
+                    log.head = self.inner.history.head(name)?;
+                    sequence = log.head.sequence.next();
+                    frame = Bytes::from(encode_event(
+                        event_type,
+                        name,
+                        sequence,
+                        &log.head.epoch,
+                        &timestamp,
+                        body,
+                    ));
+                    let event = StoredEvent {
+                        sequence,
+                        unix_millis: unix_ms,
+                        frame: frame.clone(),
+                    };
+                    Some(self.inner.history.append(name, event)?)
+                }
+                Err(e) => return Err(e.into()),
+            }
+        } else {
+            None
+        };
+        log.head.sequence = sequence;
+        let delivery = room.fan_out(&frame, exclude);
+        let epoch = log.head.epoch.clone();
+        drop(log);
+        self.inner.stats.record_publish(&delivery);
+        Ok(Published {
+            sequence,
+            epoch,
+            delivery,
+            receipt,
+        })
+    }
+
+    /// Sends a frame that is not part of the room's history (e.g. `user_left`) to its
+    /// current members.
+    pub fn broadcast_ephemeral(
+        &self,
+        name: &RoomName,
+        frame: Bytes,
+        exclude: Option<ConnId>,
+    ) -> Delivery {
+        match self.existing_room(name) {
+            Some(room) => {
+                let d = room.fan_out(&frame, exclude);
+                self.inner.stats.record_publish(&d);
+                d
+            }
+            None => Delivery::default(),
+        }
+    }
+
+    /// Sends a frame to every connected session.
+    pub fn broadcast_all(&self, frame: &Bytes) -> Delivery {
+        let mut d = Delivery::default();
+        self.inner.sessions.for_each_shard(|shard| {
+            for s in shard.values() {
+                match s.outbox.push(frame.clone()) {
+                    crate::outbox::Pushed::Queued => d.delivered += 1,
+                    crate::outbox::Pushed::DroppedOldest => {
+                        d.delivered += 1;
+                        d.dropped_oldest += 1;
+                    }
+                    crate::outbox::Pushed::Overflow => d.overflowed += 1,
+                    crate::outbox::Pushed::Closed => {}
+                }
+            }
+        });
+        self.inner.stats.record_publish(&d);
+        d
+    }
+
+    /// Sends a frame to one client's current session. Returns whether it was queued.
+    pub fn send_to(&self, client_id: &ClientId, frame: Bytes) -> bool {
+        let session = self.session(client_id);
+        matches!(
+            session.map(|s| s.outbox.push(frame)),
+            Some(crate::outbox::Pushed::Queued | crate::outbox::Pushed::DroppedOldest)
+        )
+    }
+
+    /// The current session of a client id.
+    pub fn session(&self, client_id: &ClientId) -> Option<Arc<Session>> {
+        self.inner.sessions.read(client_id).get(client_id).cloned()
+    }
+
+    /// Every current session (a snapshot).
+    pub fn sessions(&self) -> Vec<Arc<Session>> {
+        let mut all = Vec::new();
+        self.inner
+            .sessions
+            .for_each_shard(|shard| all.extend(shard.values().cloned()));
+        all
+    }
+
+    /// Client ids in a room, sorted.
+    pub fn presence(&self, name: &RoomName) -> Vec<ClientId> {
+        self.existing_room(name)
+            .map(|r| r.member_ids())
+            .unwrap_or_default()
+    }
+
+    /// Names and member counts of rooms that currently exist.
+    pub fn rooms(&self) -> Vec<(RoomName, usize)> {
+        let mut all = Vec::new();
+        self.inner
+            .rooms
+            .for_each_shard(|shard| all.extend(shard.values().map(|r| (r.name.clone(), r.len()))));
+        all
+    }
+
+    /// The head of a room (creating the room's state if needed).
+    pub fn room_head(&self, name: &RoomName) -> Result<RoomHead, HistoryError> {
+        Ok(self.room(name)?.head())
+    }
+
+    /// Current number of sessions.
+    pub fn connection_count(&self) -> usize {
+        self.inner.sessions.len()
+    }
+
+    /// Current number of rooms with state.
+    pub fn room_count(&self) -> usize {
+        self.inner.rooms.len()
+    }
+
+    /// Asks every session to close (shutdown), flushing what is queued first.
+    pub fn close_all(&self, code: CloseCode, reason: &'static str) {
+        self.inner.sessions.for_each_shard(|shard| {
+            for s in shard.values() {
+                s.outbox.close(code, reason, true);
+            }
+        });
+    }
+
+    /// Closes one session with `code`; it leaves every room at once. Returns whether a
+    /// session was found.
+    pub fn kick(&self, client_id: &ClientId, code: CloseCode, reason: String) -> bool {
+        match self.session(client_id) {
+            Some(s) => {
+                s.outbox.close(code, reason, false);
+                self.leave_all(&s);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Closes sessions silent for longer than `heartbeat_interval + heartbeat_timeout`
+    /// with 1001 and removes them from every room. Returns how many.
+    pub(crate) fn evict_dead(&self) -> usize {
+        let now = self.now_ms();
+        let dead_after = self.inner.config.dead_after().as_millis() as u64;
+        let mut dead = Vec::new();
+        self.inner.sessions.for_each_shard(|shard| {
+            dead.extend(
+                shard
+                    .values()
+                    .filter(|s| now.saturating_sub(s.last_seen()) > dead_after)
+                    .cloned(),
+            )
+        });
+        for s in &dead {
+            s.outbox
+                .close(CloseCode::GoingAway, "Heartbeat timeout", false);
+            self.leave_all(s);
+        }
+        self.inner
+            .stats
+            .evicted
+            .fetch_add(dead.len() as u64, Ordering::Relaxed);
+        dead.len()
+    }
+
+    /// Drops rooms with no members that nobody is using, so the room map is bounded by
+    /// live subscriptions. A room's sequence lives on in history, so recreating it later
+    /// continues where it left off.
+    pub(crate) fn sweep_empty_rooms(&self) -> usize {
+        let mut removed = 0;
+        self.inner.rooms.for_each_shard_mut(|shard| {
+            shard.retain(|_, room| {
+                let keep = Arc::strong_count(room) > 1 || room.len() > 0;
+                if !keep {
+                    removed += 1;
+                }
+                keep
+            })
+        });
+        removed
+    }
+}

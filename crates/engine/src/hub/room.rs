@@ -1,0 +1,109 @@
+//! One room: its members and its event log position.
+//!
+//! Two locks with different jobs. `members` (RwLock) is read by every publish and written
+//! by joins and leaves. `log` (Mutex) serialises publishes: the sequence is assigned, the
+//! event encoded once, appended to history and fanned out while it is held, so every
+//! subscriber sees a room's events in sequence order and a joining subscriber can be
+//! switched from replay to live at an exact sequence.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+use bytes::Bytes;
+use roomcast_protocol::RoomName;
+
+use crate::history::RoomHead;
+use crate::hub::session::{ConnId, Session};
+use crate::outbox::Pushed;
+
+/// Fan-out counts of one delivery.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Delivery {
+    /// Recipients whose outbox accepted the frame.
+    pub delivered: u64,
+    /// Recipients disconnected as slow consumers by this delivery.
+    pub overflowed: u64,
+    /// Recipients that lost an older message to the drop-oldest policy.
+    pub dropped_oldest: u64,
+}
+
+#[derive(Debug)]
+pub(crate) struct RoomLog {
+    pub(crate) head: RoomHead,
+    pub(crate) keeps_history: bool,
+}
+
+#[derive(Debug)]
+pub(crate) struct Room {
+    pub(crate) name: RoomName,
+    members: RwLock<HashMap<ConnId, Arc<Session>>>,
+    log: Mutex<RoomLog>,
+}
+
+impl Room {
+    pub(crate) fn new(name: RoomName, head: RoomHead, keeps_history: bool) -> Room {
+        Room {
+            name,
+            members: RwLock::new(HashMap::new()),
+            log: Mutex::new(RoomLog {
+                head,
+                keeps_history,
+            }),
+        }
+    }
+
+    pub(crate) fn log(&self) -> MutexGuard<'_, RoomLog> {
+        self.log.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn head(&self) -> RoomHead {
+        self.log().head.clone()
+    }
+
+    pub(crate) fn add(&self, session: &Arc<Session>) {
+        self.members
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(session.conn_id, session.clone());
+    }
+
+    pub(crate) fn remove(&self, conn: ConnId) -> bool {
+        self.members
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&conn)
+            .is_some()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.members.read().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    pub(crate) fn member_ids(&self) -> Vec<roomcast_protocol::ClientId> {
+        let members = self.members.read().unwrap_or_else(|p| p.into_inner());
+        let mut ids: Vec<_> = members.values().map(|s| s.client_id.clone()).collect();
+        ids.sort();
+        ids
+    }
+
+    /// Pushes the same bytes to every member except `exclude`. Never waits.
+    pub(crate) fn fan_out(&self, frame: &Bytes, exclude: Option<ConnId>) -> Delivery {
+        let members = self.members.read().unwrap_or_else(|p| p.into_inner());
+        let mut d = Delivery::default();
+        for (conn, session) in members.iter() {
+            if Some(*conn) == exclude {
+                continue;
+            }
+            match session.outbox.push(frame.clone()) {
+                Pushed::Queued => d.delivered += 1,
+                Pushed::DroppedOldest => {
+                    d.delivered += 1;
+                    d.dropped_oldest += 1;
+                }
+                Pushed::Overflow => d.overflowed += 1,
+                Pushed::Closed => {}
+            }
+        }
+        d
+    }
+}

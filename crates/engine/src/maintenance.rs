@@ -1,0 +1,63 @@
+//! The hub's single maintenance timer: heartbeats, dead-connection eviction, empty-room
+//! sweeping and history trimming.
+//!
+//! One task for the whole process instead of a timer per connection: at 20,000
+//! connections a per-connection interval is 20,000 timer-wheel entries and wake-ups per
+//! period, where this is one wake-up per tick and a walk over the session shards. The
+//! heartbeat `ping` is encoded once per period and shared by every connection.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use roomcast_protocol::server::Reply;
+use tokio_util::sync::CancellationToken;
+
+use crate::hub::Hub;
+
+/// How often room sweeping and history trimming run.
+const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(5);
+
+/// The tick: fine enough that eviction happens within a quarter interval of its deadline.
+fn tick_for(hub: &Hub) -> Duration {
+    (hub.config().heartbeat_interval / 4).clamp(Duration::from_millis(50), Duration::from_secs(1))
+}
+
+/// Runs until `cancel` fires.
+pub async fn run(hub: Hub, cancel: CancellationToken) {
+    let tick = tick_for(&hub);
+    let interval = hub.config().heartbeat_interval;
+    let mut ticker = tokio::time::interval(tick);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let start = tokio::time::Instant::now();
+    let mut next_ping = start + interval;
+    let mut next_housekeeping = start + HOUSEKEEPING_EVERY;
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        let now = tokio::time::Instant::now();
+        if now >= next_ping {
+            let ts = roomcast_protocol::time::now_rfc3339();
+            let frame = Bytes::from(Reply::Ping { timestamp: &ts }.to_json());
+            hub.broadcast_all(&frame);
+            next_ping = now + interval;
+        }
+        let evicted = hub.evict_dead();
+        if evicted > 0 {
+            tracing::info!(
+                evicted,
+                "closed connections that stopped answering heartbeats"
+            );
+        }
+        if now >= next_housekeeping {
+            next_housekeeping = now + HOUSEKEEPING_EVERY;
+            hub.sweep_empty_rooms();
+            let unix_ms = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or(0);
+            hub.history().trim(unix_ms);
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! The `roomcast` command line. Flags and `ROOMCAST_*` variables are read by clap into
+//! optional values, overlaid on the config file, then validated (see [`crate::config`]).
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use roomcast_engine::SlowConsumerPolicy;
+
+use crate::config::{RawConfig, RawConnection, RawHeartbeat, RawServer};
+
+/// roomcast: a real-time WebSocket server with rooms, history and recovery.
+#[derive(Debug, Parser)]
+#[command(name = "roomcast", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// Print the default configuration file (TOML) to stdout.
+    DefaultConfig,
+    /// Validate a configuration file (and flags) without starting.
+    CheckConfig(ServeArgs),
+}
+
+/// Options of `roomcast serve`. Precedence: flag > environment variable > config file >
+/// default.
+#[derive(Debug, Args, Default)]
+pub struct ServeArgs {
+    /// TOML configuration file.
+    #[arg(long, env = "ROOMCAST_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Listen address; port 0 picks a free port. Prints `listening on ws://ADDR:PORT` once
+    /// ready. [default: 127.0.0.1:8080]
+    #[arg(long, env = "ROOMCAST_BIND", value_name = "ADDR:PORT")]
+    pub bind: Option<String>,
+    /// Development mode: anonymous clients allowed (logged loudly at start-up).
+    #[arg(long, env = "ROOMCAST_DEV")]
+    pub dev: bool,
+    /// Seconds between server heartbeat pings. [default: 30]
+    #[arg(long, env = "ROOMCAST_HEARTBEAT_INTERVAL", value_name = "SECS")]
+    pub heartbeat_interval: Option<u64>,
+    /// Extra seconds of silence tolerated after a missed heartbeat before the connection
+    /// is closed with 1001. [default: 10]
+    #[arg(long, env = "ROOMCAST_HEARTBEAT_TIMEOUT", value_name = "SECS")]
+    pub heartbeat_timeout: Option<u64>,
+    /// Largest accepted inbound message in bytes; larger closes with 1009. [default: 65536]
+    #[arg(long, env = "ROOMCAST_MAX_MESSAGE_BYTES", value_name = "N")]
+    pub max_message_bytes: Option<usize>,
+    /// Seconds to let outbound queues drain at shutdown. [default: 5]
+    #[arg(long, env = "ROOMCAST_SHUTDOWN_GRACE", value_name = "SECS")]
+    pub shutdown_grace: Option<u64>,
+    /// Close code sent to clients at shutdown: 4091 or 1001. [default: 4091]
+    #[arg(long, env = "ROOMCAST_SHUTDOWN_CLOSE_CODE", value_name = "CODE")]
+    pub shutdown_close_code: Option<u16>,
+    /// Outbound queue capacity per connection, in messages. [default: 1024]
+    #[arg(long, env = "ROOMCAST_OUTBOX_CAPACITY", value_name = "N")]
+    pub outbox_capacity: Option<usize>,
+    /// What to do with a recipient whose queue is full: disconnect (1008) or drop-oldest.
+    /// [default: disconnect]
+    #[arg(long, env = "ROOMCAST_SLOW_CONSUMER", value_name = "POLICY", value_parser = parse_policy)]
+    pub slow_consumer: Option<SlowConsumerPolicy>,
+    /// Most rooms one connection may join. [default: 1000]
+    #[arg(long, env = "ROOMCAST_MAX_SUBSCRIPTIONS", value_name = "N")]
+    pub max_subscriptions: Option<usize>,
+    /// Log format: text or json. [default: text]
+    #[arg(long, env = "ROOMCAST_LOG_FORMAT", value_name = "FORMAT")]
+    pub log_format: Option<String>,
+}
+
+fn parse_policy(s: &str) -> Result<SlowConsumerPolicy, String> {
+    match s {
+        "disconnect" => Ok(SlowConsumerPolicy::Disconnect),
+        "drop-oldest" | "drop_oldest" => Ok(SlowConsumerPolicy::DropOldest),
+        _ => Err(format!("{s:?} is not disconnect or drop-oldest")),
+    }
+}
+
+impl ServeArgs {
+    /// The flags (and environment) as a raw config layer.
+    fn as_raw(&self) -> RawConfig {
+        RawConfig {
+            server: RawServer {
+                bind: self.bind.clone(),
+                dev: self.dev.then_some(true),
+                max_message_bytes: self.max_message_bytes,
+                shutdown_grace: self.shutdown_grace,
+                shutdown_close_code: self.shutdown_close_code,
+                log_format: self.log_format.clone(),
+            },
+            heartbeat: RawHeartbeat {
+                interval: self.heartbeat_interval,
+                timeout: self.heartbeat_timeout,
+            },
+            connection: RawConnection {
+                outbox_capacity: self.outbox_capacity,
+                slow_consumer: self.slow_consumer,
+                max_subscriptions: self.max_subscriptions,
+            },
+        }
+    }
+
+    /// File, then flags, validated.
+    pub fn resolve(&self) -> anyhow::Result<crate::ServerConfig> {
+        let file = match &self.config {
+            Some(path) => RawConfig::load(path)?,
+            None => RawConfig::default(),
+        };
+        Ok(file.overlay(self.as_raw()).validate()?)
+    }
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => {
+            let config = args.resolve()?;
+            crate::serve::init_tracing(config.log_format);
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            runtime.block_on(crate::serve::run(config))
+        }
+        Command::DefaultConfig => {
+            print!(
+                "{}",
+                toml::to_string(&RawConfig::defaults()).context("encoding defaults")?
+            );
+            Ok(())
+        }
+        Command::CheckConfig(args) => {
+            let config = args.resolve()?;
+            println!("configuration ok: listening on {}", config.bind);
+            Ok(())
+        }
+    }
+}

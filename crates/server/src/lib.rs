@@ -1,0 +1,16 @@
+//! The roomcast server: the only crate that knows axum.
+//!
+//! - [`cli`]: the `roomcast` command line (serve, default-config, check-config).
+//! - [`config`]: raw settings from file, environment and flags, validated into [`config::ServerConfig`].
+//! - [`app`]: the axum router and its shared state; tests can embed it without a binary.
+//! - [`ws`]: the WebSocket endpoint: upgrade, the per-connection task, request dispatch.
+//! - [`serve`]: binding, the maintenance task and graceful shutdown.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod serve;
+pub mod ws;
+
+pub use app::{router, AppState};
+pub use config::ServerConfig;

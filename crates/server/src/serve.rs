@@ -1,0 +1,122 @@
+//! Running the server: bind, announce, serve, and shut down gracefully.
+//!
+//! Shutdown order: stop accepting (the listener closes), ask every session to close with
+//! the configured code after flushing its queue, wait up to `shutdown_grace` for the
+//! connection tasks to finish, stop the maintenance task, return.
+
+use std::future::IntoFuture;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use roomcast_engine::history::{MemoryHistory, Retention};
+use roomcast_engine::Hub;
+use tokio::net::TcpListener;
+
+use crate::app::{router, AppState};
+use crate::config::{LogFormat, ServerConfig};
+
+/// Installs the global tracing subscriber. `RUST_LOG` filters (default `info`).
+pub fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// Builds the hub for a configuration.
+pub fn build_hub(config: &ServerConfig) -> Hub {
+    Hub::new(
+        config.hub.clone(),
+        Arc::new(MemoryHistory::new(Retention::default())),
+    )
+}
+
+/// Serves until SIGINT/SIGTERM, then shuts down gracefully.
+pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(config.bind)
+        .await
+        .with_context(|| format!("binding {}", config.bind))?;
+    let state = AppState::new(build_hub(&config), config);
+    serve_on(listener, state, shutdown_signal()).await
+}
+
+/// Serves on an already bound listener until `stop` completes. Prints
+/// `listening on ws://ADDR:PORT` on stdout once ready.
+pub async fn serve_on(
+    listener: TcpListener,
+    state: AppState,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let addr = listener.local_addr().context("reading the bound address")?;
+    if state.config.dev {
+        tracing::warn!(
+            "DEVELOPMENT MODE: anonymous clients are allowed; never run --dev in production"
+        );
+    }
+    let maintenance = tokio::spawn(roomcast_engine::maintenance::run(
+        state.hub.clone(),
+        state.shutdown.child_token(),
+    ));
+    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let shutdown = state.shutdown.clone();
+    let server = tokio::spawn(
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .into_future(),
+    );
+    {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "listening on ws://{addr}");
+        let _ = out.flush();
+    }
+    tracing::info!(%addr, "roomcast listening");
+
+    stop.await;
+    tracing::info!("shutting down: closing connections");
+    state.shutdown.cancel();
+    let code = state.config.shutdown_close;
+    state.hub.close_all(code, code.default_reason());
+    state.tasks.close();
+    if tokio::time::timeout(state.config.shutdown_grace, state.tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            remaining = state.tasks.len(),
+            "shutdown grace elapsed with connections still draining"
+        );
+    }
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), server).await;
+    maintenance.abort();
+    tracing::info!("shutdown complete");
+    Ok(())
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+}

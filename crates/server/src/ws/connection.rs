@@ -1,0 +1,211 @@
+//! One WebSocket connection: a single task that alternates between draining the
+//! session's outbox to the socket and reading the client's frames.
+//!
+//! Writes are coalesced: everything queued since the last drain is fed to the codec and
+//! flushed with one syscall where the kernel allows. Closing always goes through the
+//! outbox ([`Outbox::close`](roomcast_engine::Outbox::close)), whoever decides it (the
+//! hub on supersede or eviction, fan-out on overflow, this task on a bad frame, shutdown),
+//! so there is exactly one place that writes close frames.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use roomcast_engine::hub::SubscribeError;
+use roomcast_engine::outbox::Outgoing;
+use roomcast_engine::{Hub, Session};
+use roomcast_protocol::server::Reply;
+use roomcast_protocol::{ClientId, CloseCode, ErrorCode, RequestId, RoomName, Sequence};
+
+use super::dispatch::{self, Replay};
+use super::WsQuery;
+use crate::app::AppState;
+
+type ReplayFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// How long a close handshake or a stuck write may take before the socket is dropped.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub(super) async fn run(
+    mut ws: WebSocket,
+    state: AppState,
+    client_id: ClientId,
+    remote: Option<SocketAddr>,
+    query: WsQuery,
+) {
+    let hub = state.hub.clone();
+    let session = hub.connect(client_id, remote);
+    if state.shutdown.is_cancelled() {
+        session.outbox.close(
+            state.config.shutdown_close,
+            state.config.shutdown_close.default_reason(),
+            false,
+        );
+    }
+    let server_time = roomcast_protocol::time::now_rfc3339();
+    let welcome = Reply::Welcome {
+        client_id: &session.client_id,
+        heartbeat_interval: hub.config().heartbeat_interval.as_secs(),
+        server_time: &server_time,
+    };
+    session.outbox.push(Bytes::from(welcome.to_json()));
+
+    let mut replays: VecDeque<Replay> = VecDeque::new();
+    match query.last_sequence {
+        Some(n) => replays.push_back(Replay {
+            room: RoomName::general(),
+            after: Sequence(n),
+            epoch: query.epoch,
+            id: None,
+        }),
+        None => {
+            if let Err(e) = hub.subscribe(&session, &RoomName::general()) {
+                tracing::warn!(error = %e, "joining general failed");
+                session
+                    .outbox
+                    .close(CloseCode::ServerError, "history unavailable", false);
+            }
+        }
+    }
+
+    let write_timeout = hub.config().dead_after();
+    let mut batch: Vec<Bytes> = Vec::new();
+    let mut replay: Option<ReplayFuture> = None;
+    loop {
+        if replay.is_none() {
+            replay = replays.pop_front().map(|r| start_replay(&hub, &session, r));
+        }
+        tokio::select! {
+            biased;
+            out = session.outbox.drain(&mut batch) => {
+                let written = tokio::time::timeout(write_timeout, write_batch(&mut ws, &mut batch)).await;
+                batch.clear();
+                if !matches!(written, Ok(Ok(()))) {
+                    break;
+                }
+                if let Outgoing::Close(close) = out {
+                    let frame = CloseFrame { code: close.code.as_u16(), reason: Utf8Bytes::from(close.reason.as_ref()) };
+                    let _ = tokio::time::timeout(CLOSE_TIMEOUT, ws.send(Message::Close(Some(frame)))).await;
+                    // Give the client a moment to answer the close handshake, without
+                    // letting a silent peer hold the task.
+                    let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+                        while let Some(Ok(_)) = ws.next().await {}
+                    }).await;
+                    break;
+                }
+            }
+            _ = async { if let Some(r) = replay.as_mut() { r.await } }, if replay.is_some() => {
+                replay = None;
+            }
+            frame = ws.next() => {
+                match frame {
+                    None => break,
+                    Some(Ok(msg)) => {
+                        hub.touch(&session);
+                        if !on_frame(&state, &session, msg, &mut replays) {
+                            break;
+                        }
+                    }
+                    Some(Err(e)) => {
+                        let code = read_error_close_code(e);
+                        match code {
+                            Some(code) => session.outbox.close(code, code.default_reason(), false),
+                            None => break,
+                        }
+                    }
+                }
+            }
+        }
+    }
+    hub.disconnect(&session);
+}
+
+/// Handles one inbound frame. Returns false when the connection is over.
+fn on_frame(
+    state: &AppState,
+    session: &Arc<Session>,
+    msg: Message,
+    replays: &mut VecDeque<Replay>,
+) -> bool {
+    match msg {
+        Message::Text(text) => {
+            session.messages_in.fetch_add(1, Ordering::Relaxed);
+            if let Some(replay) = dispatch::handle_text(&state.hub, session, text.as_str()) {
+                replays.push_back(replay);
+            }
+            true
+        }
+        Message::Binary(_) => {
+            session.outbox.close(
+                CloseCode::UnsupportedData,
+                CloseCode::UnsupportedData.default_reason(),
+                false,
+            );
+            true
+        }
+        // The codec answers pings itself; both only count as liveness.
+        Message::Ping(_) | Message::Pong(_) => true,
+        Message::Close(_) => false,
+    }
+}
+
+/// Maps a read error to the close code the client should get, or None to just drop.
+fn read_error_close_code(e: axum::Error) -> Option<CloseCode> {
+    let inner = e.into_inner();
+    match inner.downcast_ref::<tungstenite::Error>() {
+        Some(tungstenite::Error::Capacity(_)) => Some(CloseCode::MessageTooBig),
+        Some(tungstenite::Error::Utf8(_)) => Some(CloseCode::UnsupportedData),
+        Some(tungstenite::Error::Protocol(_)) => Some(CloseCode::PolicyViolation),
+        _ => None,
+    }
+}
+
+async fn write_batch(ws: &mut WebSocket, batch: &mut Vec<Bytes>) -> Result<(), axum::Error> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    for frame in batch.drain(..) {
+        // Frames are produced as UTF-8 JSON; the check does not copy.
+        match Utf8Bytes::try_from(frame) {
+            Ok(text) => ws.feed(Message::Text(text)).await?,
+            Err(_) => tracing::error!("dropping a non-UTF-8 outbound frame"),
+        }
+    }
+    ws.flush().await
+}
+
+fn start_replay(hub: &Hub, session: &Arc<Session>, r: Replay) -> ReplayFuture {
+    let hub = hub.clone();
+    let session = session.clone();
+    Box::pin(async move {
+        let result = hub
+            .subscribe_since(&session, &r.room, r.after, r.epoch.as_deref())
+            .await;
+        if let Err(e) = result {
+            let (code, message) = match &e {
+                SubscribeError::TooManySubscriptions(_) => {
+                    (ErrorCode::TooManySubscriptions, e.to_string())
+                }
+                SubscribeError::History(_) => (ErrorCode::Unavailable, e.to_string()),
+            };
+            push_error(&session, code, &message, r.id.as_ref());
+        }
+    })
+}
+
+pub(super) fn push_error(
+    session: &Session,
+    code: ErrorCode,
+    message: &str,
+    id: Option<&RequestId>,
+) {
+    let reply = Reply::Error { code, message, id };
+    session.outbox.push(Bytes::from(reply.to_json()));
+}

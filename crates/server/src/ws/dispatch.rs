@@ -1,0 +1,159 @@
+//! What each client request does. Replies go through the session's outbox like every
+//! other frame, so they stay ordered with the events around them.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use roomcast_engine::hub::{PublishError, SubscribeError};
+use roomcast_engine::{Hub, Session};
+use roomcast_protocol::server::{ack, EventBody, Reply};
+use roomcast_protocol::{
+    parse_request, ErrorCode, ParsedRequest, Request, RequestId, RoomName, Sequence,
+};
+
+use super::connection::push_error;
+
+/// A subscribe-with-recovery to run after the current frame.
+#[derive(Debug)]
+pub(super) struct Replay {
+    pub(super) room: RoomName,
+    pub(super) after: Sequence,
+    pub(super) epoch: Option<String>,
+    pub(super) id: Option<RequestId>,
+}
+
+fn push(session: &Session, reply: Reply<'_>) {
+    session.outbox.push(Bytes::from(reply.to_json()));
+}
+
+fn subscribe_error(session: &Session, e: SubscribeError, id: Option<&RequestId>) {
+    let code = match e {
+        SubscribeError::TooManySubscriptions(_) => ErrorCode::TooManySubscriptions,
+        SubscribeError::History(_) => ErrorCode::Unavailable,
+    };
+    push_error(session, code, &e.to_string(), id);
+}
+
+/// Handles one text frame; returns a replay to start when the request asks for one.
+pub(super) fn handle_text(hub: &Hub, session: &Arc<Session>, text: &str) -> Option<Replay> {
+    let ParsedRequest { id, request } = match parse_request(text) {
+        Ok(r) => r,
+        Err(e) => {
+            push_error(session, e.code, &e.message, e.id.as_ref());
+            return None;
+        }
+    };
+    let id = id.as_ref();
+    match request {
+        Request::Subscribe { room, since: None } => match hub.subscribe(session, &room) {
+            Ok(head) => {
+                if id.is_some() {
+                    push(
+                        session,
+                        Reply::Ack {
+                            id,
+                            room: Some(&room),
+                            members: None,
+                            sequence: Some(head.sequence),
+                            epoch: Some(&head.epoch),
+                        },
+                    );
+                }
+            }
+            Err(e) => subscribe_error(session, e, id),
+        },
+        Request::Subscribe {
+            room,
+            since: Some(since),
+        } => {
+            match hub.room_head(&room) {
+                Ok(head) => {
+                    if id.is_some() {
+                        push(
+                            session,
+                            Reply::Ack {
+                                id,
+                                room: Some(&room),
+                                members: None,
+                                sequence: Some(head.sequence),
+                                epoch: Some(&head.epoch),
+                            },
+                        );
+                    }
+                }
+                Err(e) => {
+                    subscribe_error(session, e.into(), id);
+                    return None;
+                }
+            }
+            return Some(Replay {
+                room,
+                after: Sequence(since.sequence),
+                epoch: since.epoch,
+                id: id.cloned(),
+            });
+        }
+        Request::Unsubscribe { room } => {
+            hub.unsubscribe(session, &room);
+            if id.is_some() {
+                push(session, ack(id));
+            }
+        }
+        Request::Message { room, content } => {
+            if !session.is_member(&room) {
+                push_error(
+                    session,
+                    ErrorCode::NotSubscribed,
+                    "join the room before sending to it",
+                    id,
+                );
+                return None;
+            }
+            let body = EventBody::chat(&session.client_id, content);
+            match hub.publish(&room, "message", &body, Some(session.conn_id)) {
+                Ok(published) => {
+                    if id.is_some() {
+                        push(
+                            session,
+                            Reply::Ack {
+                                id,
+                                room: Some(&room),
+                                members: None,
+                                sequence: Some(published.sequence),
+                                epoch: Some(&published.epoch),
+                            },
+                        );
+                    }
+                }
+                Err(PublishError::InvalidType) => {
+                    push_error(session, ErrorCode::InvalidMessage, "invalid event type", id)
+                }
+                Err(e @ PublishError::History(_)) => {
+                    push_error(session, ErrorCode::Unavailable, &e.to_string(), id)
+                }
+            }
+        }
+        Request::Ping => push(session, Reply::Pong { id }),
+        Request::Pong => {}
+        Request::Presence { room } => {
+            let members = hub.presence(&room);
+            push(
+                session,
+                Reply::Ack {
+                    id,
+                    room: Some(&room),
+                    members: Some(&members),
+                    sequence: None,
+                    epoch: None,
+                },
+            );
+        }
+        Request::AuthResponse { .. } => push_error(
+            session,
+            ErrorCode::UnknownType,
+            "auth_response is not expected on this endpoint",
+            id,
+        ),
+    }
+    None
+}

@@ -1,0 +1,160 @@
+//! Shared helpers for the integration tests: start the real `roomcast` binary on an
+//! ephemeral loopback port and talk to it with the real Rust client over TCP.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::time::Duration;
+
+use roomcast_client::{Connection, Incoming};
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// Default wait for anything that should happen promptly.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A running server process.
+pub struct TestServer {
+    pub child: Child,
+    pub addr: SocketAddr,
+}
+
+impl TestServer {
+    /// Starts `roomcast serve --bind 127.0.0.1:0 --dev <args>` and waits for its
+    /// `listening on` line.
+    pub async fn start(args: &[&str]) -> TestServer {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_roomcast"));
+        cmd.arg("serve")
+            .arg("--bind")
+            .arg("127.0.0.1:0")
+            .arg("--dev")
+            .args(args);
+        cmd.stdout(Stdio::piped()).kill_on_drop(true);
+        if std::env::var_os("ROOMCAST_TEST_LOG").is_none() {
+            cmd.stderr(Stdio::null());
+        }
+        let mut child = cmd.spawn().expect("spawn roomcast");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(WAIT, lines.next_line())
+            .await
+            .expect("server announced itself in time")
+            .expect("read stdout")
+            .expect("a first line");
+        let addr = line
+            .strip_prefix("listening on ws://")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .parse()
+            .expect("an address");
+        // Keep draining stdout so the server never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        TestServer { child, addr }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("ws://{}{}", self.addr, path)
+    }
+
+    pub fn http(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Connects as `client_id` and consumes the welcome.
+    pub async fn connect(&self, client_id: &str) -> Connection {
+        let mut c = self.connect_raw(client_id).await;
+        let welcome = recv_json(&mut c).await;
+        assert_eq!(welcome["type"], "welcome", "{welcome}");
+        c
+    }
+
+    /// Connects without consuming anything.
+    pub async fn connect_raw(&self, client_id: &str) -> Connection {
+        Connection::connect(&self.url(&format!("/ws/{client_id}")))
+            .await
+            .expect("connect")
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        let pid = self.child.id().expect("running");
+        let status = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(pid.to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success());
+    }
+}
+
+/// The next JSON message; panics on close or timeout.
+pub async fn recv_json(c: &mut Connection) -> Value {
+    match c.recv_timeout(WAIT).await.expect("a message in time") {
+        Incoming::Json(v) => v,
+        other => panic!("expected a message, got {other:?}"),
+    }
+}
+
+/// The next message that is not a server heartbeat.
+pub async fn recv_event(c: &mut Connection) -> Value {
+    loop {
+        let v = recv_json(c).await;
+        if v["type"] != "ping" {
+            return v;
+        }
+    }
+}
+
+/// Waits for the connection to be closed and returns (code, reason).
+pub async fn recv_close(c: &mut Connection) -> (Option<u16>, String) {
+    loop {
+        match c.recv_timeout(WAIT).await.expect("close in time") {
+            Incoming::Closed { code, reason } => return (code, reason),
+            Incoming::Json(_) => continue,
+        }
+    }
+}
+
+/// Sends a request with an id and returns the reply carrying that id.
+pub async fn request(c: &mut Connection, mut req: Value, id: Value) -> Value {
+    req["id"] = id.clone();
+    c.send_json(&req).await.expect("send");
+    loop {
+        let v = recv_json(c).await;
+        if v.get("id") == Some(&id) {
+            return v;
+        }
+    }
+}
+
+/// Subscribes and waits for the ack.
+pub async fn subscribe(c: &mut Connection, room: &str) -> Value {
+    let ack = request(
+        c,
+        json!({"type":"subscribe","room":room}),
+        json!(format!("sub-{room}")),
+    )
+    .await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+    ack
+}
+
+/// A round trip that proves every frame the server queued for `c` before this point has
+/// been read: returns the messages that arrived before the pong.
+pub async fn barrier(c: &mut Connection) -> Vec<Value> {
+    let id = json!("barrier");
+    c.send_json(&json!({"type":"ping","id":id}))
+        .await
+        .expect("send");
+    let mut before = Vec::new();
+    loop {
+        let v = recv_json(c).await;
+        if v["type"] == "pong" && v["id"] == id {
+            return before;
+        }
+        if v["type"] != "ping" {
+            before.push(v);
+        }
+    }
+}
