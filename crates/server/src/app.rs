@@ -2,13 +2,18 @@
 
 use std::sync::Arc;
 
-use axum::routing::get;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
 use axum::Router;
 use roomcast_engine::Hub;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::api::ApiKeys;
 use crate::config::ServerConfig;
+
+/// Largest HTTP API body (a full batch of large events).
+const MAX_API_BODY: usize = 16 * 1024 * 1024;
 
 /// Shared state: cheap to clone.
 #[derive(Clone, Debug)]
@@ -21,6 +26,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Tracks every connection task so shutdown can wait for them.
     pub tasks: TaskTracker,
+    /// Keys of the publish/history APIs.
+    pub api_keys: ApiKeys,
 }
 
 impl AppState {
@@ -28,6 +35,7 @@ impl AppState {
     pub fn new(hub: Hub, config: ServerConfig) -> AppState {
         AppState {
             hub,
+            api_keys: ApiKeys::new(config.api_keys.clone()),
             config: Arc::new(config),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
@@ -40,5 +48,9 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/ws/{client_id}", get(crate::ws::upgrade))
+        .route("/api/publish", post(crate::api::publish))
+        .route("/api/publish/batch", post(crate::api::publish_batch))
+        .route("/api/history/{room}", get(crate::api::history))
+        .layer(DefaultBodyLimit::max(MAX_API_BODY))
         .with_state(state)
 }

@@ -5,9 +5,10 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use roomcast_engine::history::FsyncPolicy;
 use roomcast_engine::SlowConsumerPolicy;
 
-use crate::config::{RawConfig, RawConnection, RawHeartbeat, RawServer};
+use crate::config::{RawConfig, RawConnection, RawHeartbeat, RawHistory, RawServer};
 
 /// roomcast: a real-time WebSocket server with rooms, history and recovery.
 #[derive(Debug, Parser)]
@@ -69,9 +70,42 @@ pub struct ServeArgs {
     /// Most rooms one connection may join. [default: 1000]
     #[arg(long, env = "ROOMCAST_MAX_SUBSCRIPTIONS", value_name = "N")]
     pub max_subscriptions: Option<usize>,
+    /// History store: durable (embedded, in --data-dir) or memory. [default: durable]
+    #[arg(long, env = "ROOMCAST_HISTORY", value_name = "STORE")]
+    pub history: Option<String>,
+    /// Directory of the durable history store. [default: ./data]
+    #[arg(long, env = "ROOMCAST_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Events kept per room. [default: 1000]
+    #[arg(long, env = "ROOMCAST_HISTORY_MAX_EVENTS", value_name = "N")]
+    pub history_max_events: Option<usize>,
+    /// Seconds events are kept. [default: 300]
+    #[arg(long, env = "ROOMCAST_HISTORY_TTL", value_name = "SECS")]
+    pub history_ttl: Option<u64>,
+    /// When a history append counts as durable: batch (group commit), always, never.
+    /// [default: batch]
+    #[arg(long, env = "ROOMCAST_FSYNC", value_name = "POLICY", value_parser = parse_fsync)]
+    pub fsync: Option<FsyncPolicy>,
+    /// API key for POST /api/publish and GET /api/history (repeatable; env: comma-separated).
+    #[arg(
+        long = "api-key",
+        env = "ROOMCAST_API_KEYS",
+        value_name = "KEY",
+        value_delimiter = ','
+    )]
+    pub api_keys: Vec<String>,
     /// Log format: text or json. [default: text]
     #[arg(long, env = "ROOMCAST_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<String>,
+}
+
+fn parse_fsync(s: &str) -> Result<FsyncPolicy, String> {
+    match s {
+        "batch" => Ok(FsyncPolicy::Batch),
+        "always" => Ok(FsyncPolicy::Always),
+        "never" => Ok(FsyncPolicy::Never),
+        _ => Err(format!("{s:?} is not batch, always or never")),
+    }
 }
 
 fn parse_policy(s: &str) -> Result<SlowConsumerPolicy, String> {
@@ -93,6 +127,7 @@ impl ServeArgs {
                 shutdown_grace: self.shutdown_grace,
                 shutdown_close_code: self.shutdown_close_code,
                 log_format: self.log_format.clone(),
+                api_keys: (!self.api_keys.is_empty()).then(|| self.api_keys.clone()),
             },
             heartbeat: RawHeartbeat {
                 interval: self.heartbeat_interval,
@@ -102,6 +137,14 @@ impl ServeArgs {
                 outbox_capacity: self.outbox_capacity,
                 slow_consumer: self.slow_consumer,
                 max_subscriptions: self.max_subscriptions,
+            },
+            history: RawHistory {
+                store: self.history.clone(),
+                data_dir: self.data_dir.clone(),
+                fsync: self.fsync,
+                max_events: self.history_max_events,
+                ttl: self.history_ttl,
+                rules: None,
             },
         }
     }

@@ -6,6 +6,9 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use std::path::PathBuf;
+
+use roomcast_engine::history::{FsyncPolicy, Retention, RetentionRule};
 use roomcast_engine::{HubConfig, SlowConsumerPolicy};
 use roomcast_protocol::CloseCode;
 use serde::{Deserialize, Serialize};
@@ -23,6 +26,28 @@ pub struct RawConfig {
     /// `[connection]`
     #[serde(default)]
     pub connection: RawConnection,
+    /// `[history]`
+    #[serde(default)]
+    pub history: RawHistory,
+}
+
+/// `[history]` section.
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHistory {
+    /// `durable` (default) or `memory`.
+    pub store: Option<String>,
+    /// Directory of the durable store.
+    pub data_dir: Option<PathBuf>,
+    /// `batch` (default), `always` or `never`.
+    pub fsync: Option<FsyncPolicy>,
+    /// Events kept per room by the default rule.
+    pub max_events: Option<usize>,
+    /// Seconds events are kept by the default rule.
+    pub ttl: Option<u64>,
+    /// Per-prefix rules (`prefix`, `max_events`, `ttl`); the longest matching prefix wins.
+    /// `max_events = 0` disables history for a prefix.
+    pub rules: Option<Vec<RetentionRule>>,
 }
 
 /// `[server]` section.
@@ -41,6 +66,8 @@ pub struct RawServer {
     pub shutdown_close_code: Option<u16>,
     /// `text` or `json`.
     pub log_format: Option<String>,
+    /// Keys accepted by the publish and history APIs (`Authorization: Bearer <key>`).
+    pub api_keys: Option<Vec<String>>,
 }
 
 /// `[heartbeat]` section.
@@ -89,6 +116,7 @@ impl RawConfig {
                 shutdown_grace: Some(d.shutdown_grace.as_secs()),
                 shutdown_close_code: Some(d.shutdown_close.as_u16()),
                 log_format: Some("text".into()),
+                api_keys: Some(Vec::new()),
             },
             heartbeat: RawHeartbeat {
                 interval: Some(d.hub.heartbeat_interval.as_secs()),
@@ -98,6 +126,14 @@ impl RawConfig {
                 outbox_capacity: Some(d.hub.outbox_capacity),
                 slow_consumer: Some(d.hub.slow_consumer),
                 max_subscriptions: Some(d.hub.max_subscriptions),
+            },
+            history: RawHistory {
+                store: Some("durable".into()),
+                data_dir: Some(d.history.data_dir.clone()),
+                fsync: Some(d.history.fsync),
+                max_events: Some(1000),
+                ttl: Some(300),
+                rules: Some(Vec::new()),
             },
         }
     }
@@ -129,6 +165,32 @@ pub struct ServerConfig {
     pub log_format: LogFormat,
     /// Engine settings.
     pub hub: HubConfig,
+    /// Keys of the publish/history APIs.
+    pub api_keys: Vec<String>,
+    /// History store settings.
+    pub history: HistoryConfig,
+}
+
+/// Which history store to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistoryStore {
+    /// In memory: fast, lost on restart (a restart starts new epochs).
+    Memory,
+    /// Embedded on-disk store in `data_dir`.
+    Durable,
+}
+
+/// Validated history settings.
+#[derive(Debug, Clone)]
+pub struct HistoryConfig {
+    /// Store kind.
+    pub store: HistoryStore,
+    /// Directory of the durable store.
+    pub data_dir: PathBuf,
+    /// Fsync policy of the durable store.
+    pub fsync: FsyncPolicy,
+    /// Which rooms keep how much.
+    pub retention: Retention,
 }
 
 impl Default for ServerConfig {
@@ -141,6 +203,13 @@ impl Default for ServerConfig {
             shutdown_close: CloseCode::ServerShutdown,
             log_format: LogFormat::Text,
             hub: HubConfig::default(),
+            api_keys: Vec::new(),
+            history: HistoryConfig {
+                store: HistoryStore::Durable,
+                data_dir: PathBuf::from("./data"),
+                fsync: FsyncPolicy::Batch,
+                retention: Retention::default(),
+            },
         }
     }
 }
@@ -196,6 +265,13 @@ impl RawConfig {
             server.shutdown_grace,
             server.shutdown_close_code,
             server.log_format,
+            server.api_keys,
+            history.store,
+            history.data_dir,
+            history.fsync,
+            history.max_events,
+            history.ttl,
+            history.rules,
             heartbeat.interval,
             heartbeat.timeout,
             connection.outbox_capacity,
@@ -289,6 +365,48 @@ impl RawConfig {
                 "must be at least 1",
             ));
         }
+        let store = match self.history.store.as_deref() {
+            None | Some("durable") => HistoryStore::Durable,
+            Some("memory") => HistoryStore::Memory,
+            Some(other) => {
+                return Err(invalid(
+                    "history.store",
+                    format!("{other:?} is not memory or durable"),
+                ))
+            }
+        };
+        let max_events = self.history.max_events.unwrap_or(1000);
+        if max_events > 10_000_000 {
+            return Err(invalid("history.max_events", "must be at most 10000000"));
+        }
+        let ttl = match self.history.ttl {
+            None => Duration::from_secs(300),
+            Some(0) => return Err(invalid("history.ttl", "must be at least 1 second")),
+            Some(s) => Duration::from_secs(s),
+        };
+        let mut retention = Retention::all(max_events, ttl);
+        for rule in self.history.rules.unwrap_or_default() {
+            if rule.ttl.is_zero() {
+                return Err(invalid(
+                    "history.rules",
+                    format!("rule {:?}: ttl must be positive", rule.prefix),
+                ));
+            }
+            retention.rules.push(rule);
+        }
+        let api_keys: Vec<String> = self
+            .server
+            .api_keys
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|k| !k.is_empty())
+            .collect();
+        if api_keys.iter().any(|k| k.len() < 8) {
+            return Err(invalid(
+                "server.api_keys",
+                "every API key must be at least 8 characters",
+            ));
+        }
         Ok(ServerConfig {
             bind,
             dev: self.server.dev.unwrap_or(false),
@@ -303,6 +421,13 @@ impl RawConfig {
                 slow_consumer: self.connection.slow_consumer.unwrap_or(d.hub.slow_consumer),
                 max_subscriptions,
                 ..d.hub
+            },
+            api_keys,
+            history: HistoryConfig {
+                store,
+                data_dir: self.history.data_dir.unwrap_or(d.history.data_dir),
+                fsync: self.history.fsync.unwrap_or(d.history.fsync),
+                retention,
             },
         })
     }

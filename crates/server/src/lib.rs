@@ -2,10 +2,12 @@
 //!
 //! - [`cli`]: the `roomcast` command line (serve, default-config, check-config).
 //! - [`config`]: raw settings from file, environment and flags, validated into [`config::ServerConfig`].
+//! - [`api`]: HTTP publish and history APIs.
 //! - [`app`]: the axum router and its shared state; tests can embed it without a binary.
 //! - [`ws`]: the WebSocket endpoint: upgrade, the per-connection task, request dispatch.
 //! - [`serve`]: binding, the maintenance task and graceful shutdown.
 
+pub mod api;
 pub mod app;
 pub mod cli;
 pub mod config;

@@ -10,12 +10,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
-use roomcast_engine::history::{MemoryHistory, Retention};
+use roomcast_engine::history::{DurableConfig, DurableHistory, History, MemoryHistory};
 use roomcast_engine::Hub;
 use tokio::net::TcpListener;
 
 use crate::app::{router, AppState};
-use crate::config::{LogFormat, ServerConfig};
+use crate::config::{HistoryStore, LogFormat, ServerConfig};
 
 /// Installs the global tracing subscriber. `RUST_LOG` filters (default `info`).
 pub fn init_tracing(format: LogFormat) {
@@ -30,12 +30,24 @@ pub fn init_tracing(format: LogFormat) {
     };
 }
 
-/// Builds the hub for a configuration.
-pub fn build_hub(config: &ServerConfig) -> Hub {
-    Hub::new(
-        config.hub.clone(),
-        Arc::new(MemoryHistory::new(Retention::default())),
-    )
+/// Builds the hub for a configuration, opening the durable history store if configured.
+pub fn build_hub(config: &ServerConfig) -> anyhow::Result<Hub> {
+    let history: Arc<dyn History> = match config.history.store {
+        HistoryStore::Memory => Arc::new(MemoryHistory::new(config.history.retention.clone())),
+        HistoryStore::Durable => {
+            let durable = DurableConfig {
+                retention: config.history.retention.clone(),
+                fsync: config.history.fsync,
+                ..DurableConfig::default()
+            };
+            let dir = &config.history.data_dir;
+            Arc::new(
+                DurableHistory::open(dir, durable)
+                    .with_context(|| format!("opening the history store in {}", dir.display()))?,
+            )
+        }
+    };
+    Ok(Hub::new(config.hub.clone(), history))
 }
 
 /// Serves until SIGINT/SIGTERM, then shuts down gracefully.
@@ -43,7 +55,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     let listener = TcpListener::bind(config.bind)
         .await
         .with_context(|| format!("binding {}", config.bind))?;
-    let state = AppState::new(build_hub(&config), config);
+    let state = AppState::new(build_hub(&config)?, config);
     serve_on(listener, state, shutdown_signal()).await
 }
 

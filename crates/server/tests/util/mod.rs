@@ -19,18 +19,26 @@ pub const WAIT: Duration = Duration::from_secs(10);
 pub struct TestServer {
     pub child: Child,
     pub addr: SocketAddr,
+    /// The durable store's directory (deleted with the last handle).
+    pub data: std::sync::Arc<tempfile::TempDir>,
 }
 
 impl TestServer {
-    /// Starts `roomcast serve --bind 127.0.0.1:0 --dev <args>` and waits for its
-    /// `listening on` line.
+    /// Starts `roomcast serve --bind 127.0.0.1:0 --dev --data-dir <fresh dir> <args>` and
+    /// waits for its `listening on` line.
     pub async fn start(args: &[&str]) -> TestServer {
+        let dir = std::sync::Arc::new(tempfile::tempdir().expect("temp dir"));
+        Self::start_in(dir, args).await
+    }
+
+    /// Starts a server whose durable store lives in `data` (for restart tests).
+    pub async fn start_in(data: std::sync::Arc<tempfile::TempDir>, args: &[&str]) -> TestServer {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_roomcast"));
         cmd.arg("serve")
             .arg("--bind")
             .arg("127.0.0.1:0")
-            .arg("--dev")
-            .args(args);
+            .arg("--dev");
+        cmd.arg("--data-dir").arg(data.path()).args(args);
         cmd.stdout(Stdio::piped()).kill_on_drop(true);
         if std::env::var_os("ROOMCAST_TEST_LOG").is_none() {
             cmd.stderr(Stdio::null());
@@ -50,7 +58,35 @@ impl TestServer {
             .expect("an address");
         // Keep draining stdout so the server never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        TestServer { child, addr }
+        TestServer { child, addr, data }
+    }
+
+    /// Kills the process with SIGKILL and waits for it.
+    pub async fn kill9(mut self) -> std::sync::Arc<tempfile::TempDir> {
+        self.child.kill().await.expect("kill -9");
+        self.data.clone()
+    }
+
+    /// The server's resident memory in KiB (Linux /proc).
+    pub fn rss_kib(&self) -> u64 {
+        let pid = self.child.id().expect("running");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS")
+    }
+
+    /// One HTTP/1.1 request; returns (status, body).
+    pub async fn http_request(
+        &self,
+        method: &str,
+        path: &str,
+        bearer: Option<&str>,
+        body: Option<&str>,
+    ) -> (u16, String) {
+        http_request(self.addr, method, path, bearer, body).await
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -157,4 +193,82 @@ pub async fn barrier(c: &mut Connection) -> Vec<Value> {
             before.push(v);
         }
     }
+}
+
+/// A minimal HTTP/1.1 client for the tests (one request per connection).
+pub async fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    bearer: Option<&str>,
+    body: Option<&str>,
+) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("tcp connect");
+    let body = body.unwrap_or("");
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if let Some(key) = bearer {
+        req.push_str(&format!("Authorization: Bearer {key}\r\n"));
+    }
+    if !body.is_empty() || method == "POST" {
+        req.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    stream
+        .write_all(req.as_bytes())
+        .await
+        .expect("write request");
+    let mut raw = Vec::new();
+    tokio::time::timeout(WAIT, stream.read_to_end(&mut raw))
+        .await
+        .expect("response in time")
+        .expect("read");
+    let text = String::from_utf8(raw).expect("utf-8 response");
+    let (head, rest) = text.split_once("\r\n\r\n").expect("header end");
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status");
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    let body = if chunked {
+        dechunk(rest)
+    } else {
+        rest.to_string()
+    };
+    (status, body)
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = &rest[n + 2..];
+    }
+    out
+}
+
+/// POSTs JSON and parses the JSON reply.
+pub async fn post_json(
+    server: &TestServer,
+    path: &str,
+    key: Option<&str>,
+    body: &Value,
+) -> (u16, Value) {
+    let (status, text) = server
+        .http_request("POST", path, key, Some(&body.to_string()))
+        .await;
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }

@@ -5,7 +5,8 @@
 //! already queued; for `Always`, nothing), writes them all in one transaction, commits, then
 //! resolves every receipt in the batch with the outcome, so a receipt never resolves before
 //! its event is committed. A failed transaction fails every receipt in it; the thread goes on
-//! with the next batch. With `Never`, commits are not synced; the writer syncs them every
+//! with the next batch. A batch's trims run after its receipts resolved, coalesced into one
+//! transaction of their own, so a trim over many rooms never delays an acknowledgement. With `Never`, commits are not synced; the writer syncs them every
 //! `checkpoint_interval` and before it exits.
 //!
 //! The thread exits when the store drops its queue sender, after writing what is left.
@@ -134,21 +135,35 @@ impl Writer {
         }
     }
 
-    /// Writes the batch in one transaction and resolves its receipts with the outcome.
+    /// Writes the batch's appends in one transaction and resolves its receipts with the
+    /// outcome. Then the batch's latest trim runs in a transaction of its own, so no receipt
+    /// waits for it (moving a trim after appends only lets it see newer data).
     fn commit(&mut self, batch: &mut Vec<Command>) {
         let durability = match self.fsync {
             FsyncPolicy::Never => Durability::None,
             FsyncPolicy::Batch | FsyncPolicy::Always => Durability::Immediate,
         };
-        let outcome = self
-            .write(batch, durability)
-            .map_err(|e| format!("writing {}: {e}", self.path.display()));
-        match &outcome {
-            Ok(()) if self.fsync == FsyncPolicy::Never => {
-                self.unsynced_since.get_or_insert_with(Instant::now);
+        let mut appends = 0;
+        let mut trim_at: Option<i64> = None;
+        for command in batch.iter() {
+            match command {
+                Command::Append { .. } => appends += 1,
+                Command::Trim { now_unix_millis } => {
+                    trim_at = Some(trim_at.map_or(*now_unix_millis, |t| t.max(*now_unix_millis)));
+                }
+                Command::Flush { .. } => {}
             }
-            Ok(()) => {}
-            Err(e) => tracing::error!(error = %e, events = batch.len(), "history write failed"),
+        }
+        // With no appends there is nothing to wait for: earlier batches are committed.
+        let outcome = if appends == 0 {
+            Ok(())
+        } else {
+            self.write(batch, durability)
+                .map_err(|e| format!("writing {}: {e}", self.path.display()))
+        };
+        match &outcome {
+            Ok(()) => self.committed(appends),
+            Err(e) => tracing::error!(error = %e, appends, "history write failed"),
         }
         for command in batch.drain(..) {
             let done = match command {
@@ -161,27 +176,50 @@ impl Writer {
                 let _ = done.send(outcome.clone().map_err(HistoryError::Storage));
             }
         }
+        if let Some(now) = trim_at {
+            match self.transact(durability, |w, events, heads| w.trim(events, heads, now)) {
+                Ok(()) => self.committed(1),
+                Err(e) => {
+                    tracing::error!(path = %self.path.display(), error = %e, "history trim failed")
+                }
+            }
+        }
     }
 
+    /// Notes a successful commit of `writes` changes: with `Never`, it still needs a sync.
+    fn committed(&mut self, writes: usize) {
+        if writes > 0 && self.fsync == FsyncPolicy::Never {
+            self.unsynced_since.get_or_insert_with(Instant::now);
+        }
+    }
+
+    /// Writes the batch's appends, in order, in one transaction.
     fn write(&self, batch: &[Command], durability: Durability) -> Result<(), redb::Error> {
+        self.transact(durability, |w, events, heads| {
+            for command in batch {
+                if let Command::Append {
+                    room, epoch, event, ..
+                } = command
+                {
+                    w.put(events, heads, room, epoch, event)?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Runs `f` on the tables in one write transaction and commits it.
+    fn transact(
+        &self,
+        durability: Durability,
+        f: impl FnOnce(&Writer, &mut EventsTable<'_>, &mut HeadsTable<'_>) -> Result<(), redb::Error>,
+    ) -> Result<(), redb::Error> {
         let mut txn = self.db.begin_write()?;
         txn.set_durability(durability)?;
         {
             let mut events = txn.open_table(EVENTS)?;
             let mut heads = txn.open_table(HEADS)?;
-            for command in batch {
-                match command {
-                    Command::Append {
-                        room, epoch, event, ..
-                    } => {
-                        self.put(&mut events, &mut heads, room, epoch, event)?;
-                    }
-                    Command::Trim { now_unix_millis } => {
-                        self.trim(&mut events, &mut heads, *now_unix_millis)?
-                    }
-                    Command::Flush { .. } => {}
-                }
-            }
+            f(self, &mut events, &mut heads)?;
         }
         txn.commit()?;
         Ok(())
@@ -355,12 +393,10 @@ mod tests {
             Durability::Immediate,
         )?;
         w.retention = Retention::none();
-        w.write(
-            &[Command::Trim {
-                now_unix_millis: now_unix_millis() + 1,
-            }],
-            Durability::Immediate,
-        )?;
+        let now = now_unix_millis() + 1;
+        w.transact(Durability::Immediate, |w, events, heads| {
+            w.trim(events, heads, now)
+        })?;
         assert!(stored(&w.db, "r")?.is_empty());
         let txn = w.db.begin_write()?;
         assert!(txn.open_table(HEADS)?.get("r")?.is_none());

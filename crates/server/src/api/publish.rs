@@ -1,0 +1,270 @@
+//! `POST /api/publish`, `POST /api/publish/batch` and `GET /api/history/{room}`.
+//!
+//! A publish goes through the same `Hub::publish` path as a client message (same sequence,
+//! same fan-out, same history) and is acknowledged only once its history append is durable
+//! under the configured fsync policy.
+
+use std::borrow::Cow;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::Json;
+use roomcast_engine::hub::{PublishError, Published};
+use roomcast_protocol::server::{valid_event_type, EventBody};
+use roomcast_protocol::{RoomName, Sequence};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use super::ApiError;
+use crate::app::AppState;
+
+/// Most items in one batch.
+pub(crate) const MAX_BATCH: usize = 1000;
+/// Most events one history read returns.
+pub(crate) const MAX_HISTORY_LIMIT: usize = 1000;
+
+/// Event types that would be mistaken for the server's own control messages.
+const RESERVED_TYPES: &[&str] = &[
+    "welcome",
+    "ack",
+    "error",
+    "ping",
+    "pong",
+    "user_left",
+    "replay_complete",
+    "recovery_failed",
+    "auth_challenge",
+    "auth_ok",
+];
+
+#[derive(Deserialize)]
+struct PublishItem<'a> {
+    #[serde(borrow)]
+    room: Option<Cow<'a, str>>,
+    #[serde(rename = "type", borrow)]
+    ty: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    data: Option<&'a RawValue>,
+}
+
+/// The reply to one published event.
+#[derive(Debug, Serialize)]
+pub(crate) struct PublishReply {
+    room: RoomName,
+    sequence: Sequence,
+    epoch: roomcast_protocol::Epoch,
+}
+
+struct Checked<'a> {
+    room: RoomName,
+    ty: Cow<'a, str>,
+    body: EventBody,
+}
+
+fn check_item<'a>(
+    item: PublishItem<'a>,
+    max_bytes: usize,
+    at: &str,
+) -> Result<Checked<'a>, ApiError> {
+    let room = item
+        .room
+        .ok_or_else(|| ApiError::BadRequest(format!("{at}missing \"room\"")))?;
+    let room = RoomName::parse(&room).map_err(|e| ApiError::BadRequest(format!("{at}{e}")))?;
+    let ty = item
+        .ty
+        .ok_or_else(|| ApiError::BadRequest(format!("{at}missing \"type\"")))?;
+    if !valid_event_type(&ty) {
+        return Err(ApiError::BadRequest(format!(
+            "{at}\"type\" must be 1-64 characters of [A-Za-z0-9_.:-]"
+        )));
+    }
+    if RESERVED_TYPES.contains(&&*ty) {
+        return Err(ApiError::BadRequest(format!(
+            "{at}\"type\" {ty:?} is reserved for the server"
+        )));
+    }
+    let data = item
+        .data
+        .ok_or_else(|| ApiError::BadRequest(format!("{at}missing \"data\"")))?;
+    if data.get().len() > max_bytes {
+        return Err(ApiError::BadRequest(format!(
+            "{at}\"data\" is larger than {max_bytes} bytes"
+        )));
+    }
+    Ok(Checked {
+        room,
+        ty,
+        body: EventBody::data(data),
+    })
+}
+
+fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    if state.api_keys.is_empty() && state.config.dev {
+        return Ok(());
+    }
+    state.api_keys.check(headers)
+}
+
+fn publish_one(state: &AppState, c: &Checked<'_>) -> Result<Published, ApiError> {
+    state
+        .hub
+        .publish(&c.room, &c.ty, &c.body, None)
+        .map_err(|e| match e {
+            PublishError::InvalidType => ApiError::BadRequest("invalid event type".into()),
+            PublishError::History(e) => ApiError::Unavailable(e.to_string()),
+        })
+}
+
+async fn durable(published: Published) -> Result<PublishReply, ApiError> {
+    if let Some(receipt) = published.receipt {
+        receipt
+            .durable
+            .await
+            .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    }
+    Ok(PublishReply {
+        room: RoomName::general(),
+        sequence: published.sequence,
+        epoch: published.epoch,
+    })
+}
+
+/// `POST /api/publish` with `{"room":R,"type":T,"data":<JSON>}`.
+pub(crate) async fn publish(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<PublishReply>, ApiError> {
+    authorize(&state, &headers)?;
+    let item: PublishItem<'_> = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
+    let checked = check_item(item, state.config.max_message_bytes, "")?;
+    let published = publish_one(&state, &checked)?;
+    let mut reply = durable(published).await?;
+    reply.room = checked.room;
+    Ok(Json(reply))
+}
+
+#[derive(Deserialize)]
+struct Wrapped<'a> {
+    #[serde(borrow)]
+    items: Vec<PublishItem<'a>>,
+}
+
+fn parse_batch(body: &[u8]) -> Result<Vec<PublishItem<'_>>, serde_json::Error> {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    if first == Some(&b'[') {
+        serde_json::from_slice(body)
+    } else {
+        serde_json::from_slice::<Wrapped<'_>>(body).map(|w| w.items)
+    }
+}
+
+/// The reply to a batch: one result per item, in order.
+#[derive(Debug, Serialize)]
+pub(crate) struct BatchReply {
+    published: usize,
+    results: Vec<PublishReply>,
+}
+
+/// `POST /api/publish/batch` with a JSON array of items (or `{"items":[...]}`), at most
+/// 1000. All items are validated before any is published.
+pub(crate) async fn publish_batch(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<BatchReply>, ApiError> {
+    authorize(&state, &headers)?;
+    let items = parse_batch(&body).map_err(|e| {
+        ApiError::BadRequest(format!(
+            "body must be a JSON array of {{\"room\",\"type\",\"data\"}} items (or {{\"items\":[...]}}): {e}"
+        ))
+    })?;
+    if items.is_empty() || items.len() > MAX_BATCH {
+        return Err(ApiError::BadRequest(format!(
+            "a batch holds 1-{MAX_BATCH} items"
+        )));
+    }
+    let max = state.config.max_message_bytes;
+    let checked = items
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| check_item(item, max, &format!("item {i}: ")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut pending = Vec::with_capacity(checked.len());
+    for c in &checked {
+        pending.push((c.room.clone(), publish_one(&state, c)?));
+    }
+    let mut results = Vec::with_capacity(pending.len());
+    for (room, published) in pending {
+        let mut reply = durable(published).await?;
+        reply.room = room;
+        results.push(reply);
+    }
+    Ok(Json(BatchReply {
+        published: results.len(),
+        results,
+    }))
+}
+
+/// Query of `GET /api/history/{room}`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct HistoryQuery {
+    since: Option<u64>,
+    limit: Option<usize>,
+}
+
+/// A history page.
+#[derive(Debug, Serialize)]
+pub(crate) struct HistoryReply {
+    room: RoomName,
+    epoch: roomcast_protocol::Epoch,
+    sequence: Sequence,
+    complete: bool,
+    events: Vec<Box<RawValue>>,
+}
+
+/// `GET /api/history/{room}?since=N&limit=M`: stored events with sequence > N (default 0),
+/// at most M (default 100, at most 1000). `complete` is false when events after N were
+/// trimmed.
+pub(crate) async fn history(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(room): Path<String>,
+    query: Result<Query<HistoryQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<HistoryReply>, ApiError> {
+    authorize(&state, &headers)?;
+    let room = RoomName::parse(&room).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let Query(q) = query.map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let limit = q.limit.unwrap_or(100).clamp(1, MAX_HISTORY_LIMIT);
+    let history = state.hub.history();
+    if !history.keeps(&room) {
+        let head = state
+            .hub
+            .room_head(&room)
+            .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+        return Ok(Json(HistoryReply {
+            room,
+            epoch: head.epoch,
+            sequence: head.sequence,
+            complete: q.since.unwrap_or(0) >= head.sequence.0,
+            events: Vec::new(),
+        }));
+    }
+    let read = history
+        .read_since(&room, Sequence(q.since.unwrap_or(0)), limit)
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    let events = read
+        .events
+        .iter()
+        .filter_map(|e| serde_json::from_slice::<Box<RawValue>>(&e.frame).ok())
+        .collect();
+    Ok(Json(HistoryReply {
+        room,
+        epoch: read.head.epoch,
+        sequence: read.head.sequence,
+        complete: read.complete,
+        events,
+    }))
+}
