@@ -21,5 +21,5 @@ pub mod maintenance;
 pub mod outbox;
 
 pub use config::{HubConfig, SlowConsumerPolicy};
-pub use hub::{ConnId, Hub, Session};
+pub use hub::{ConnId, Hub, Session, SessionMeta};
 pub use outbox::{Outbox, Outgoing};

@@ -57,6 +57,8 @@ struct State {
     /// Set once the writer has taken the close request.
     close_taken: bool,
     dropped: u64,
+    /// Frames handed to the writer so far.
+    delivered: u64,
 }
 
 /// A bounded, closable queue of frames for one connection.
@@ -190,6 +192,11 @@ impl Outbox {
         self.len() == 0
     }
 
+    /// Frames handed to the connection's writer so far.
+    pub fn delivered(&self) -> u64 {
+        self.lock().delivered
+    }
+
     /// Messages dropped by the drop-oldest policy so far.
     pub fn dropped(&self) -> u64 {
         self.lock().dropped
@@ -204,6 +211,7 @@ impl Outbox {
             {
                 let mut st = self.lock();
                 if !st.queue.is_empty() {
+                    st.delivered += st.queue.len() as u64;
                     out.extend(st.queue.drain(..));
                     // Release the ring's storage when a burst is over, so idle
                     // connections hold no queue memory.

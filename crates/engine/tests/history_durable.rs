@@ -291,7 +291,11 @@ mod history {
             }
         }
         child.kill()?; // SIGKILL, mid-write: the child never stops appending by itself
-        child.wait()?;
+        let status = child.wait()?;
+        assert!(
+            !status.success(),
+            "the child was killed, it did not finish: {status}"
+        );
         // Anything acked after the last line we read is a bonus; everything read must be there.
         while let Ok(line) = lines.recv_timeout(Duration::from_millis(200)) {
             if let Some(i) = line.find("acked ") {

@@ -21,7 +21,8 @@ pub enum ErrorCode {
     NotSubscribed,
     /// A room name outside 1-200 characters of `[A-Za-z0-9_.:@/-]`.
     InvalidRoom,
-    /// The connection's credentials do not allow this room or action.
+    /// The connection's credentials do not allow this room or action. Repeated forbidden
+    /// subscriptions close the connection with 4031.
     Forbidden,
     /// The message was dropped because the connection exceeded its rate limit.
     RateLimited,

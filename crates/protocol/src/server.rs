@@ -75,6 +75,18 @@ pub enum Reply<'a> {
         /// How many events were replayed.
         replayed_count: u64,
     },
+    /// Ed25519 challenge: sign `challenge` (UTF-8 bytes) with the collective's key.
+    AuthChallenge {
+        /// `<collective_id>|<64 hex nonce>|<RFC3339 timestamp>`.
+        challenge: &'a str,
+        /// Seconds the challenge stays valid.
+        expires_in: u64,
+    },
+    /// The challenge was answered correctly.
+    AuthOk {
+        /// The authenticated collective.
+        collective_id: &'a str,
+    },
     /// History could not cover the gap; the client must re-fetch a snapshot.
     RecoveryFailed {
         /// The room.
@@ -183,6 +195,15 @@ pub fn encode_event(
     }
     s.push('}');
     s
+}
+
+/// An ephemeral broadcast to every connection (not part of any room's history):
+/// `{"type":T,"timestamp":"..","data":<data>}`. `ty` must satisfy [`valid_event_type`].
+pub fn encode_broadcast(ty: &str, timestamp: &str, data: &RawValue) -> String {
+    format!(
+        "{{\"type\":\"{ty}\",\"timestamp\":\"{timestamp}\",\"data\":{}}}",
+        data.get()
+    )
 }
 
 /// The replay form of a stored event: the same object with `"replayed":true` added.

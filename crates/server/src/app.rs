@@ -9,8 +9,9 @@ use roomcast_engine::Hub;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::api::ApiKeys;
+use crate::api::{admin, ApiKeys};
 use crate::config::ServerConfig;
+use crate::security::{Security, SecurityError};
 
 /// Largest HTTP API body (a full batch of large events).
 const MAX_API_BODY: usize = 16 * 1024 * 1024;
@@ -28,18 +29,24 @@ pub struct AppState {
     pub tasks: TaskTracker,
     /// Keys of the publish/history APIs.
     pub api_keys: ApiKeys,
+    /// Authentication, authorisation and limits.
+    pub security: Arc<Security>,
+    /// When the server started.
+    pub started: std::time::Instant,
 }
 
 impl AppState {
-    /// State for a hub and configuration.
-    pub fn new(hub: Hub, config: ServerConfig) -> AppState {
-        AppState {
+    /// State for a hub and configuration. Fails when keys or files are unusable.
+    pub fn new(hub: Hub, config: ServerConfig) -> Result<AppState, SecurityError> {
+        Ok(AppState {
+            security: Arc::new(Security::new(&config)?),
             hub,
             api_keys: ApiKeys::new(config.api_keys.clone()),
             config: Arc::new(config),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
-        }
+            started: std::time::Instant::now(),
+        })
     }
 }
 
@@ -51,6 +58,22 @@ pub fn router(state: AppState) -> Router {
         .route("/api/publish", post(crate::api::publish))
         .route("/api/publish/batch", post(crate::api::publish_batch))
         .route("/api/history/{room}", get(crate::api::history))
+        .route("/api/admin/stats", get(admin::stats))
+        .route("/api/admin/connections", get(admin::connections))
+        .route(
+            "/api/admin/connections/{client_id}/disconnect",
+            post(admin::disconnect),
+        )
+        .route("/api/admin/rooms", get(admin::rooms))
+        .route("/api/admin/broadcast", post(admin::broadcast))
+        .route(
+            "/api/admin/collectives",
+            get(admin::list_collectives).post(admin::add_collective),
+        )
+        .route(
+            "/api/admin/collectives/{id}",
+            axum::routing::delete(admin::remove_collective),
+        )
         .layer(DefaultBodyLimit::max(MAX_API_BODY))
         .with_state(state)
 }

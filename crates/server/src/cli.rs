@@ -8,7 +8,9 @@ use clap::{Args, Parser, Subcommand};
 use roomcast_engine::history::FsyncPolicy;
 use roomcast_engine::SlowConsumerPolicy;
 
-use crate::config::{RawConfig, RawConnection, RawHeartbeat, RawHistory, RawServer};
+use crate::config::{
+    RawAuth, RawConfig, RawConnection, RawHeartbeat, RawHistory, RawLimits, RawServer,
+};
 
 /// roomcast: a real-time WebSocket server with rooms, history and recovery.
 #[derive(Debug, Parser)]
@@ -94,6 +96,68 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub api_keys: Vec<String>,
+    /// HS256 secret for JWTs (at least 16 characters outside --dev).
+    #[arg(
+        long,
+        env = "ROOMCAST_JWT_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    pub jwt_secret: Option<String>,
+    /// PEM file with the Ed25519 (EdDSA) or RSA (RS256) public key that verifies JWTs.
+    #[arg(long, env = "ROOMCAST_JWT_PUBLIC_KEY", value_name = "FILE")]
+    pub jwt_public_key: Option<PathBuf>,
+    /// Required JWT issuer (`iss`).
+    #[arg(long, env = "ROOMCAST_JWT_ISSUER", value_name = "ISS")]
+    pub jwt_issuer: Option<String>,
+    /// Required JWT audience (`aud`).
+    #[arg(long, env = "ROOMCAST_JWT_AUDIENCE", value_name = "AUD")]
+    pub jwt_audience: Option<String>,
+    /// Clock leeway for `exp`/`nbf`, seconds. [default: 30]
+    #[arg(long, env = "ROOMCAST_JWT_LEEWAY", value_name = "SECS")]
+    pub jwt_leeway: Option<u64>,
+    /// Key of the admin API (`Authorization: Bearer KEY`).
+    #[arg(
+        long,
+        env = "ROOMCAST_ADMIN_KEY",
+        value_name = "KEY",
+        hide_env_values = true
+    )]
+    pub admin_key: Option<String>,
+    /// TOML or JSON file of collectives: id, public_key (PEM or base64), starting_cash.
+    #[arg(long, env = "ROOMCAST_COLLECTIVES", value_name = "FILE")]
+    pub collectives: Option<PathBuf>,
+    /// Comma-separated allowed Origins (empty: all in --dev, same-origin otherwise).
+    #[arg(
+        long,
+        env = "ROOMCAST_ALLOWED_ORIGINS",
+        value_name = "LIST",
+        value_delimiter = ','
+    )]
+    pub allowed_origins: Vec<String>,
+    /// Inbound messages per second per connection; 0 disables. [default: 10]
+    #[arg(long, env = "ROOMCAST_RATE_LIMIT", value_name = "PER_SEC")]
+    pub rate_limit: Option<u32>,
+    /// Burst of the per-connection rate limit. [default: 20]
+    #[arg(long, env = "ROOMCAST_RATE_BURST", value_name = "N")]
+    pub rate_burst: Option<u32>,
+    /// Rate-limit violations before closing with 4021; 0 never closes. [default: 50]
+    #[arg(long, env = "ROOMCAST_RATE_MAX_VIOLATIONS", value_name = "N")]
+    pub rate_max_violations: Option<u32>,
+    /// WebSocket handshakes per second per IP (HTTP 429 beyond); 0 disables.
+    /// [default: 50, off in --dev]
+    #[arg(long, env = "ROOMCAST_HANDSHAKE_RATE", value_name = "PER_SEC")]
+    pub handshake_rate: Option<u32>,
+    /// Total connections (4022 beyond). [default: 100000]
+    #[arg(long, env = "ROOMCAST_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// Connections per principal: collective, token subject or client id (4022 beyond).
+    /// [default: 10]
+    #[arg(long, env = "ROOMCAST_MAX_CONNECTIONS_PER_CLIENT", value_name = "N")]
+    pub max_connections_per_client: Option<usize>,
+    /// Seconds a connection has to authenticate (4004 beyond). [default: 30]
+    #[arg(long, env = "ROOMCAST_AUTH_TIMEOUT", value_name = "SECS")]
+    pub auth_timeout: Option<u64>,
     /// Log format: text or json. [default: text]
     #[arg(long, env = "ROOMCAST_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<String>,
@@ -145,6 +209,28 @@ impl ServeArgs {
                 max_events: self.history_max_events,
                 ttl: self.history_ttl,
                 rules: None,
+            },
+            auth: RawAuth {
+                required: None,
+                jwt_secret: self.jwt_secret.clone(),
+                jwt_public_key: self.jwt_public_key.clone(),
+                jwt_issuer: self.jwt_issuer.clone(),
+                jwt_audience: self.jwt_audience.clone(),
+                jwt_leeway: self.jwt_leeway,
+                admin_key: self.admin_key.clone(),
+                collectives: self.collectives.clone(),
+                auth_timeout: self.auth_timeout,
+                allowed_origins: (!self.allowed_origins.is_empty())
+                    .then(|| self.allowed_origins.clone()),
+            },
+            limits: RawLimits {
+                rate_limit: self.rate_limit,
+                rate_burst: self.rate_burst,
+                rate_max_violations: self.rate_max_violations,
+                handshake_rate: self.handshake_rate,
+                max_connections: self.max_connections,
+                max_connections_per_client: self.max_connections_per_client,
+                max_forbidden: None,
             },
         }
     }

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use std::path::PathBuf;
 
+use roomcast_engine::auth::{ForbiddenLimit, JwtConfig};
 use roomcast_engine::history::{FsyncPolicy, Retention, RetentionRule};
+use roomcast_engine::limits::RateLimitConfig;
 use roomcast_engine::{HubConfig, SlowConsumerPolicy};
 use roomcast_protocol::CloseCode;
 use serde::{Deserialize, Serialize};
@@ -29,8 +31,59 @@ pub struct RawConfig {
     /// `[history]`
     #[serde(default)]
     pub history: RawHistory,
+    /// `[auth]`
+    #[serde(default)]
+    pub auth: RawAuth,
+    /// `[limits]`
+    #[serde(default)]
+    pub limits: RawLimits,
 }
 
+/// `[auth]` section.
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuth {
+    /// Whether `/ws/{client_id}` requires authentication (default: true outside `--dev`).
+    pub required: Option<bool>,
+    /// HS256 shared secret.
+    pub jwt_secret: Option<String>,
+    /// PEM file with an Ed25519 (EdDSA) or RSA (RS256) public key.
+    pub jwt_public_key: Option<PathBuf>,
+    /// Required `iss`.
+    pub jwt_issuer: Option<String>,
+    /// Required `aud`.
+    pub jwt_audience: Option<String>,
+    /// Clock leeway for `exp`/`nbf`, seconds.
+    pub jwt_leeway: Option<u64>,
+    /// Key of the admin API.
+    pub admin_key: Option<String>,
+    /// TOML/JSON file of collectives (id, public_key, starting_cash).
+    pub collectives: Option<PathBuf>,
+    /// Seconds a connection has to complete authentication.
+    pub auth_timeout: Option<u64>,
+    /// Allowed `Origin`s (empty: all in `--dev`, same-origin otherwise).
+    pub allowed_origins: Option<Vec<String>>,
+}
+
+/// `[limits]` section.
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    /// Inbound messages per second per connection (0 = unlimited).
+    pub rate_limit: Option<u32>,
+    /// Burst of the per-connection bucket.
+    pub rate_burst: Option<u32>,
+    /// Violations before closing with 4021 (0 = never close).
+    pub rate_max_violations: Option<u32>,
+    /// Handshakes per second per IP (0 = unlimited; default 50, off in `--dev`).
+    pub handshake_rate: Option<u32>,
+    /// Total connections.
+    pub max_connections: Option<usize>,
+    /// Connections per principal (client id / collective / token subject).
+    pub max_connections_per_client: Option<usize>,
+    /// Forbidden attempts per minute before closing with 4031 (0 = never close).
+    pub max_forbidden: Option<u32>,
+}
 /// `[history]` section.
 #[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -135,6 +188,22 @@ impl RawConfig {
                 ttl: Some(300),
                 rules: Some(Vec::new()),
             },
+            auth: RawAuth {
+                required: Some(true),
+                jwt_leeway: Some(30),
+                auth_timeout: Some(30),
+                allowed_origins: Some(Vec::new()),
+                ..RawAuth::default()
+            },
+            limits: RawLimits {
+                rate_limit: Some(10),
+                rate_burst: Some(20),
+                rate_max_violations: Some(50),
+                handshake_rate: Some(50),
+                max_connections: Some(100_000),
+                max_connections_per_client: Some(10),
+                max_forbidden: Some(5),
+            },
         }
     }
 }
@@ -169,8 +238,44 @@ pub struct ServerConfig {
     pub api_keys: Vec<String>,
     /// History store settings.
     pub history: HistoryConfig,
+    /// Authentication settings.
+    pub auth: AuthConfig,
+    /// Abuse limits.
+    pub limits: LimitsConfig,
 }
 
+/// Validated authentication settings.
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    /// Whether anonymous connections are refused.
+    pub required: bool,
+    /// JWT verification settings; `None` when no key is configured (only allowed when
+    /// authentication is not required).
+    pub jwt: Option<JwtConfig>,
+    /// Admin API key.
+    pub admin_key: Option<String>,
+    /// Collectives file to load at start.
+    pub collectives: Option<PathBuf>,
+    /// Time allowed to authenticate.
+    pub auth_timeout: Duration,
+    /// Allowed origins; `None` = allow all; `Some(empty)` = same-origin only.
+    pub allowed_origins: Option<Vec<String>>,
+}
+
+/// Validated abuse limits.
+#[derive(Debug, Clone)]
+pub struct LimitsConfig {
+    /// Per-connection inbound message limit.
+    pub rate: RateLimitConfig,
+    /// Handshakes per second per IP (0 = off).
+    pub handshake_rate: u32,
+    /// Total connections (0 = unlimited).
+    pub max_connections: usize,
+    /// Connections per principal (0 = unlimited).
+    pub max_connections_per_client: usize,
+    /// Refusals that close a connection.
+    pub forbidden: ForbiddenLimit,
+}
 /// Which history store to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HistoryStore {
@@ -209,6 +314,21 @@ impl Default for ServerConfig {
                 data_dir: PathBuf::from("./data"),
                 fsync: FsyncPolicy::Batch,
                 retention: Retention::default(),
+            },
+            auth: AuthConfig {
+                required: true,
+                jwt: None,
+                admin_key: None,
+                collectives: None,
+                auth_timeout: Duration::from_secs(30),
+                allowed_origins: Some(Vec::new()),
+            },
+            limits: LimitsConfig {
+                rate: RateLimitConfig::default(),
+                handshake_rate: 50,
+                max_connections: 100_000,
+                max_connections_per_client: 10,
+                forbidden: ForbiddenLimit::default(),
             },
         }
     }
@@ -272,6 +392,23 @@ impl RawConfig {
             history.max_events,
             history.ttl,
             history.rules,
+            auth.required,
+            auth.jwt_secret,
+            auth.jwt_public_key,
+            auth.jwt_issuer,
+            auth.jwt_audience,
+            auth.jwt_leeway,
+            auth.admin_key,
+            auth.collectives,
+            auth.auth_timeout,
+            auth.allowed_origins,
+            limits.rate_limit,
+            limits.rate_burst,
+            limits.rate_max_violations,
+            limits.handshake_rate,
+            limits.max_connections,
+            limits.max_connections_per_client,
+            limits.max_forbidden,
             heartbeat.interval,
             heartbeat.timeout,
             connection.outbox_capacity,
@@ -407,9 +544,12 @@ impl RawConfig {
                 "every API key must be at least 8 characters",
             ));
         }
+        let dev = self.server.dev.unwrap_or(false);
+        let auth = validate_auth(self.auth, dev)?;
+        let limits = validate_limits(self.limits, dev)?;
         Ok(ServerConfig {
             bind,
-            dev: self.server.dev.unwrap_or(false),
+            dev,
             max_message_bytes,
             shutdown_grace,
             shutdown_close,
@@ -429,8 +569,98 @@ impl RawConfig {
                 fsync: self.history.fsync.unwrap_or(d.history.fsync),
                 retention,
             },
+            auth,
+            limits,
         })
     }
+}
+
+fn validate_auth(raw: RawAuth, dev: bool) -> Result<AuthConfig, ConfigError> {
+    let required = raw.required.unwrap_or(!dev);
+    let public_key_pem = match &raw.jwt_public_key {
+        None => None,
+        Some(path) => Some(std::fs::read_to_string(path).map_err(|e| {
+            invalid(
+                "auth.jwt_public_key",
+                format!("cannot read {}: {e}", path.display()),
+            )
+        })?),
+    };
+    let secret = raw.jwt_secret.filter(|s| !s.is_empty());
+    if let Some(secret) = &secret {
+        if secret.len() < 16 && !dev {
+            return Err(invalid(
+                "auth.jwt_secret",
+                "must be at least 16 characters (use --dev for toy secrets)",
+            ));
+        }
+    }
+    let jwt = if secret.is_none() && public_key_pem.is_none() {
+        if required {
+            return Err(invalid(
+                "auth",
+                "authentication is required but no JWT key is configured: set --jwt-secret SECRET \
+                 or --jwt-public-key FILE (or run with --dev for development)",
+            ));
+        }
+        None
+    } else {
+        Some(JwtConfig {
+            hs256_secret: secret,
+            public_key_pem,
+            issuer: raw.jwt_issuer,
+            audience: raw.jwt_audience,
+            leeway: Duration::from_secs(raw.jwt_leeway.unwrap_or(30).min(3600)),
+        })
+    };
+    let auth_timeout = match raw.auth_timeout {
+        None => Duration::from_secs(30),
+        Some(0) => return Err(invalid("auth.auth_timeout", "must be at least 1 second")),
+        Some(s) => Duration::from_secs(s.min(3600)),
+    };
+    let admin_key = raw.admin_key.filter(|k| !k.is_empty());
+    if admin_key.as_ref().is_some_and(|k| k.len() < 8) {
+        return Err(invalid("auth.admin_key", "must be at least 8 characters"));
+    }
+    let origins: Vec<String> = raw
+        .allowed_origins
+        .unwrap_or_default()
+        .into_iter()
+        .map(|o| o.trim().trim_end_matches('/').to_ascii_lowercase())
+        .filter(|o| !o.is_empty())
+        .collect();
+    let allowed_origins = if origins.is_empty() && dev {
+        None
+    } else {
+        Some(origins)
+    };
+    Ok(AuthConfig {
+        required,
+        jwt,
+        admin_key,
+        collectives: raw.collectives,
+        auth_timeout,
+        allowed_origins,
+    })
+}
+
+fn validate_limits(raw: RawLimits, dev: bool) -> Result<LimitsConfig, ConfigError> {
+    let d = RateLimitConfig::default();
+    let rate = RateLimitConfig {
+        rate_per_sec: raw.rate_limit.unwrap_or(d.rate_per_sec),
+        burst: raw.rate_burst.unwrap_or(d.burst),
+        max_violations: raw.rate_max_violations.unwrap_or(d.max_violations),
+    };
+    Ok(LimitsConfig {
+        rate,
+        handshake_rate: raw.handshake_rate.unwrap_or(if dev { 0 } else { 50 }),
+        max_connections: raw.max_connections.unwrap_or(100_000),
+        max_connections_per_client: raw.max_connections_per_client.unwrap_or(10),
+        forbidden: ForbiddenLimit {
+            max_attempts: raw.max_forbidden.unwrap_or(5),
+            ..ForbiddenLimit::default()
+        },
+    })
 }
 
 #[cfg(test)]
@@ -440,7 +670,8 @@ mod tests {
     #[test]
     fn defaults_validate_and_round_trip() -> Result<(), Box<dyn std::error::Error>> {
         let text = toml::to_string(&RawConfig::defaults())?;
-        let parsed: RawConfig = toml::from_str(&text)?;
+        let mut parsed: RawConfig = toml::from_str(&text)?;
+        parsed.auth.jwt_secret = Some("0123456789abcdef0123".into());
         let cfg = parsed.validate()?;
         assert_eq!(cfg.bind.to_string(), "127.0.0.1:8080");
         assert_eq!(cfg.max_message_bytes, 65536);
@@ -449,7 +680,8 @@ mod tests {
 
     #[test]
     fn overlay_prefers_higher_precedence() -> Result<(), Box<dyn std::error::Error>> {
-        let file: RawConfig = toml::from_str("[heartbeat]\ninterval = 7\ntimeout = 3\n")?;
+        let file: RawConfig =
+            toml::from_str("[server]\ndev = true\n[heartbeat]\ninterval = 7\ntimeout = 3\n")?;
         let mut flags = RawConfig::default();
         flags.heartbeat.interval = Some(2);
         let cfg = file.overlay(flags).validate()?;
@@ -460,7 +692,8 @@ mod tests {
 
     #[test]
     fn rejects_bad_values_by_name() {
-        let raw: RawConfig = toml::from_str("[heartbeat]\ninterval = 0\n").unwrap_or_default();
+        let raw: RawConfig =
+            toml::from_str("[server]\ndev = true\n[heartbeat]\ninterval = 0\n").unwrap_or_default();
         let err = raw
             .validate()
             .err()
@@ -468,5 +701,27 @@ mod tests {
             .unwrap_or_default();
         assert!(err.contains("heartbeat.interval"), "{err}");
         assert!(toml::from_str::<RawConfig>("[server]\nbogus = 1\n").is_err());
+    }
+}
+
+#[cfg(test)]
+mod auth_tests {
+    use super::*;
+
+    #[test]
+    fn secure_by_default_names_the_flags() {
+        let err = RawConfig::default()
+            .validate()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.contains("--jwt-secret") && err.contains("--dev"),
+            "{err}"
+        );
+        let mut dev = RawConfig::default();
+        dev.server.dev = Some(true);
+        let cfg = dev.validate().map_err(|e| e.to_string());
+        assert!(matches!(cfg, Ok(ref c) if !c.auth.required && c.limits.handshake_rate == 0));
     }
 }

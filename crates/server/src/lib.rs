@@ -5,12 +5,14 @@
 //! - [`api`]: HTTP publish and history APIs.
 //! - [`app`]: the axum router and its shared state; tests can embed it without a binary.
 //! - [`ws`]: the WebSocket endpoint: upgrade, the per-connection task, request dispatch.
+//! - [`security`]: JWT verifier, room policy, collectives, limits, Origin rule.
 //! - [`serve`]: binding, the maintenance task and graceful shutdown.
 
 pub mod api;
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod security;
 pub mod serve;
 pub mod ws;
 

@@ -38,6 +38,9 @@ pub fn build_hub(config: &ServerConfig) -> anyhow::Result<Hub> {
             let durable = DurableConfig {
                 retention: config.history.retention.clone(),
                 fsync: config.history.fsync,
+                // Natural group commit: appends that arrive during one fsync share the
+                // next; waiting longer only adds latency (docs/BENCHMARKS.md).
+                batch_window: std::time::Duration::ZERO,
                 ..DurableConfig::default()
             };
             let dir = &config.history.data_dir;
@@ -55,7 +58,10 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     let listener = TcpListener::bind(config.bind)
         .await
         .with_context(|| format!("binding {}", config.bind))?;
-    let state = AppState::new(build_hub(&config)?, config);
+    let state = AppState::new(build_hub(&config)?, config)?;
+    if let Some(v) = &state.security.verifier {
+        tracing::info!(algorithms = ?v.algorithms(), "JWT authentication enabled");
+    }
     serve_on(listener, state, shutdown_signal()).await
 }
 
@@ -72,6 +78,22 @@ pub async fn serve_on(
             "DEVELOPMENT MODE: anonymous clients are allowed; never run --dev in production"
         );
     }
+    if !state.security.required {
+        tracing::warn!("authentication is NOT required: anonymous clients may connect");
+    }
+    let sweeper = {
+        let security = state.security.clone();
+        let cancel = state.shutdown.child_token();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = tick.tick() => { security.handshakes.sweep(std::time::Instant::now()); }
+                }
+            }
+        })
+    };
     let maintenance = tokio::spawn(roomcast_engine::maintenance::run(
         state.hub.clone(),
         state.shutdown.child_token(),
@@ -107,6 +129,7 @@ pub async fn serve_on(
     }
     let _ = tokio::time::timeout(std::time::Duration::from_secs(1), server).await;
     maintenance.abort();
+    sweeper.abort();
     tracing::info!("shutdown complete");
     Ok(())
 }

@@ -187,7 +187,7 @@ async fn remaining_members_of_general_see_user_left() {
 
 #[tokio::test]
 async fn every_error_code_keeps_the_connection_usable() {
-    let server = TestServer::start(&[]).await;
+    let server = TestServer::start(&["--rate-limit", "0"]).await;
     let mut c = server.connect("errs").await;
     let long_room = "r".repeat(201);
     let cases: Vec<(&str, String, &str)> = vec![
@@ -391,7 +391,7 @@ async fn silent_connections_are_evicted_with_1001() {
 
 #[tokio::test]
 async fn slow_consumer_is_cut_off_while_fast_one_gets_everything_in_order() {
-    let server = TestServer::start(&["--outbox-capacity", "32"]).await;
+    let server = TestServer::start(&["--outbox-capacity", "32", "--rate-limit", "0"]).await;
     let mut publisher = server.connect("pub").await;
     let mut fast = server.connect("fast").await;
     let mut slow = server.connect("slow").await;
@@ -457,7 +457,7 @@ async fn graceful_shutdown_closes_everyone_with_4091_and_exits_0() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thousand_clients_each_get_every_broadcast_once_in_order() {
-    let server = TestServer::start(&[]).await;
+    let server = TestServer::start(&["--rate-limit", "0"]).await;
     const CLIENTS: usize = 1000;
     const MESSAGES: u64 = 100;
     let mut handles = Vec::new();

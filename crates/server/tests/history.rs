@@ -98,7 +98,7 @@ async fn reconnect_with_last_sequence_gets_exactly_what_was_missed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_gap_or_duplicate_across_replay_to_live_under_concurrent_publishing() {
-    let server = TestServer::start(&["--api-key", KEY]).await;
+    let server = TestServer::start(&["--api-key", KEY, "--rate-limit", "0"]).await;
     let url = server.url("/ws/publisher");
     let (acked_tx, mut acked) = tokio::sync::watch::channel(0u64);
     let (stop_tx, mut stop) = tokio::sync::watch::channel(false);

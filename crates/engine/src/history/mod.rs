@@ -12,7 +12,15 @@
 //! - `read_since` returns events with `sequence > after` in order, and says whether the
 //!   range after `after` is complete (no event trimmed away);
 //! - [`AppendReceipt::durable`] resolves once the event is as durable as the configured
-//!   fsync policy promises; a publish API acknowledges only after it.
+//!   fsync policy promises; a publish API acknowledges only after it;
+//! - `trim` may forget a room whose events have all expired and that has been idle (no
+//!   `append`, `head` or `read_since`) for longer than its TTL; the room then starts over
+//!   at sequence 0 under a new epoch. A caller that caches a room's head (the hub does)
+//!   treats [`HistoryError::OutOfOrder`] as "re-read the head".
+//!
+//! Stores: [`MemoryHistory`] (rings in memory, lost on restart) and [`DurableHistory`] (the
+//! same rings as a cache over an embedded redb file written by a background group-commit
+//! thread). [`Retention`] decides per room prefix how much either keeps.
 
 mod durable;
 mod memory;

@@ -13,10 +13,9 @@ mod stats;
 
 pub use recovery::{Recovery, RecoveryFailure};
 pub use room::Delivery;
-pub use session::{ConnId, Session};
+pub use session::{ConnId, Session, SessionMeta};
 pub use stats::HubStats;
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -140,7 +139,7 @@ impl Hub {
     /// Registers a connection for `client_id`. An existing session with the same id is
     /// superseded: its outbox is closed with 4011 before this returns, so nothing published
     /// afterwards can reach it, and it leaves every room.
-    pub fn connect(&self, client_id: ClientId, remote: Option<SocketAddr>) -> Arc<Session> {
+    pub fn connect(&self, client_id: ClientId, meta: SessionMeta) -> Arc<Session> {
         let conn_id = ConnId(self.inner.next_conn.fetch_add(1, Ordering::Relaxed));
         let outbox = Outbox::new(
             self.inner.config.outbox_capacity,
@@ -150,7 +149,7 @@ impl Hub {
             conn_id,
             client_id.clone(),
             outbox,
-            remote,
+            meta,
             self.now_ms(),
         ));
         let old = self

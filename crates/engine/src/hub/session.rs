@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use roomcast_protocol::{ClientId, RoomName};
@@ -20,6 +20,15 @@ impl std::fmt::Display for ConnId {
     }
 }
 
+/// What the transport knows about a connection when it registers it.
+#[derive(Debug, Clone, Default)]
+pub struct SessionMeta {
+    /// Peer address.
+    pub remote: Option<SocketAddr>,
+    /// The collective (account) the connection acts for, if authenticated as one.
+    pub collective: Option<Arc<str>>,
+}
+
 /// A registered connection.
 #[derive(Debug)]
 pub struct Session {
@@ -31,6 +40,8 @@ pub struct Session {
     pub outbox: Outbox,
     /// Peer address, when the transport knows it.
     pub remote: Option<SocketAddr>,
+    /// The collective it acts for, if any.
+    pub collective: Option<Arc<str>>,
     /// When the connection was accepted.
     pub connected_at: SystemTime,
     /// Milliseconds (hub clock) when the last frame of any kind arrived.
@@ -46,14 +57,15 @@ impl Session {
         conn_id: ConnId,
         client_id: ClientId,
         outbox: Outbox,
-        remote: Option<SocketAddr>,
+        meta: SessionMeta,
         now_ms: u64,
     ) -> Session {
         Session {
             conn_id,
             client_id,
             outbox,
-            remote,
+            remote: meta.remote,
+            collective: meta.collective,
             connected_at: SystemTime::now(),
             last_seen: AtomicU64::new(now_ms),
             messages_in: AtomicU64::new(0),

@@ -24,6 +24,10 @@ pub struct HubStats {
     pub dropped_oldest: AtomicU64,
     /// Events replayed from history.
     pub replayed: AtomicU64,
+    /// Inbound client messages (counted by the transport).
+    pub messages_in: AtomicU64,
+    /// Inbound bytes of client messages (counted by the transport).
+    pub bytes_in: AtomicU64,
 }
 
 impl HubStats {

@@ -15,6 +15,12 @@ pub enum ApiError {
     /// Missing or wrong API key.
     #[error("missing or invalid API key")]
     Unauthorized,
+    /// No such resource.
+    #[error("{0}")]
+    NotFound(String),
+    /// The resource already exists.
+    #[error("{0}")]
+    Conflict(String),
     /// A store failed; the event may not be durable.
     #[error("storage unavailable")]
     Unavailable(String),
@@ -25,6 +31,8 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "BAD_REQUEST"),
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "UNAUTHORIZED"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "NOT_FOUND"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "CONFLICT"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE"),
         }
     }

@@ -13,17 +13,20 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
+use roomcast_engine::auth::{ForbiddenTracker, Principal};
 use roomcast_engine::hub::SubscribeError;
+use roomcast_engine::limits::{RateDecision, RateLimiter};
 use roomcast_engine::outbox::Outgoing;
-use roomcast_engine::{Hub, Session};
+use roomcast_engine::{Hub, Session, SessionMeta};
 use roomcast_protocol::server::Reply;
 use roomcast_protocol::{ClientId, CloseCode, ErrorCode, RequestId, RoomName, Sequence};
 
+use super::auth::{self, Credentials};
 use super::dispatch::{self, Replay};
 use super::WsQuery;
 use crate::app::AppState;
@@ -33,15 +36,45 @@ type ReplayFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// How long a close handshake or a stuck write may take before the socket is dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Per-connection state the dispatcher needs besides the session.
+pub(super) struct ConnCtx {
+    pub(super) principal: Principal,
+    pub(super) forbidden: ForbiddenTracker,
+    rate: RateLimiter,
+}
+
 pub(super) async fn run(
     mut ws: WebSocket,
     state: AppState,
     client_id: ClientId,
-    remote: Option<SocketAddr>,
+    remote: SocketAddr,
     query: WsQuery,
+    credentials: Credentials,
 ) {
+    let security = state.security.clone();
+    // Nothing is delivered before authentication succeeds.
+    let principal = match auth::authenticate(&mut ws, &security, &client_id, credentials).await {
+        Ok(p) => p,
+        Err(refusal) => return refuse(ws, refusal.code, &refusal.reason).await,
+    };
+    let _permit = match security.connections.try_acquire(principal.owner_id()) {
+        Ok(permit) => permit,
+        Err(limit) => return refuse(ws, limit.close_code(), limit.close_reason()).await,
+    };
     let hub = state.hub.clone();
-    let session = hub.connect(client_id, remote);
+    let meta = SessionMeta {
+        remote: Some(remote),
+        collective: principal
+            .collective_id
+            .as_ref()
+            .map(|c| Arc::from(c.as_str())),
+    };
+    let session = hub.connect(client_id, meta);
+    let mut ctx = ConnCtx {
+        principal,
+        forbidden: ForbiddenTracker::new(security.forbidden),
+        rate: RateLimiter::new(security.rate),
+    };
     if state.shutdown.is_cancelled() {
         session.outbox.close(
             state.config.shutdown_close,
@@ -57,20 +90,23 @@ pub(super) async fn run(
     };
     session.outbox.push(Bytes::from(welcome.to_json()));
 
+    let general = RoomName::general();
     let mut replays: VecDeque<Replay> = VecDeque::new();
-    match query.last_sequence {
-        Some(n) => replays.push_back(Replay {
-            room: RoomName::general(),
-            after: Sequence(n),
-            epoch: query.epoch,
-            id: None,
-        }),
-        None => {
-            if let Err(e) = hub.subscribe(&session, &RoomName::general()) {
-                tracing::warn!(error = %e, "joining general failed");
-                session
-                    .outbox
-                    .close(CloseCode::ServerError, "history unavailable", false);
+    if security.policy.can_subscribe(&ctx.principal, &general) {
+        match query.last_sequence {
+            Some(n) => replays.push_back(Replay {
+                room: general,
+                after: Sequence(n),
+                epoch: query.epoch,
+                id: None,
+            }),
+            None => {
+                if let Err(e) = hub.subscribe(&session, &general) {
+                    tracing::warn!(error = %e, "joining general failed");
+                    session
+                        .outbox
+                        .close(CloseCode::ServerError, "history unavailable", false);
+                }
             }
         }
     }
@@ -91,13 +127,7 @@ pub(super) async fn run(
                     break;
                 }
                 if let Outgoing::Close(close) = out {
-                    let frame = CloseFrame { code: close.code.as_u16(), reason: Utf8Bytes::from(close.reason.as_ref()) };
-                    let _ = tokio::time::timeout(CLOSE_TIMEOUT, ws.send(Message::Close(Some(frame)))).await;
-                    // Give the client a moment to answer the close handshake, without
-                    // letting a silent peer hold the task.
-                    let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
-                        while let Some(Ok(_)) = ws.next().await {}
-                    }).await;
+                    close_socket(&mut ws, close.code, &close.reason).await;
                     break;
                 }
             }
@@ -109,7 +139,7 @@ pub(super) async fn run(
                     None => break,
                     Some(Ok(msg)) => {
                         hub.touch(&session);
-                        if !on_frame(&state, &session, msg, &mut replays) {
+                        if !on_frame(&state, &session, &mut ctx, msg, &mut replays) {
                             break;
                         }
                     }
@@ -127,17 +157,62 @@ pub(super) async fn run(
     hub.disconnect(&session);
 }
 
+/// Closes a connection that never became a session.
+async fn refuse(mut ws: WebSocket, code: CloseCode, reason: &str) {
+    close_socket(&mut ws, code, reason).await;
+}
+
+/// Sends a close frame and waits briefly for the client's answer, so the client reads the
+/// code, without letting a silent peer hold the task.
+async fn close_socket(ws: &mut WebSocket, code: CloseCode, reason: &str) {
+    let frame = CloseFrame {
+        code: code.as_u16(),
+        reason: Utf8Bytes::from(reason),
+    };
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, ws.send(Message::Close(Some(frame)))).await;
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+        while let Some(Ok(_)) = ws.next().await {}
+    })
+    .await;
+}
+
 /// Handles one inbound frame. Returns false when the connection is over.
 fn on_frame(
     state: &AppState,
     session: &Arc<Session>,
+    ctx: &mut ConnCtx,
     msg: Message,
     replays: &mut VecDeque<Replay>,
 ) -> bool {
     match msg {
         Message::Text(text) => {
             session.messages_in.fetch_add(1, Ordering::Relaxed);
-            if let Some(replay) = dispatch::handle_text(&state.hub, session, text.as_str()) {
+            let stats = state.hub.stats();
+            stats.messages_in.fetch_add(1, Ordering::Relaxed);
+            stats
+                .bytes_in
+                .fetch_add(text.len() as u64, Ordering::Relaxed);
+            match ctx.rate.check(Instant::now()) {
+                RateDecision::Allow => {}
+                RateDecision::Drop => {
+                    push_error(
+                        session,
+                        ErrorCode::RateLimited,
+                        "rate limit exceeded; message dropped",
+                        None,
+                    );
+                    return true;
+                }
+                RateDecision::Close => {
+                    session.outbox.close(
+                        CloseCode::RateLimited,
+                        CloseCode::RateLimited.default_reason(),
+                        false,
+                    );
+                    return true;
+                }
+            }
+            if let Some(replay) = dispatch::handle_text(state, session, ctx, text.as_str()) {
                 replays.push_back(replay);
             }
             true

@@ -5,13 +5,17 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use roomcast_engine::hub::{PublishError, SubscribeError};
-use roomcast_engine::{Hub, Session};
+use std::time::Instant;
+
+use roomcast_engine::auth::ForbiddenVerdict;
+use roomcast_engine::Session;
 use roomcast_protocol::server::{ack, EventBody, Reply};
 use roomcast_protocol::{
     parse_request, ErrorCode, ParsedRequest, Request, RequestId, RoomName, Sequence,
 };
 
-use super::connection::push_error;
+use super::connection::{push_error, ConnCtx};
+use crate::app::AppState;
 
 /// A subscribe-with-recovery to run after the current frame.
 #[derive(Debug)]
@@ -34,8 +38,36 @@ fn subscribe_error(session: &Session, e: SubscribeError, id: Option<&RequestId>)
     push_error(session, code, &e.to_string(), id);
 }
 
+/// Replies FORBIDDEN, or closes with 4031 when the connection keeps trying.
+fn forbidden(
+    session: &Session,
+    ctx: &mut ConnCtx,
+    what: &str,
+    room: &RoomName,
+    id: Option<&RequestId>,
+) {
+    if ctx.forbidden.record(Instant::now()) == ForbiddenVerdict::Close {
+        let code = ForbiddenVerdict::CLOSE_CODE;
+        session.outbox.close(code, code.default_reason(), false);
+        return;
+    }
+    push_error(
+        session,
+        ErrorCode::Forbidden,
+        &format!("not allowed to {what} room {room}"),
+        id,
+    );
+}
+
 /// Handles one text frame; returns a replay to start when the request asks for one.
-pub(super) fn handle_text(hub: &Hub, session: &Arc<Session>, text: &str) -> Option<Replay> {
+pub(super) fn handle_text(
+    state: &AppState,
+    session: &Arc<Session>,
+    ctx: &mut ConnCtx,
+    text: &str,
+) -> Option<Replay> {
+    let hub = &state.hub;
+    let policy = &state.security.policy;
     let ParsedRequest { id, request } = match parse_request(text) {
         Ok(r) => r,
         Err(e) => {
@@ -44,6 +76,19 @@ pub(super) fn handle_text(hub: &Hub, session: &Arc<Session>, text: &str) -> Opti
         }
     };
     let id = id.as_ref();
+    match &request {
+        Request::Subscribe { room, .. } | Request::Presence { room }
+            if !policy.can_subscribe(&ctx.principal, room) =>
+        {
+            forbidden(session, ctx, "read", room, id);
+            return None;
+        }
+        Request::Message { room, .. } if !policy.can_publish(&ctx.principal, room) => {
+            forbidden(session, ctx, "publish to", room, id);
+            return None;
+        }
+        _ => {}
+    }
     match request {
         Request::Subscribe { room, since: None } => match hub.subscribe(session, &room) {
             Ok(head) => {

@@ -2,19 +2,26 @@
 //! connection ([`connection`]) that reads requests, dispatches them ([`dispatch`]) and
 //! drains the session's outbox to the socket.
 
+pub(crate) mod auth;
 mod connection;
 mod dispatch;
 
 use std::net::SocketAddr;
+use std::time::Instant;
 
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use roomcast_engine::limits::HandshakeDecision;
 use roomcast_protocol::ClientId;
 use serde::Deserialize;
 
 use crate::app::AppState;
+use auth::Credentials;
+
+/// The subprotocol prefix that carries a bearer token from browsers.
+pub const BEARER_PROTOCOL_PREFIX: &str = "roomcast.bearer.";
 
 /// Query parameters of the WebSocket endpoint.
 #[derive(Debug, Deserialize)]
@@ -23,14 +30,21 @@ pub struct WsQuery {
     pub last_sequence: Option<u64>,
     /// The epoch `last_sequence` belongs to, if the client knows it.
     pub epoch: Option<String>,
+    /// A bearer token.
+    pub token: Option<String>,
+    /// `ed25519` to authenticate with the challenge-response step.
+    pub auth: Option<String>,
 }
 
-/// `GET /ws/{client_id}`: refuses bad ids with 400 before upgrading.
+/// `GET /ws/{client_id}`. Before upgrading: 400 for a bad id or query, 403 for a forbidden
+/// `Origin`, 429 past the per-IP handshake rate, 503 while shutting down. Authentication
+/// happens after the upgrade so the client can read the close code.
 pub async fn upgrade(
     State(state): State<AppState>,
     Path(client_id): Path<String>,
     query: Result<Query<WsQuery>, axum::extract::rejection::QueryRejection>,
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
     let client_id = match ClientId::parse(&client_id) {
@@ -43,17 +57,55 @@ pub async fn upgrade(
         Ok(q) => q,
         Err(e) => return (StatusCode::BAD_REQUEST, format!("invalid query: {e}")).into_response(),
     };
+    let security = &state.security;
+    if !security.origin_allowed(&headers) {
+        return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
+    }
+    if security.handshakes.check(remote.ip(), Instant::now()) == HandshakeDecision::Limited {
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many handshakes from this address",
+        )
+            .into_response();
+    }
     if state.shutdown.is_cancelled() {
         return (StatusCode::SERVICE_UNAVAILABLE, "server shutting down").into_response();
     }
+    let mut ws = ws;
+    let from_protocol = ws
+        .requested_protocols()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .find(|p| p.starts_with(BEARER_PROTOCOL_PREFIX))
+        .map(str::to_owned);
+    let credentials = if let Some(token) = query.token.clone().filter(|t| !t.is_empty()) {
+        Credentials::Token(token)
+    } else if let Some(token) = crate::api::bearer(&headers) {
+        Credentials::Token(token.to_owned())
+    } else if let Some(protocol) = from_protocol {
+        let token = protocol[BEARER_PROTOCOL_PREFIX.len()..].to_owned();
+        ws = ws.protocols([protocol]);
+        Credentials::Token(token)
+    } else if query.auth.as_deref() == Some("ed25519") {
+        Credentials::Ed25519
+    } else {
+        Credentials::None
+    };
     let max = state.config.max_message_bytes;
-    let remote = Some(remote);
     ws.max_message_size(max)
         .max_frame_size(max)
         .read_buffer_size(4 * 1024)
         .write_buffer_size(16 * 1024)
         .on_upgrade(move |socket| {
             let tasks = state.tasks.clone();
-            tasks.track_future(connection::run(socket, state, client_id, remote, query))
+            tasks.track_future(connection::run(
+                socket,
+                state,
+                client_id,
+                remote,
+                query,
+                credentials,
+            ))
         })
 }

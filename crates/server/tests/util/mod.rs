@@ -272,3 +272,35 @@ pub async fn post_json(
         .await;
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
+
+impl TestServer {
+    /// Starts `roomcast serve --bind 127.0.0.1:0 --data-dir <fresh dir> <args>` WITHOUT
+    /// `--dev` (authentication required; pass e.g. `--jwt-secret`) and waits for its
+    /// `listening on` line.
+    pub async fn start_secure(args: &[&str]) -> TestServer {
+        let data = std::sync::Arc::new(tempfile::tempdir().expect("temp dir"));
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_roomcast"));
+        cmd.arg("serve").arg("--bind").arg("127.0.0.1:0");
+        cmd.arg("--data-dir").arg(data.path()).args(args);
+        cmd.env_remove("ROOMCAST_DEV");
+        cmd.stdout(Stdio::piped()).kill_on_drop(true);
+        if std::env::var_os("ROOMCAST_TEST_LOG").is_none() {
+            cmd.stderr(Stdio::null());
+        }
+        let mut child = cmd.spawn().expect("spawn roomcast");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(WAIT, lines.next_line())
+            .await
+            .expect("server announced itself in time")
+            .expect("read stdout")
+            .expect("a first line");
+        let addr = line
+            .strip_prefix("listening on ws://")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .parse()
+            .expect("an address");
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        TestServer { child, addr, data }
+    }
+}

@@ -1,0 +1,313 @@
+//! The admin API (`Authorization: Bearer <admin key>`): server statistics, connections and
+//! rooms, disconnecting a client, broadcasting, and the collectives registry.
+
+use std::sync::atomic::Ordering;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use roomcast_engine::auth::{Collective, RegistryError};
+use roomcast_engine::hub::HubStats;
+use roomcast_protocol::{ClientId, CloseCode, RoomName};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::ApiError;
+use crate::app::AppState;
+
+fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    if state.security.admin.is_empty() && state.config.dev {
+        return Ok(());
+    }
+    state.security.admin.check(headers)
+}
+
+/// A snapshot of the server's figures (also streamed to the dashboard).
+pub(crate) fn stats_json(state: &AppState) -> Value {
+    let hub = &state.hub;
+    let s = hub.stats();
+    let get = HubStats::get;
+    let rooms = hub.rooms();
+    let subscriptions: usize = rooms.iter().map(|(_, n)| n).sum();
+    json!({
+        "connections": hub.connection_count(),
+        "rooms": rooms.len(),
+        "subscriptions": subscriptions,
+        "connections_total": get(&s.connections_total),
+        "messages_in": get(&s.messages_in),
+        "bytes_in": get(&s.bytes_in),
+        "publishes": get(&s.publishes),
+        "deliveries": get(&s.deliveries),
+        "slow_consumers": get(&s.slow_consumers),
+        "dropped_oldest": get(&s.dropped_oldest),
+        "evicted": get(&s.evicted),
+        "superseded": get(&s.superseded),
+        "replayed": get(&s.replayed),
+        "history_rooms": hub.history().room_count(),
+        "limits": {
+            "connections_counted": state.security.connections.total(),
+            "tracked_principals": state.security.connections.tracked_principals(),
+            "tracked_ips": state.security.handshakes.tracked_ips(),
+        },
+        "collectives": state.security.collectives.len(),
+        "uptime_secs": state.started.elapsed().as_secs(),
+    })
+}
+
+/// `GET /api/admin/stats`.
+pub(crate) async fn stats(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    authorize(&state, &headers)?;
+    Ok(Json(stats_json(&state)))
+}
+
+/// Query of `GET /api/admin/connections`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ConnectionsQuery {
+    room: Option<String>,
+    limit: Option<usize>,
+}
+
+/// `GET /api/admin/connections?room=&limit=` (default limit 100, at most 10,000).
+pub(crate) async fn connections(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<ConnectionsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    authorize(&state, &headers)?;
+    let Query(q) = query.map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let room = q
+        .room
+        .filter(|r| !r.is_empty())
+        .map(|r| RoomName::parse(&r).map_err(|e| ApiError::BadRequest(e.to_string())))
+        .transpose()?;
+    let limit = q.limit.unwrap_or(100).clamp(1, 10_000);
+    let mut sessions = state.hub.sessions();
+    if let Some(room) = &room {
+        sessions.retain(|s| s.is_member(room));
+    }
+    sessions.sort_by(|a, b| a.client_id.cmp(&b.client_id));
+    let total = sessions.len();
+    let list: Vec<Value> = sessions
+        .iter()
+        .take(limit)
+        .map(|s| {
+            json!({
+                "client_id": s.client_id,
+                "remote_addr": s.remote.map(|a| a.to_string()),
+                "connected_at": roomcast_protocol::time::format_rfc3339(s.connected_at.into()),
+                "rooms": s.rooms(),
+                "queue_depth": s.outbox.len(),
+                "messages_in": s.messages_in.load(Ordering::Relaxed),
+                "messages_out": s.outbox.delivered(),
+                "collective_id": s.collective.as_deref(),
+            })
+        })
+        .collect();
+    Ok(Json(json!({"total": total, "connections": list})))
+}
+
+/// `GET /api/admin/rooms`: rooms with member counts, largest first.
+pub(crate) async fn rooms(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    authorize(&state, &headers)?;
+    let mut rooms = state.hub.rooms();
+    rooms.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let list: Vec<Value> = rooms
+        .iter()
+        .map(|(name, members)| {
+            let head = state.hub.room_head(name).ok();
+            json!({
+                "room": name,
+                "members": members,
+                "sequence": head.as_ref().map(|h| h.sequence),
+                "epoch": head.as_ref().map(|h| h.epoch.clone()),
+            })
+        })
+        .collect();
+    Ok(Json(json!({"rooms": list})))
+}
+
+#[derive(Debug, Deserialize, Default)]
+struct DisconnectBody {
+    code: Option<u16>,
+    reason: Option<String>,
+}
+
+/// `POST /api/admin/connections/{client_id}/disconnect` with optional
+/// `{"code":4xxx|1000|1001|1008,"reason":".."}` (default 1008 "Disconnected by admin").
+pub(crate) async fn disconnect(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(client_id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    authorize(&state, &headers)?;
+    let client_id = ClientId::parse(&client_id).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let body: DisconnectBody = if body.is_empty() {
+        DisconnectBody::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?
+    };
+    let code = match body.code {
+        None => CloseCode::PolicyViolation,
+        Some(n) => CloseCode::from_u16(n)
+            .ok_or_else(|| ApiError::BadRequest(format!("{n} is not a roomcast close code")))?,
+    };
+    let mut reason = body
+        .reason
+        .unwrap_or_else(|| "Disconnected by admin".to_owned());
+    // A close reason must fit a control frame.
+    while reason.len() > 123 {
+        reason.pop();
+    }
+    if !state.hub.kick(&client_id, code, reason) {
+        return Err(ApiError::NotFound(format!(
+            "no connection for client {client_id}"
+        )));
+    }
+    Ok(Json(
+        json!({"disconnected": client_id, "code": code.as_u16()}),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+struct BroadcastBody {
+    room: Option<String>,
+    #[serde(rename = "type")]
+    ty: Option<String>,
+    data: Option<Box<serde_json::value::RawValue>>,
+}
+
+/// `POST /api/admin/broadcast` with `{"type":T,"data":..,"room":R?}`: to one room (through
+/// history, like `/api/publish`) or, without `room`, to every connection (ephemeral,
+/// `{"type":T,"data":..,"timestamp":..}`).
+pub(crate) async fn broadcast(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    authorize(&state, &headers)?;
+    let body: BroadcastBody = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
+    let ty = body.ty.unwrap_or_else(|| "broadcast".to_owned());
+    if !roomcast_protocol::server::valid_event_type(&ty) {
+        return Err(ApiError::BadRequest(
+            "\"type\" must be 1-64 characters of [A-Za-z0-9_.:-]".into(),
+        ));
+    }
+    let data = body
+        .data
+        .ok_or_else(|| ApiError::BadRequest("missing \"data\"".into()))?;
+    match body.room {
+        Some(room) => {
+            let room = RoomName::parse(&room).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+            let body = roomcast_protocol::server::EventBody::data(&data);
+            let published = state
+                .hub
+                .publish(&room, &ty, &body, None)
+                .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+            Ok(Json(json!({
+                "room": room,
+                "sequence": published.sequence,
+                "epoch": published.epoch,
+                "delivered": published.delivery.delivered,
+            })))
+        }
+        None => {
+            let frame = roomcast_protocol::server::encode_broadcast(
+                &ty,
+                &roomcast_protocol::time::now_rfc3339(),
+                &data,
+            );
+            let d = state.hub.broadcast_all(&bytes::Bytes::from(frame));
+            Ok(Json(json!({"delivered": d.delivered})))
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct CollectiveBody {
+    id: String,
+    public_key: String,
+    starting_cash: Option<i64>,
+}
+
+fn collective_json(c: &Collective) -> Value {
+    json!({"id": c.id.as_str(), "public_key": c.public_key_text, "starting_cash": c.starting_cash})
+}
+
+/// `GET /api/admin/collectives`.
+pub(crate) async fn list_collectives(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    authorize(&state, &headers)?;
+    let list: Vec<Value> = state
+        .security
+        .collectives
+        .list()
+        .iter()
+        .map(|c| collective_json(c))
+        .collect();
+    Ok(Json(json!({"collectives": list})))
+}
+
+/// `POST /api/admin/collectives` with `{"id","public_key","starting_cash"?}` → 201; 409 if
+/// the id exists.
+pub(crate) async fn add_collective(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    authorize(&state, &headers)?;
+    let body: CollectiveBody = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
+    let collective = Collective::parse(&body.id, &body.public_key, body.starting_cash)
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let added = state
+        .security
+        .collectives
+        .register(collective)
+        .map_err(|e| match e {
+            RegistryError::Duplicate(id) => {
+                ApiError::Conflict(format!("collective {id} already exists"))
+            }
+            other => ApiError::BadRequest(other.to_string()),
+        })?;
+    Ok((StatusCode::CREATED, Json(collective_json(&added))))
+}
+
+/// `DELETE /api/admin/collectives/{id}`: removes it and closes its connections with 4012.
+pub(crate) async fn remove_collective(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    authorize(&state, &headers)?;
+    let removed = state
+        .security
+        .collectives
+        .remove(&id)
+        .ok_or_else(|| ApiError::NotFound(format!("no collective {id}")))?;
+    let mut disconnected = 0;
+    for session in state.hub.sessions() {
+        if session.collective.as_deref() == Some(removed.id.as_str()) {
+            state.hub.kick(
+                &session.client_id,
+                CloseCode::SessionExpired,
+                "Collective removed".to_owned(),
+            );
+            disconnected += 1;
+        }
+    }
+    Ok(Json(
+        json!({"removed": removed.id.as_str(), "disconnected": disconnected}),
+    ))
+}

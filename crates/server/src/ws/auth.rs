@@ -1,0 +1,138 @@
+//! Authenticating a connection right after the upgrade, before anything is delivered to
+//! it: a bearer token verified against the configured keys, or the Ed25519
+//! challenge-response step (reusable by any endpoint that asks for it), or anonymous
+//! access when authentication is not required.
+//!
+//! Failures are accept-then-close with the documented code, so browser clients can read it.
+
+use axum::extract::ws::{Message, WebSocket};
+use futures_util::StreamExt;
+use roomcast_engine::auth::challenge::INVALID_AUTH_FLOW_REASON;
+use roomcast_engine::auth::{Challenge, CollectiveId, Principal};
+use roomcast_protocol::server::Reply;
+use roomcast_protocol::{parse_request, ClientId, CloseCode, Request};
+use time::OffsetDateTime;
+
+use crate::security::Security;
+
+/// What the client presented at the handshake.
+#[derive(Debug)]
+pub(crate) enum Credentials {
+    /// A bearer token (query, Authorization header or subprotocol).
+    Token(String),
+    /// Asked for the Ed25519 challenge (`?auth=ed25519`).
+    Ed25519,
+    /// Nothing.
+    None,
+}
+
+/// Why a connection is refused: the close frame to send.
+#[derive(Debug)]
+pub(crate) struct Refusal {
+    pub(crate) code: CloseCode,
+    pub(crate) reason: String,
+}
+
+impl Refusal {
+    fn new(code: CloseCode, reason: impl Into<String>) -> Refusal {
+        Refusal {
+            code,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Decides who the connection is. May exchange messages with the client (challenge).
+pub(crate) async fn authenticate(
+    ws: &mut WebSocket,
+    security: &Security,
+    client_id: &ClientId,
+    credentials: Credentials,
+) -> Result<Principal, Refusal> {
+    match credentials {
+        Credentials::Token(token) => match &security.verifier {
+            Some(verifier) => {
+                let claims = verifier
+                    .verify(&token, OffsetDateTime::now_utc())
+                    .map_err(|e| Refusal::new(e.close_code(), e.close_reason()))?;
+                Principal::from_claims(client_id.clone(), &claims)
+                    .map_err(|e| Refusal::new(e.close_code(), e.close_code().default_reason()))
+            }
+            // No key configured (development): a token cannot be checked, so it grants
+            // nothing beyond anonymous access.
+            None => Ok(Principal::anonymous(client_id.clone())),
+        },
+        Credentials::Ed25519 => {
+            let collective = CollectiveId::parse(client_id.as_str())
+                .map_err(|_| Refusal::new(CloseCode::Unauthorized, "Invalid signature"))?;
+            let timeout = security.auth_timeout;
+            match tokio::time::timeout(timeout, challenge_step(ws, security, &collective)).await {
+                Ok(result) => result.map(|c| Principal::collective(client_id.clone(), c)),
+                Err(_) => Err(Refusal::new(
+                    CloseCode::AuthTimeout,
+                    CloseCode::AuthTimeout.default_reason(),
+                )),
+            }
+        }
+        Credentials::None if security.required => Err(Refusal::new(
+            CloseCode::Unauthorized,
+            CloseCode::Unauthorized.default_reason(),
+        )),
+        Credentials::None => Ok(Principal::anonymous(client_id.clone())),
+    }
+}
+
+/// The Ed25519 challenge-response step (see docs/PROTOCOL.md). The challenge lives only in
+/// this future: single use, bound to this connection, forgotten on any outcome.
+pub(crate) async fn challenge_step(
+    ws: &mut WebSocket,
+    security: &Security,
+    collective: &CollectiveId,
+) -> Result<CollectiveId, Refusal> {
+    let challenge = Challenge::issue(collective, OffsetDateTime::now_utc())
+        .map_err(|_| Refusal::new(CloseCode::ServerError, "entropy source unavailable"))?;
+    let msg = Reply::AuthChallenge {
+        challenge: challenge.text(),
+        expires_in: challenge.expires_in_secs(),
+    };
+    send(ws, msg.to_json()).await?;
+    let flow = || Refusal::new(CloseCode::Unauthorized, INVALID_AUTH_FLOW_REASON);
+    let text = loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(t))) => break t,
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            Some(Ok(Message::Binary(_))) => return Err(flow()),
+            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
+                return Err(Refusal::new(
+                    CloseCode::Normal,
+                    "closed during authentication",
+                ))
+            }
+        }
+    };
+    let signature = match parse_request(text.as_str()) {
+        Ok(parsed) => match parsed.request {
+            Request::AuthResponse { signature } => signature.into_owned(),
+            _ => return Err(flow()),
+        },
+        Err(_) => return Err(flow()),
+    };
+    let collective = challenge
+        .verify_registered(&signature, &security.collectives, OffsetDateTime::now_utc())
+        .map_err(|e| Refusal::new(e.close_code(), e.close_reason()))?;
+    send(
+        ws,
+        Reply::AuthOk {
+            collective_id: collective.id.as_str(),
+        }
+        .to_json(),
+    )
+    .await?;
+    Ok(collective.id.clone())
+}
+
+async fn send(ws: &mut WebSocket, text: String) -> Result<(), Refusal> {
+    ws.send(Message::Text(text.into()))
+        .await
+        .map_err(|_| Refusal::new(CloseCode::Normal, "connection lost"))
+}
