@@ -54,6 +54,8 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(crate::metrics::render))
         .route("/ws/{client_id}", get(crate::ws::upgrade))
         .route("/api/publish", post(crate::api::publish))
         .route("/api/publish/batch", post(crate::api::publish_batch))
@@ -76,4 +78,23 @@ pub fn router(state: AppState) -> Router {
         )
         .layer(DefaultBodyLimit::max(MAX_API_BODY))
         .with_state(state)
+}
+
+/// `GET /readyz`: 200 `ready` once the history store answers and the server is not
+/// shutting down; 503 otherwise.
+async fn readyz(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> (axum::http::StatusCode, &'static str) {
+    if state.shutdown.is_cancelled() {
+        return (axum::http::StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+    }
+    match roomcast_protocol::RoomName::parse("readyz.probe") {
+        Ok(room) if state.hub.history().head(&room).is_ok() => {
+            (axum::http::StatusCode::OK, "ready")
+        }
+        _ => (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "history store unavailable",
+        ),
+    }
 }

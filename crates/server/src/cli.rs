@@ -30,6 +30,10 @@ pub enum Command {
     DefaultConfig,
     /// Validate a configuration file (and flags) without starting.
     CheckConfig(ServeArgs),
+    /// Mint an HS256 development token with the configured secret.
+    Token(crate::tools::TokenArgs),
+    /// Write an Ed25519 key pair (PEM) for a collective and print its public key.
+    Keygen(crate::tools::KeygenArgs),
 }
 
 /// Options of `roomcast serve`. Precedence: flag > environment variable > config file >
@@ -264,6 +268,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Token(args) => crate::tools::token(args),
+        Command::Keygen(args) => crate::tools::keygen(args),
         Command::CheckConfig(args) => {
             let config = args.resolve()?;
             println!("configuration ok: listening on {}", config.bind);

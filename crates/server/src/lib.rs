@@ -5,15 +5,19 @@
 //! - [`api`]: HTTP publish and history APIs.
 //! - [`app`]: the axum router and its shared state; tests can embed it without a binary.
 //! - [`ws`]: the WebSocket endpoint: upgrade, the per-connection task, request dispatch.
+//! - [`metrics`]: Prometheus metrics.
 //! - [`security`]: JWT verifier, room policy, collectives, limits, Origin rule.
+//! - [`tools`]: `roomcast token` and `roomcast keygen`.
 //! - [`serve`]: binding, the maintenance task and graceful shutdown.
 
 pub mod api;
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod metrics;
 pub mod security;
 pub mod serve;
+pub mod tools;
 pub mod ws;
 
 pub use app::{router, AppState};

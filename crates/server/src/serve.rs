@@ -58,6 +58,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     let listener = TcpListener::bind(config.bind)
         .await
         .with_context(|| format!("binding {}", config.bind))?;
+    crate::metrics::install();
     let state = AppState::new(build_hub(&config)?, config)?;
     if let Some(v) = &state.security.verifier {
         tracing::info!(algorithms = ?v.algorithms(), "JWT authentication enabled");

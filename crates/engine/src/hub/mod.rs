@@ -294,6 +294,7 @@ impl Hub {
             return Err(PublishError::InvalidType);
         }
         let room = self.room(name)?;
+        let started = std::time::Instant::now();
         let mut log = room.log();
         let timestamp = roomcast_protocol::time::now_rfc3339();
         let unix_ms = unix_millis();
@@ -307,12 +308,13 @@ impl Hub {
             body,
         ));
         let receipt = if log.keeps_history {
+            let append_started = std::time::Instant::now();
             let event = StoredEvent {
                 sequence,
                 unix_millis: unix_ms,
                 frame: frame.clone(),
             };
-            match self.inner.history.append(name, event) {
+            let receipt = match self.inner.history.append(name, event) {
                 Ok(r) => Some(r),
                 Err(HistoryError::OutOfOrder { .. }) => {
                     // The store dropped this room's log (expired and idle) and started a new
@@ -335,7 +337,10 @@ impl Hub {
                     Some(self.inner.history.append(name, event)?)
                 }
                 Err(e) => return Err(e.into()),
-            }
+            };
+            metrics::histogram!("roomcast_history_append_seconds")
+                .record(append_started.elapsed().as_secs_f64());
+            receipt
         } else {
             None
         };
@@ -343,6 +348,8 @@ impl Hub {
         let delivery = room.fan_out(&frame, exclude);
         let epoch = log.head.epoch.clone();
         drop(log);
+        metrics::histogram!("roomcast_publish_fanout_seconds")
+            .record(started.elapsed().as_secs_f64());
         self.inner.stats.record_publish(&delivery);
         Ok(Published {
             sequence,

@@ -159,12 +159,18 @@ pub(super) async fn run(
 
 /// Closes a connection that never became a session.
 async fn refuse(mut ws: WebSocket, code: CloseCode, reason: &str) {
+    if code != CloseCode::TooManyConnections {
+        metrics::counter!("roomcast_auth_failures_total", "code" => code.as_u16().to_string())
+            .increment(1);
+    }
     close_socket(&mut ws, code, reason).await;
 }
 
 /// Sends a close frame and waits briefly for the client's answer, so the client reads the
 /// code, without letting a silent peer hold the task.
 async fn close_socket(ws: &mut WebSocket, code: CloseCode, reason: &str) {
+    metrics::counter!("roomcast_connections_closed_total", "code" => code.as_u16().to_string())
+        .increment(1);
     let frame = CloseFrame {
         code: code.as_u16(),
         reason: Utf8Bytes::from(reason),
@@ -195,6 +201,7 @@ fn on_frame(
             match ctx.rate.check(Instant::now()) {
                 RateDecision::Allow => {}
                 RateDecision::Drop => {
+                    metrics::counter!("roomcast_rate_limited_total").increment(1);
                     push_error(
                         session,
                         ErrorCode::RateLimited,
@@ -246,6 +253,9 @@ async fn write_batch(ws: &mut WebSocket, batch: &mut Vec<Bytes>) -> Result<(), a
     if batch.is_empty() {
         return Ok(());
     }
+    let bytes: usize = batch.iter().map(Bytes::len).sum();
+    metrics::counter!("roomcast_messages_out_total").increment(batch.len() as u64);
+    metrics::counter!("roomcast_bytes_out_total").increment(bytes as u64);
     for frame in batch.drain(..) {
         // Frames are produced as UTF-8 JSON; the check does not copy.
         match Utf8Bytes::try_from(frame) {

@@ -1,0 +1,165 @@
+//! Developer tooling subcommands: `roomcast token` mints an HS256 token with the configured
+//! secret, `roomcast keygen` writes an Ed25519 key pair for a collective.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use base64::Engine;
+use clap::Args;
+use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
+use ed25519_dalek::pkcs8::{EncodePrivateKey, EncodePublicKey};
+use ed25519_dalek::SigningKey;
+use rand::TryRngCore;
+use roomcast_engine::auth::{mint_hs256, MintRequest};
+
+/// Options of `roomcast token`.
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// The client id the token is for (`sub`).
+    #[arg(long)]
+    pub sub: String,
+    /// Subscribe patterns (`rooms` claim), comma-separated, e.g. `chat:*,general`.
+    #[arg(long, value_delimiter = ',')]
+    pub rooms: Vec<String>,
+    /// Publish patterns (`publish` claim), comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub publish: Vec<String>,
+    /// Roles (`roles` claim), e.g. `admin`.
+    #[arg(long = "role")]
+    pub roles: Vec<String>,
+    /// The collective the holder acts for (`collective_id` claim).
+    #[arg(long)]
+    pub collective: Option<String>,
+    /// Lifetime: `90s`, `30m`, `1h`, `7d` or seconds. [default: 1h]
+    #[arg(long, default_value = "1h", value_parser = parse_ttl)]
+    pub ttl: Duration,
+    /// `iss` claim.
+    #[arg(long)]
+    pub issuer: Option<String>,
+    /// `aud` claim.
+    #[arg(long)]
+    pub audience: Option<String>,
+    /// HS256 secret (default: the server's, from the environment or --config).
+    #[arg(long, env = "ROOMCAST_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// Configuration file to read the secret from.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+/// Options of `roomcast keygen`.
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Path prefix: writes PREFIX.pem (private, PKCS#8) and PREFIX.pub.pem (public, SPKI).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Overwrite existing files.
+    #[arg(long)]
+    pub force: bool,
+}
+
+fn parse_ttl(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 30m or 1h"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => return Err(format!("{s:?}: unit must be s, m, h or d")),
+    };
+    if secs == 0 {
+        return Err("ttl must be positive".into());
+    }
+    Ok(Duration::from_secs(secs))
+}
+
+/// `roomcast token`: prints a token on stdout.
+pub fn token(args: TokenArgs) -> anyhow::Result<()> {
+    let secret = match args.jwt_secret {
+        Some(s) => s,
+        None => {
+            let file = match &args.config {
+                Some(path) => crate::config::RawConfig::load(path)?,
+                None => crate::config::RawConfig::default(),
+            };
+            match file.auth.jwt_secret {
+                Some(s) => s,
+                None => bail!("no secret: pass --jwt-secret SECRET (or ROOMCAST_JWT_SECRET, or --config with auth.jwt_secret)"),
+            }
+        }
+    };
+    let request = MintRequest {
+        sub: args.sub,
+        rooms: (!args.rooms.is_empty()).then_some(args.rooms),
+        publish: (!args.publish.is_empty()).then_some(args.publish),
+        roles: args.roles,
+        collective_id: args.collective,
+        issuer: args.issuer,
+        audience: args.audience,
+        ttl: args.ttl,
+    };
+    let token = mint_hs256(&secret, &request, time::OffsetDateTime::now_utc())?;
+    println!("{token}");
+    Ok(())
+}
+
+fn write_new(path: &Path, text: &str, force: bool) -> anyhow::Result<()> {
+    if path.exists() && !force {
+        bail!("{} exists (use --force to overwrite)", path.display());
+    }
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}
+
+/// `roomcast keygen`: writes a key pair and prints the public key to register.
+pub fn keygen(args: KeygenArgs) -> anyhow::Result<()> {
+    let mut seed = [0u8; 32];
+    rand::rngs::OsRng
+        .try_fill_bytes(&mut seed)
+        .context("reading the OS random number generator")?;
+    let key = SigningKey::from_bytes(&seed);
+    let private = key
+        .to_pkcs8_pem(LineEnding::LF)
+        .context("encoding the private key")?;
+    let public = key
+        .verifying_key()
+        .to_public_key_pem(LineEnding::LF)
+        .context("encoding the public key")?;
+    let prefix = args.out.display().to_string();
+    let private_path = PathBuf::from(format!("{prefix}.pem"));
+    let public_path = PathBuf::from(format!("{prefix}.pub.pem"));
+    write_new(&private_path, &private, args.force)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&private_path, std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("restricting {}", private_path.display()))?;
+    }
+    write_new(&public_path, &public, args.force)?;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(key.verifying_key().to_bytes());
+    eprintln!(
+        "wrote {} (private, keep secret) and {}",
+        private_path.display(),
+        public_path.display()
+    );
+    println!("{b64}");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_units() {
+        assert_eq!(parse_ttl("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_ttl("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_ttl("120"), Ok(Duration::from_secs(120)));
+        assert!(parse_ttl("1y").is_err());
+        assert!(parse_ttl("0").is_err());
+    }
+}

@@ -1,0 +1,179 @@
+//! Metrics, readiness and the admin API (issue 5), over HTTP against the real binary.
+
+mod util;
+
+use serde_json::{json, Value};
+use util::*;
+
+const ADMIN: &str = "admin-key-123";
+
+fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[tokio::test]
+async fn metrics_and_readiness() {
+    let server = TestServer::start(&["--admin-key", ADMIN]).await;
+    let (status, body) = server.http_request("GET", "/readyz", None, None).await;
+    assert_eq!((status, body.as_str()), (200, "ready"));
+    let mut a = server.connect("a").await;
+    let mut b = server.connect("b").await;
+    subscribe(&mut a, "m").await;
+    subscribe(&mut b, "m").await;
+    request(
+        &mut a,
+        json!({"type":"message","room":"m","content":"x"}),
+        json!(1),
+    )
+    .await;
+    assert_eq!(recv_event(&mut b).await["type"], "message");
+    let (status, text) = server.http_request("GET", "/metrics", None, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(metric(&text, "roomcast_connections"), Some(2.0), "{text}");
+    assert!(metric(&text, "roomcast_connections_total").is_some_and(|v| v >= 2.0));
+    assert!(metric(&text, "roomcast_messages_in_total").is_some_and(|v| v >= 3.0));
+    assert!(metric(&text, "roomcast_deliveries_total").is_some_and(|v| v >= 1.0));
+    assert!(metric(&text, "roomcast_rooms").is_some_and(|v| v >= 2.0));
+    assert!(
+        text.contains("roomcast_publish_fanout_seconds_bucket"),
+        "{text}"
+    );
+    assert!(
+        text.contains("roomcast_history_append_seconds_count"),
+        "{text}"
+    );
+    assert!(metric(&text, "roomcast_messages_out_total").is_some_and(|v| v >= 1.0));
+    // A close shows up by code.
+    let mut bin = server.connect("bin").await;
+    use futures_util::SinkExt;
+    bin.stream_mut()
+        .send(tokio_tungstenite::tungstenite::Message::binary(vec![0u8]))
+        .await
+        .expect("send");
+    assert_eq!(recv_close(&mut bin).await.0, Some(1003));
+    let (_, text) = server.http_request("GET", "/metrics", None, None).await;
+    assert!(
+        text.contains("roomcast_connections_closed_total{code=\"1003\"} 1"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn admin_api_requires_the_key() {
+    let server = TestServer::start(&["--admin-key", ADMIN]).await;
+    for path in [
+        "/api/admin/stats",
+        "/api/admin/connections",
+        "/api/admin/rooms",
+        "/api/admin/collectives",
+    ] {
+        let (status, _) = server.http_request("GET", path, None, None).await;
+        assert_eq!(status, 401, "{path} without key");
+        let (status, _) = server
+            .http_request("GET", path, Some("wrong-key-000"), None)
+            .await;
+        assert_eq!(status, 401, "{path} with a wrong key");
+        let (status, _) = server.http_request("GET", path, Some(ADMIN), None).await;
+        assert_eq!(status, 200, "{path} with the key");
+    }
+    let (status, _) = server
+        .http_request("POST", "/api/admin/broadcast", None, Some("{}"))
+        .await;
+    assert_eq!(status, 401);
+}
+
+#[tokio::test]
+async fn admin_stats_connections_rooms_disconnect_broadcast() {
+    let server = TestServer::start(&["--admin-key", ADMIN]).await;
+    let mut alice = server.connect("alice").await;
+    let mut bob = server.connect("bob").await;
+    subscribe(&mut alice, "lobby").await;
+    let get = |path: &'static str| {
+        let server = &server;
+        async move {
+            let (status, text) = server.http_request("GET", path, Some(ADMIN), None).await;
+            assert_eq!(status, 200, "{path}: {text}");
+            serde_json::from_str::<Value>(&text).expect("json")
+        }
+    };
+    let stats = get("/api/admin/stats").await;
+    assert_eq!(stats["connections"], 2);
+    assert!(stats["rooms"].as_u64().is_some_and(|n| n >= 2));
+    let conns = get("/api/admin/connections?room=lobby&limit=10").await;
+    assert_eq!(conns["total"], 1);
+    let c = &conns["connections"][0];
+    assert_eq!(c["client_id"], "alice");
+    assert!(c["remote_addr"]
+        .as_str()
+        .is_some_and(|a| a.starts_with("127.0.0.1:")));
+    assert!(c["connected_at"].is_string());
+    assert_eq!(c["rooms"], json!(["general", "lobby"]));
+    assert!(c["queue_depth"].is_u64() && c["messages_in"].as_u64().is_some_and(|n| n >= 1));
+    assert!(c["messages_out"].as_u64().is_some_and(|n| n >= 2));
+    let rooms = get("/api/admin/rooms").await;
+    let general = rooms["rooms"]
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["room"] == "general"))
+        .cloned();
+    assert_eq!(general.map(|g| g["members"].clone()), Some(json!(2)));
+
+    // Broadcast to everyone, then to a room.
+    let (status, body) = post_json(
+        &server,
+        "/api/admin/broadcast",
+        Some(ADMIN),
+        &json!({"type":"notice","data":{"m":"hello"}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["delivered"], 2);
+    for c in [&mut alice, &mut bob] {
+        let m = recv_event(c).await;
+        assert_eq!(m["type"], "notice");
+        assert_eq!(m["data"], json!({"m":"hello"}));
+    }
+    let (status, body) = post_json(
+        &server,
+        "/api/admin/broadcast",
+        Some(ADMIN),
+        &json!({"room":"lobby","type":"notice","data":1}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["delivered"], 1);
+    let m = recv_event(&mut alice).await;
+    assert_eq!(
+        (m["room"].as_str(), m["sequence"].as_u64()),
+        (Some("lobby"), Some(1))
+    );
+
+    // Disconnect with a chosen code.
+    let (status, body) = post_json(
+        &server,
+        "/api/admin/connections/bob/disconnect",
+        Some(ADMIN),
+        &json!({"code":4012,"reason":"bye"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(recv_close(&mut bob).await, (Some(4012), "bye".to_string()));
+    let (status, _) = post_json(
+        &server,
+        "/api/admin/connections/nobody/disconnect",
+        Some(ADMIN),
+        &json!({}),
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (status, _) = post_json(
+        &server,
+        "/api/admin/connections/alice/disconnect",
+        Some(ADMIN),
+        &json!({"code":1234}),
+    )
+    .await;
+    assert_eq!(status, 400);
+}
