@@ -4,6 +4,7 @@
 //! - [`outbox`]: each connection's bounded outbound queue and its slow-consumer policy.
 //! - [`maintenance`]: the one timer that sends heartbeats, evicts dead connections and
 //!   trims history.
+//! - [`broker`]: the seam that carries room events between nodes (single node: [`broker::LocalBroker`]).
 //! - [`history`]: per-room event logs (memory and durable) for reconnect recovery.
 //! - [`config`]: validated engine settings.
 //!
@@ -13,6 +14,7 @@
 //! domain crates (the trading arena) publish through the same API without a server.
 
 pub mod auth;
+pub mod broker;
 pub mod config;
 pub mod history;
 pub mod hub;

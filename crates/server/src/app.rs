@@ -80,8 +80,8 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// `GET /readyz`: 200 `ready` once the history store answers and the server is not
-/// shutting down; 503 otherwise.
+/// `GET /readyz`: 200 `ready` once the history store answers, the broker is connected and
+/// the server is not shutting down; 503 otherwise.
 async fn readyz(
     axum::extract::State(state): axum::extract::State<AppState>,
 ) -> (axum::http::StatusCode, &'static str) {

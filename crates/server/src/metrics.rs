@@ -98,7 +98,7 @@ fn describe() {
     );
     describe_counter!(
         "roomcast_broker_errors_total",
-        "Broker failures (always 0 with the embedded broker)"
+        "Broker publish failures (0 with the single-node broker)"
     );
     describe_histogram!(
         "roomcast_publish_fanout_seconds",
@@ -144,7 +144,7 @@ pub(crate) async fn render(State(state): State<AppState>) -> impl IntoResponse {
     metrics::counter!("roomcast_evicted_total").absolute(get(&s.evicted));
     metrics::counter!("roomcast_superseded_total").absolute(get(&s.superseded));
     metrics::counter!("roomcast_replayed_events_total").absolute(get(&s.replayed));
-    metrics::counter!("roomcast_broker_errors_total").absolute(0);
+    metrics::counter!("roomcast_broker_errors_total").absolute(get(&s.broker_errors));
     let body = handle.render();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }

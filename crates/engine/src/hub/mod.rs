@@ -24,6 +24,7 @@ use bytes::Bytes;
 use roomcast_protocol::server::{encode_event, EventBody, Reply};
 use roomcast_protocol::{ClientId, CloseCode, Epoch, RoomName, Sequence};
 
+use crate::broker::{Broker, LocalBroker};
 use crate::config::HubConfig;
 use crate::history::{AppendReceipt, History, HistoryError, RoomHead, StoredEvent};
 use crate::outbox::Outbox;
@@ -71,6 +72,7 @@ struct Inner {
     sessions: Sharded<ClientId, Arc<Session>>,
     rooms: Sharded<RoomName, Arc<Room>>,
     history: Arc<dyn History>,
+    broker: Arc<dyn Broker>,
     next_conn: AtomicU64,
     clock: Instant,
     stats: HubStats,
@@ -101,14 +103,24 @@ fn unix_millis() -> i64 {
 }
 
 impl Hub {
-    /// A hub with the given settings and history store.
+    /// A single-node hub with the given settings and history store.
     pub fn new(config: HubConfig, history: Arc<dyn History>) -> Hub {
+        Hub::with_broker(config, history, Arc::new(LocalBroker))
+    }
+
+    /// A hub whose events also travel to other nodes through `broker`.
+    pub fn with_broker(
+        config: HubConfig,
+        history: Arc<dyn History>,
+        broker: Arc<dyn Broker>,
+    ) -> Hub {
         Hub {
             inner: Arc::new(Inner {
                 config,
                 sessions: Sharded::new(SHARDS),
                 rooms: Sharded::new(SHARDS),
                 history,
+                broker,
                 next_conn: AtomicU64::new(1),
                 clock: Instant::now(),
                 stats: HubStats::default(),
@@ -124,6 +136,11 @@ impl Hub {
     /// Counters for metrics.
     pub fn stats(&self) -> &HubStats {
         &self.inner.stats
+    }
+
+    /// The broker.
+    pub fn broker(&self) -> &Arc<dyn Broker> {
+        &self.inner.broker
     }
 
     /// The history store.
@@ -224,6 +241,7 @@ impl Hub {
         };
         let room = Arc::new(Room::new(name.clone(), head, keeps));
         shard.insert(name.clone(), room.clone());
+        self.inner.broker.interest(name, true);
         Ok(room)
     }
 
@@ -346,6 +364,13 @@ impl Hub {
         };
         log.head.sequence = sequence;
         let delivery = room.fan_out(&frame, exclude);
+        if let Err(e) = self.inner.broker.publish(name, sequence, &frame) {
+            self.inner
+                .stats
+                .broker_errors
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(room = %name, error = %e, "broker publish failed");
+        }
         let epoch = log.head.epoch.clone();
         drop(log);
         metrics::histogram!("roomcast_publish_fanout_seconds")
@@ -357,6 +382,24 @@ impl Hub {
             delivery,
             receipt,
         })
+    }
+
+    /// Delivers an event another node sequenced (called by a broker). Events at or below the
+    /// room's current head are duplicates and ignored; otherwise local members receive it
+    /// and the head advances. Returns the fan-out counts.
+    pub fn deliver_remote(&self, name: &RoomName, sequence: Sequence, frame: Bytes) -> Delivery {
+        let Some(room) = self.existing_room(name) else {
+            return Delivery::default();
+        };
+        let mut log = room.log();
+        if sequence <= log.head.sequence {
+            return Delivery::default();
+        }
+        log.head.sequence = sequence;
+        let d = room.fan_out(&frame, None);
+        drop(log);
+        self.inner.stats.record_publish(&d);
+        d
     }
 
     /// Sends a frame that is not part of the room's history (e.g. `user_left`) to its
@@ -503,16 +546,19 @@ impl Hub {
     /// live subscriptions. A room's sequence lives on in history, so recreating it later
     /// continues where it left off.
     pub(crate) fn sweep_empty_rooms(&self) -> usize {
-        let mut removed = 0;
+        let mut removed = Vec::new();
         self.inner.rooms.for_each_shard_mut(|shard| {
-            shard.retain(|_, room| {
+            shard.retain(|name, room| {
                 let keep = Arc::strong_count(room) > 1 || room.len() > 0;
                 if !keep {
-                    removed += 1;
+                    removed.push(name.clone());
                 }
                 keep
             })
         });
-        removed
+        for name in &removed {
+            self.inner.broker.interest(name, false);
+        }
+        removed.len()
     }
 }

@@ -28,6 +28,8 @@ pub struct HubStats {
     pub messages_in: AtomicU64,
     /// Inbound bytes of client messages (counted by the transport).
     pub bytes_in: AtomicU64,
+    /// Broker publish failures.
+    pub broker_errors: AtomicU64,
 }
 
 impl HubStats {

@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use super::ApiError;
 use crate::app::AppState;
 
-fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(crate) fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     if state.security.admin.is_empty() && state.config.dev {
         return Ok(());
     }

@@ -1,0 +1,153 @@
+//! The hub as a library: publish, supersede, broker hand-off and remote delivery, without a
+//! transport.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use roomcast_engine::broker::{Broker, BrokerError};
+use roomcast_engine::history::{MemoryHistory, Retention};
+use roomcast_engine::outbox::Outgoing;
+use roomcast_engine::{Hub, HubConfig, Session, SessionMeta};
+use roomcast_protocol::server::EventBody;
+use roomcast_protocol::{ClientId, CloseCode, RoomName, Sequence};
+use serde_json::value::RawValue;
+
+#[derive(Default)]
+struct RecordingBroker {
+    published: Mutex<Vec<(String, u64)>>,
+    interest: Mutex<Vec<(String, bool)>>,
+}
+
+impl Broker for RecordingBroker {
+    fn publish(
+        &self,
+        room: &RoomName,
+        sequence: Sequence,
+        _frame: &Bytes,
+    ) -> Result<(), BrokerError> {
+        self.published
+            .lock()
+            .map_err(|_| BrokerError::Unavailable("poisoned".into()))?
+            .push((room.to_string(), sequence.0));
+        Ok(())
+    }
+
+    fn interest(&self, room: &RoomName, interested: bool) {
+        if let Ok(mut v) = self.interest.lock() {
+            v.push((room.to_string(), interested));
+        }
+    }
+}
+
+fn hub_with(broker: Arc<RecordingBroker>) -> Hub {
+    let history = Arc::new(MemoryHistory::new(Retention::all(
+        100,
+        Duration::from_secs(60),
+    )));
+    Hub::with_broker(HubConfig::default(), history, broker)
+}
+
+async fn frames(s: &Session) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    if s.outbox.is_empty() {
+        return Vec::new();
+    }
+    s.outbox.drain(&mut out).await;
+    out.iter()
+        .map(|b| serde_json::from_slice(b).expect("json frame"))
+        .collect()
+}
+
+fn id(s: &str) -> ClientId {
+    ClientId::parse(s).expect("client id")
+}
+
+#[tokio::test]
+async fn publish_goes_to_members_and_broker_in_sequence_order() {
+    let broker = Arc::new(RecordingBroker::default());
+    let hub = hub_with(broker.clone());
+    let room = RoomName::parse("r").expect("room");
+    let a = hub.connect(id("a"), SessionMeta::default());
+    let b = hub.connect(id("b"), SessionMeta::default());
+    hub.subscribe(&a, &room).expect("sub");
+    hub.subscribe(&b, &room).expect("sub");
+    let content = RawValue::from_string("1".into()).expect("raw");
+    for _ in 0..3 {
+        hub.publish(
+            &room,
+            "message",
+            &EventBody::chat(&a.client_id, &content),
+            Some(a.conn_id),
+        )
+        .expect("publish");
+    }
+    assert!(frames(&a).await.is_empty(), "sender excluded");
+    let got: Vec<u64> = frames(&b)
+        .await
+        .iter()
+        .filter_map(|v| v["sequence"].as_u64())
+        .collect();
+    assert_eq!(got, vec![1, 2, 3]);
+    let published = broker.published.lock().expect("lock").clone();
+    assert_eq!(
+        published,
+        vec![("r".into(), 1), ("r".into(), 2), ("r".into(), 3)]
+    );
+    assert!(broker
+        .interest
+        .lock()
+        .expect("lock")
+        .contains(&("r".into(), true)));
+}
+
+#[tokio::test]
+async fn remote_events_are_delivered_once_and_advance_the_head() {
+    let broker = Arc::new(RecordingBroker::default());
+    let hub = hub_with(broker);
+    let room = RoomName::parse("remote").expect("room");
+    let s = hub.connect(id("s"), SessionMeta::default());
+    hub.subscribe(&s, &room).expect("sub");
+    let frame = |n: u64| Bytes::from(format!("{{\"type\":\"x\",\"sequence\":{n}}}"));
+    assert_eq!(
+        hub.deliver_remote(&room, Sequence(1), frame(1)).delivered,
+        1
+    );
+    assert_eq!(
+        hub.deliver_remote(&room, Sequence(1), frame(1)).delivered,
+        0,
+        "duplicate ignored"
+    );
+    assert_eq!(
+        hub.deliver_remote(&room, Sequence(2), frame(2)).delivered,
+        1
+    );
+    let got: Vec<u64> = frames(&s)
+        .await
+        .iter()
+        .filter_map(|v| v["sequence"].as_u64())
+        .collect();
+    assert_eq!(got, vec![1, 2]);
+    assert_eq!(hub.room_head(&room).expect("head").sequence, Sequence(2));
+}
+
+#[tokio::test]
+async fn supersede_closes_the_old_session_before_returning() {
+    let hub = hub_with(Arc::new(RecordingBroker::default()));
+    let old = hub.connect(id("dup"), SessionMeta::default());
+    let new = hub.connect(id("dup"), SessionMeta::default());
+    assert!(old.outbox.is_closed());
+    assert!(!new.outbox.is_closed());
+    let mut buf = Vec::new();
+    match old.outbox.drain(&mut buf).await {
+        Outgoing::Close(c) => assert_eq!(c.code, CloseCode::SessionSuperseded),
+        other => panic!("expected close, got {other:?}"),
+    }
+    assert!(
+        !hub.disconnect(&old),
+        "the old session is no longer current"
+    );
+    assert_eq!(hub.connection_count(), 1);
+    assert!(hub.disconnect(&new));
+    assert_eq!(hub.connection_count(), 0);
+}
