@@ -59,6 +59,8 @@ struct State {
     dropped: u64,
     /// Frames handed to the writer so far.
     delivered: u64,
+    /// Bytes of those frames.
+    delivered_bytes: u64,
 }
 
 /// A bounded, closable queue of frames for one connection.
@@ -197,6 +199,12 @@ impl Outbox {
         self.lock().delivered
     }
 
+    /// Frames and bytes handed to the connection's writer so far.
+    pub fn delivered_totals(&self) -> (u64, u64) {
+        let st = self.lock();
+        (st.delivered, st.delivered_bytes)
+    }
+
     /// Messages dropped by the drop-oldest policy so far.
     pub fn dropped(&self) -> u64 {
         self.lock().dropped
@@ -212,6 +220,7 @@ impl Outbox {
                 let mut st = self.lock();
                 if !st.queue.is_empty() {
                     st.delivered += st.queue.len() as u64;
+                    st.delivered_bytes += st.queue.iter().map(|b| b.len() as u64).sum::<u64>();
                     out.extend(st.queue.drain(..));
                     // Release the ring's storage when a burst is over, so idle
                     // connections hold no queue memory.

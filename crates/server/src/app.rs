@@ -76,6 +76,10 @@ pub fn router(state: AppState) -> Router {
             "/api/admin/collectives/{id}",
             axum::routing::delete(admin::remove_collective),
         )
+        .route("/api/admin/stream", get(crate::dashboard::stream))
+        .route("/dashboard", get(crate::dashboard::page))
+        .route("/dashboard/app.js", get(crate::dashboard::script))
+        .route("/dashboard/app.css", get(crate::dashboard::style))
         .layer(DefaultBodyLimit::max(MAX_API_BODY))
         .with_state(state)
 }

@@ -34,6 +34,8 @@ pub enum Command {
     Token(crate::tools::TokenArgs),
     /// Write an Ed25519 key pair (PEM) for a collective and print its public key.
     Keygen(crate::tools::KeygenArgs),
+    /// Live terminal view of one or more nodes (admin API).
+    Monitor(roomcast_monitor::MonitorArgs),
 }
 
 /// Options of `roomcast serve`. Precedence: flag > environment variable > config file >
@@ -270,6 +272,14 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Token(args) => crate::tools::token(args),
         Command::Keygen(args) => crate::tools::keygen(args),
+        Command::Monitor(args) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            runtime.block_on(roomcast_monitor::run(args))
+        }
         Command::CheckConfig(args) => {
             let config = args.resolve()?;
             println!("configuration ok: listening on {}", config.bind);

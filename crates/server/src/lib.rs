@@ -5,6 +5,7 @@
 //! - [`api`]: HTTP publish and history APIs.
 //! - [`app`]: the axum router and its shared state; tests can embed it without a binary.
 //! - [`ws`]: the WebSocket endpoint: upgrade, the per-connection task, request dispatch.
+//! - [`dashboard`]: the admin web dashboard and its live stats stream.
 //! - [`metrics`]: Prometheus metrics.
 //! - [`security`]: JWT verifier, room policy, collectives, limits, Origin rule.
 //! - [`tools`]: `roomcast token` and `roomcast keygen`.
@@ -14,6 +15,7 @@ pub mod api;
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod dashboard;
 pub mod metrics;
 pub mod security;
 pub mod serve;

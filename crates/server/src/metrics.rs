@@ -138,6 +138,9 @@ pub(crate) async fn render(State(state): State<AppState>) -> impl IntoResponse {
     metrics::counter!("roomcast_messages_in_total").absolute(get(&s.messages_in));
     metrics::counter!("roomcast_bytes_in_total").absolute(get(&s.bytes_in));
     metrics::counter!("roomcast_deliveries_total").absolute(get(&s.deliveries));
+    let (frames_out, bytes_out) = hub.outbound_totals();
+    metrics::counter!("roomcast_messages_out_total").absolute(frames_out);
+    metrics::counter!("roomcast_bytes_out_total").absolute(bytes_out);
     metrics::counter!("roomcast_publishes_total").absolute(get(&s.publishes));
     metrics::counter!("roomcast_slow_consumer_disconnects_total").absolute(get(&s.slow_consumers));
     metrics::counter!("roomcast_dropped_oldest_total").absolute(get(&s.dropped_oldest));

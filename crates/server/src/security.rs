@@ -2,6 +2,7 @@
 //! verifier (keys parsed at start), the room policy, the collectives registry, connection
 //! and handshake limits, the admin key and the Origin rule.
 
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use axum::http::HeaderMap;
@@ -54,6 +55,10 @@ pub struct Security {
     pub rate: RateLimitConfig,
     /// Refusals that close a connection.
     pub forbidden: ForbiddenLimit,
+    /// Inbound messages dropped by rate limits (for stats; metrics have them by label).
+    pub rate_limited: AtomicU64,
+    /// Refused authentications.
+    pub auth_failures: AtomicU64,
 }
 
 impl Security {
@@ -83,6 +88,8 @@ impl Security {
             auth_timeout: config.auth.auth_timeout,
             rate: limits.rate,
             forbidden: limits.forbidden,
+            rate_limited: AtomicU64::new(0),
+            auth_failures: AtomicU64::new(0),
         })
     }
 

@@ -73,6 +73,10 @@ struct Inner {
     rooms: Sharded<RoomName, Arc<Room>>,
     history: Arc<dyn History>,
     broker: Arc<dyn Broker>,
+    /// Metric handles resolved once (the recorder is installed before hubs are built),
+    /// so a publish does not look them up by name.
+    fanout_seconds: metrics::Histogram,
+    append_seconds: metrics::Histogram,
     next_conn: AtomicU64,
     clock: Instant,
     stats: HubStats,
@@ -121,6 +125,8 @@ impl Hub {
                 rooms: Sharded::new(SHARDS),
                 history,
                 broker,
+                fanout_seconds: metrics::histogram!("roomcast_publish_fanout_seconds"),
+                append_seconds: metrics::histogram!("roomcast_history_append_seconds"),
                 next_conn: AtomicU64::new(1),
                 clock: Instant::now(),
                 stats: HubStats::default(),
@@ -205,6 +211,15 @@ impl Hub {
             }
         };
         self.leave_all(session);
+        let (frames, bytes) = session.outbox.delivered_totals();
+        self.inner
+            .stats
+            .retired_frames_out
+            .fetch_add(frames, Ordering::Relaxed);
+        self.inner
+            .stats
+            .retired_bytes_out
+            .fetch_add(bytes, Ordering::Relaxed);
         if current {
             let frame = Bytes::from(
                 Reply::UserLeft {
@@ -356,7 +371,8 @@ impl Hub {
                 }
                 Err(e) => return Err(e.into()),
             };
-            metrics::histogram!("roomcast_history_append_seconds")
+            self.inner
+                .append_seconds
                 .record(append_started.elapsed().as_secs_f64());
             receipt
         } else {
@@ -373,7 +389,8 @@ impl Hub {
         }
         let epoch = log.head.epoch.clone();
         drop(log);
-        metrics::histogram!("roomcast_publish_fanout_seconds")
+        self.inner
+            .fanout_seconds
             .record(started.elapsed().as_secs_f64());
         self.inner.stats.record_publish(&delivery);
         Ok(Published {
@@ -482,6 +499,23 @@ impl Hub {
     /// The head of a room (creating the room's state if needed).
     pub fn room_head(&self, name: &RoomName) -> Result<RoomHead, HistoryError> {
         Ok(self.room(name)?.head())
+    }
+
+    /// Frames and bytes handed to connection writers since start (live sessions counted
+    /// from their outboxes, closed ones from the retired totals): the outbound counters
+    /// cost the write path nothing.
+    pub fn outbound_totals(&self) -> (u64, u64) {
+        let stats = &self.inner.stats;
+        let mut frames = stats.retired_frames_out.load(Ordering::Relaxed);
+        let mut bytes = stats.retired_bytes_out.load(Ordering::Relaxed);
+        self.inner.sessions.for_each_shard(|shard| {
+            for s in shard.values() {
+                let (f, b) = s.outbox.delivered_totals();
+                frames += f;
+                bytes += b;
+            }
+        });
+        (frames, bytes)
     }
 
     /// Current number of sessions.

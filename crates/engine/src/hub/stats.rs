@@ -30,6 +30,10 @@ pub struct HubStats {
     pub bytes_in: AtomicU64,
     /// Broker publish failures.
     pub broker_errors: AtomicU64,
+    /// Frames written to connections that have since closed.
+    pub(crate) retired_frames_out: AtomicU64,
+    /// Bytes written to connections that have since closed.
+    pub(crate) retired_bytes_out: AtomicU64,
 }
 
 impl HubStats {

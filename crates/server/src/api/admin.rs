@@ -39,6 +39,7 @@ pub(crate) fn stats_json(state: &AppState) -> Value {
         "bytes_in": get(&s.bytes_in),
         "publishes": get(&s.publishes),
         "deliveries": get(&s.deliveries),
+        "messages_out": hub.outbound_totals().0,
         "slow_consumers": get(&s.slow_consumers),
         "dropped_oldest": get(&s.dropped_oldest),
         "evicted": get(&s.evicted),
@@ -51,6 +52,8 @@ pub(crate) fn stats_json(state: &AppState) -> Value {
             "tracked_ips": state.security.handshakes.tracked_ips(),
         },
         "collectives": state.security.collectives.len(),
+        "rate_limited": state.security.rate_limited.load(Ordering::Relaxed),
+        "auth_failures": state.security.auth_failures.load(Ordering::Relaxed),
         "uptime_secs": state.started.elapsed().as_secs(),
     })
 }

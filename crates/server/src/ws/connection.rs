@@ -55,7 +55,10 @@ pub(super) async fn run(
     // Nothing is delivered before authentication succeeds.
     let principal = match auth::authenticate(&mut ws, &security, &client_id, credentials).await {
         Ok(p) => p,
-        Err(refusal) => return refuse(ws, refusal.code, &refusal.reason).await,
+        Err(refusal) => {
+            security.auth_failures.fetch_add(1, Ordering::Relaxed);
+            return refuse(ws, refusal.code, &refusal.reason).await;
+        }
     };
     let _permit = match security.connections.try_acquire(principal.owner_id()) {
         Ok(permit) => permit,
@@ -202,6 +205,7 @@ fn on_frame(
                 RateDecision::Allow => {}
                 RateDecision::Drop => {
                     metrics::counter!("roomcast_rate_limited_total").increment(1);
+                    state.security.rate_limited.fetch_add(1, Ordering::Relaxed);
                     push_error(
                         session,
                         ErrorCode::RateLimited,
@@ -253,9 +257,6 @@ async fn write_batch(ws: &mut WebSocket, batch: &mut Vec<Bytes>) -> Result<(), a
     if batch.is_empty() {
         return Ok(());
     }
-    let bytes: usize = batch.iter().map(Bytes::len).sum();
-    metrics::counter!("roomcast_messages_out_total").increment(batch.len() as u64);
-    metrics::counter!("roomcast_bytes_out_total").increment(bytes as u64);
     for frame in batch.drain(..) {
         // Frames are produced as UTF-8 JSON; the check does not copy.
         match Utf8Bytes::try_from(frame) {
