@@ -30,6 +30,10 @@ pub struct HubConfig {
     pub max_subscriptions: usize,
     /// How many events one replay batch reads from history.
     pub replay_batch: usize,
+    /// `user_left` is sent to `general` only while it has at most this many members
+    /// (0 = always). Per-departure notices cost O(members) each, so a mass disconnect of N
+    /// clients costs O(N²) frames; above this size they are not sent.
+    pub user_left_max_members: usize,
 }
 
 impl Default for HubConfig {
@@ -41,6 +45,7 @@ impl Default for HubConfig {
             slow_consumer: SlowConsumerPolicy::Disconnect,
             max_subscriptions: 1000,
             replay_batch: 256,
+            user_left_max_members: 2000,
         }
     }
 }

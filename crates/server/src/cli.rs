@@ -36,6 +36,9 @@ pub enum Command {
     Keygen(crate::tools::KeygenArgs),
     /// Live terminal view of one or more nodes (admin API).
     Monitor(roomcast_monitor::MonitorArgs),
+    /// Load generator: fanout, connect, echo and churn scenarios against any server
+    /// speaking the roomcast protocol.
+    Bench(roomcast_bench::BenchArgs),
 }
 
 /// Options of `roomcast serve`. Precedence: flag > environment variable > config file >
@@ -164,6 +167,10 @@ pub struct ServeArgs {
     /// Seconds a connection has to authenticate (4004 beyond). [default: 30]
     #[arg(long, env = "ROOMCAST_AUTH_TIMEOUT", value_name = "SECS")]
     pub auth_timeout: Option<u64>,
+    /// Send `user_left` to `general` only while it has at most N members; 0 = always.
+    /// Bounds the O(N²) notice storm of a mass disconnect. [default: 2000]
+    #[arg(long, env = "ROOMCAST_USER_LEFT_MAX_MEMBERS", value_name = "N")]
+    pub user_left_max_members: Option<usize>,
     /// Log format: text or json. [default: text]
     #[arg(long, env = "ROOMCAST_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<String>,
@@ -207,6 +214,7 @@ impl ServeArgs {
                 outbox_capacity: self.outbox_capacity,
                 slow_consumer: self.slow_consumer,
                 max_subscriptions: self.max_subscriptions,
+                user_left_max_members: self.user_left_max_members,
             },
             history: RawHistory {
                 store: self.history.clone(),
@@ -272,6 +280,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Token(args) => crate::tools::token(args),
         Command::Keygen(args) => crate::tools::keygen(args),
+        Command::Bench(args) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            runtime.block_on(roomcast_bench::run(args)).map(|_| ())
+        }
         Command::Monitor(args) => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(1)

@@ -143,6 +143,8 @@ pub struct RawConnection {
     pub slow_consumer: Option<SlowConsumerPolicy>,
     /// Most rooms per connection.
     pub max_subscriptions: Option<usize>,
+    /// `user_left` only while `general` has at most this many members (0 = always).
+    pub user_left_max_members: Option<usize>,
 }
 
 impl RawConfig {
@@ -179,6 +181,7 @@ impl RawConfig {
                 outbox_capacity: Some(d.hub.outbox_capacity),
                 slow_consumer: Some(d.hub.slow_consumer),
                 max_subscriptions: Some(d.hub.max_subscriptions),
+                user_left_max_members: Some(d.hub.user_left_max_members),
             },
             history: RawHistory {
                 store: Some("durable".into()),
@@ -414,6 +417,7 @@ impl RawConfig {
             connection.outbox_capacity,
             connection.slow_consumer,
             connection.max_subscriptions,
+            connection.user_left_max_members,
         );
         self
     }
@@ -560,6 +564,10 @@ impl RawConfig {
                 outbox_capacity,
                 slow_consumer: self.connection.slow_consumer.unwrap_or(d.hub.slow_consumer),
                 max_subscriptions,
+                user_left_max_members: self
+                    .connection
+                    .user_left_max_members
+                    .unwrap_or(d.hub.user_left_max_members),
                 ..d.hub
             },
             api_keys,

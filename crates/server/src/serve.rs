@@ -10,9 +10,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use roomcast_engine::history::{DurableConfig, DurableHistory, History, MemoryHistory};
 use roomcast_engine::Hub;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 
 use crate::app::{router, AppState};
 use crate::config::{HistoryStore, LogFormat, ServerConfig};
@@ -53,11 +54,25 @@ pub fn build_hub(config: &ServerConfig) -> anyhow::Result<Hub> {
     Ok(Hub::new(config.hub.clone(), history))
 }
 
+/// Accept queue length: connection bursts (thousands of clients reconnecting after a
+/// restart) must not overflow it, or clients wait for SYN retransmits (1 s, 3 s, ...).
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds a listener with a deep accept queue.
+pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// Serves until SIGINT/SIGTERM, then shuts down gracefully.
 pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(config.bind)
-        .await
-        .with_context(|| format!("binding {}", config.bind))?;
+    let listener = bind(config.bind).with_context(|| format!("binding {}", config.bind))?;
     crate::metrics::install();
     let state = AppState::new(build_hub(&config)?, config)?;
     if let Some(v) = &state.security.verifier {
@@ -101,6 +116,13 @@ pub async fn serve_on(
     ));
     let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let shutdown = state.shutdown.clone();
+    // Real-time traffic is many small frames: without TCP_NODELAY, Nagle's algorithm holds
+    // a reply (e.g. an ack right after the welcome) until the peer's delayed ACK, ~40 ms.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+    });
     let server = tokio::spawn(
         axum::serve(listener, app)
             .with_graceful_shutdown(async move { shutdown.cancelled().await })

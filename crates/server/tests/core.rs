@@ -508,3 +508,51 @@ async fn thousand_clients_each_get_every_broadcast_once_in_order() {
     }
     assert_eq!(done.len(), CLIENTS);
 }
+
+#[tokio::test]
+async fn user_left_stops_above_the_configured_room_size() {
+    let server = TestServer::start(&["--user-left-max-members", "1"]).await;
+    let mut bob = server.connect("bob").await;
+    let alice = server.connect("alice").await;
+    drop(alice);
+    // One member left in general: the notice is sent.
+    assert_eq!(
+        recv_event(&mut bob).await,
+        json!({"type":"user_left","client_id":"alice"})
+    );
+    let _carol = server.connect("carol").await;
+    let dave = server.connect("dave").await;
+    drop(dave);
+    // Wait until the server has processed dave's departure, keeping every other message
+    // bob receives meanwhile, then check none of them is a user_left.
+    let deadline = std::time::Instant::now() + WAIT;
+    let mut seen = Vec::new();
+    loop {
+        bob.send_json(&json!({"type":"presence","room":"general","id":"p"}))
+            .await
+            .expect("send");
+        let members = loop {
+            let m = recv_event(&mut bob).await;
+            if m["type"] == "ack" && m["id"] == "p" {
+                break m["members"].clone();
+            }
+            seen.push(m);
+        };
+        if members == json!(["bob", "carol"]) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "dave never left: {members}"
+        );
+    }
+    seen.extend(barrier(&mut bob).await);
+    let notices: Vec<_> = seen
+        .into_iter()
+        .filter(|m| m["type"] == "user_left")
+        .collect();
+    assert!(
+        notices.is_empty(),
+        "general had 2 members, above the limit of 1: {notices:?}"
+    );
+}

@@ -220,7 +220,7 @@ impl Hub {
             .stats
             .retired_bytes_out
             .fetch_add(bytes, Ordering::Relaxed);
-        if current {
+        if current && self.user_left_wanted() {
             let frame = Bytes::from(
                 Reply::UserLeft {
                     client_id: &session.client_id,
@@ -230,6 +230,14 @@ impl Hub {
             self.broadcast_ephemeral(&RoomName::general(), frame, None);
         }
         current
+    }
+
+    fn user_left_wanted(&self) -> bool {
+        let max = self.inner.config.user_left_max_members;
+        max == 0
+            || self
+                .existing_room(&RoomName::general())
+                .is_some_and(|room| room.len() <= max)
     }
 
     /// Records that a frame arrived from this session.

@@ -53,7 +53,16 @@ pub(super) async fn run(
 ) {
     let security = state.security.clone();
     // Nothing is delivered before authentication succeeds.
-    let principal = match auth::authenticate(&mut ws, &security, &client_id, credentials).await {
+    // Boxed: the authentication step (possibly a challenge exchange) would otherwise size
+    // the whole connection task for as long as the connection lives.
+    let principal = match Box::pin(auth::authenticate(
+        &mut ws,
+        &security,
+        &client_id,
+        credentials,
+    ))
+    .await
+    {
         Ok(p) => p,
         Err(refusal) => {
             security.auth_failures.fetch_add(1, Ordering::Relaxed);

@@ -20,6 +20,9 @@ use serde::Deserialize;
 use crate::app::AppState;
 use auth::Credentials;
 
+/// Initial read buffer per connection, bytes.
+const READ_BUFFER: usize = 1024;
+
 /// The subprotocol prefix that carries a bearer token from browsers.
 pub const BEARER_PROTOCOL_PREFIX: &str = "roomcast.bearer.";
 
@@ -95,7 +98,9 @@ pub async fn upgrade(
     let max = state.config.max_message_bytes;
     ws.max_message_size(max)
         .max_frame_size(max)
-        .read_buffer_size(4 * 1024)
+        // Small per-connection read buffer: most connections are idle; the codec grows it
+        // for larger frames.
+        .read_buffer_size(READ_BUFFER)
         .write_buffer_size(16 * 1024)
         .on_upgrade(move |socket| {
             let tasks = state.tasks.clone();

@@ -1,0 +1,62 @@
+//! `roomcast bench`: the load generator for any server speaking the roomcast JSON protocol
+//! (`/ws/{client_id}`, `subscribe`, `message`, `ping`/`pong`, docs/PROTOCOL.md).
+//!
+//! The binary wires [`BenchArgs`] into its command line and calls [`run`]; tests call
+//! [`run`] directly against an in-process server. Module map:
+//!
+//! - [`args`]: the command line of each scenario, validated before anything connects.
+//! - `scenario`: one file per scenario (`fanout`, `connect`, `echo`, `churn`).
+//! - `conn`: where connections come from: URL, auth token, source address, handshake.
+//! - `ws`: a minimal client-side WebSocket codec that reads coalesced frames in large
+//!   reads, so the generator does not measure itself.
+//! - `client`: protocol steps over a connection (subscribe and wait for the ack, stay
+//!   alive by answering heartbeats).
+//! - `parse`: the hot-path scanner for server messages (no JSON tree per message).
+//! - `stats`: latency histograms (sharded, merged at the end) and percentiles.
+//! - `sys`: `/proc` readings (CPU time, RSS), the open-files limit, the local port range.
+//! - `progress`: a live line on a terminal, one plain line per second otherwise.
+//! - [`report`]: the figures of a run, the summary table and the JSON file.
+//!
+//! Architecture invariants: the generator connects only to the URL it is given and never
+//! opens more connections than it was told; every scenario stops by itself after
+//! `--warmup + --duration` plus a bounded drain; lost and duplicated messages are always
+//! counted and make [`run`] fail unless `--allow-loss`.
+
+pub mod args;
+mod client;
+mod clock;
+mod conn;
+mod parse;
+mod progress;
+pub mod report;
+mod scenario;
+mod stats;
+mod sys;
+mod ws;
+
+pub use args::{BenchArgs, Scenario};
+pub use report::{Latency, Report, Results};
+
+/// What [`run`] returns on success: the report of the run.
+pub type BenchOutcome = Report;
+
+/// Runs one scenario to completion: prints the summary table to stdout, writes `--json`
+/// if asked, and returns the report.
+///
+/// Fails when the scenario could not run (bad arguments, file-descriptor limit, no
+/// connection succeeded), and when messages were lost or duplicated unless
+/// `--allow-loss` was given; the JSON file and the summary are written first.
+pub async fn run(args: BenchArgs) -> anyhow::Result<BenchOutcome> {
+    let report = match args.scenario {
+        Scenario::Fanout(a) => scenario::fanout::run(a).await?,
+        Scenario::Connect(a) => scenario::connect::run(a).await?,
+        Scenario::Echo(a) => scenario::echo::run(a).await?,
+        Scenario::Churn(a) => scenario::churn::run(a).await?,
+    };
+    report.print_summary();
+    if let Some(path) = &report.json_path {
+        report.write_json(path)?;
+    }
+    report.check_loss()?;
+    Ok(report)
+}

@@ -1,0 +1,770 @@
+//! `fanout`: S subscribers spread over R rooms, P publishers (publisher j in room j mod R)
+//! publishing at a total rate or as fast as the slowest subscriber allows.
+//!
+//! Each message's `content` is `{"p":<publisher>,"n":<counter>,"t":<send ns>,"pad":"…"}`.
+//! Counting is by send time: a message counts when its `t` falls in the measured window,
+//! on the publisher's side (`published`, and `expected` = published × the room's
+//! subscribers at start) and on every subscriber's side (`received`), so warmup traffic
+//! is excluded on both sides alike. Each subscriber tracks, per publisher, the next
+//! counter it expects and the gaps it has seen: a counter inside a gap is `reordered`, a
+//! counter below the next one and in no gap is `duplicated`; `lost` is what is owed and
+//! never arrived by the end of the drain. Subscribers keep their counters in locals and
+//! touch shared atomics once per read, never per message.
+//!
+//! With `--rate max`, each publisher keeps at most `--max-in-flight` messages published
+//! to its room and not yet received by the room's slowest subscriber, so neither the
+//! server's queues nor the generator balloon; throughput is then what the pipeline
+//! sustains at that depth.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use anyhow::bail;
+use tokio::sync::{mpsc, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+use crate::args::FanoutArgs;
+use crate::client::{self, HoldEnd};
+use crate::clock::{self, Schedule, Window};
+use crate::conn::{run_tag, Connector};
+use crate::parse::{classify, Msg, PONG};
+use crate::progress::{si, Progress, RateMeter};
+use crate::report::{bump, CpuMark, FanoutResults, Latency, Report, ReportBase, Results};
+use crate::stats::{LatencySink, Recorder};
+use crate::ws::{BufferSize, Kind, WsConn};
+
+/// Most messages one write of a publisher carries.
+const BURST: u64 = 64;
+
+/// Most gaps a subscriber remembers per publisher; beyond it, a late message in a
+/// forgotten gap is counted as duplicated rather than reordered.
+const MAX_GAPS: usize = 4096;
+
+/// A member's receive counter, alone on its cache line.
+#[repr(align(64))]
+#[derive(Debug, Default)]
+struct Slot(AtomicU64);
+
+/// Marks a member that left: excluded from the slowest-subscriber minimum.
+const GONE: u64 = u64::MAX;
+
+#[derive(Debug)]
+struct RoomState {
+    name: String,
+    /// Messages published to the room so far (all its publishers, whole run).
+    sent: AtomicU64,
+    /// Bench messages each member has received so far.
+    members: Box<[Slot]>,
+    /// Members subscribed and connected.
+    alive: AtomicU64,
+}
+
+impl RoomState {
+    /// Published and not yet received by the slowest live member.
+    fn in_flight(&self) -> u64 {
+        let min = self
+            .members
+            .iter()
+            .map(|s| s.0.load(Ordering::Relaxed))
+            .min()
+            .unwrap_or(GONE);
+        if min == GONE {
+            0
+        } else {
+            self.sent.load(Ordering::Relaxed).saturating_sub(min)
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Shared {
+    rooms: Vec<RoomState>,
+    publishers: usize,
+    window: OnceLock<Window>,
+    /// Deliveries of measured messages, duplicates included (drain progress).
+    measured_received: AtomicU64,
+    /// All bench deliveries (progress line).
+    total_received: AtomicU64,
+    ready: AtomicU64,
+    failed: AtomicU64,
+    stop: CancellationToken,
+}
+
+#[derive(Debug, Default)]
+struct SubResult {
+    received: u64,
+    duplicated: u64,
+    reordered: u64,
+    foreign: u64,
+    errors: BTreeMap<String, u64>,
+    /// `Some(code)` when the server dropped the connection.
+    dropped: Option<Option<u16>>,
+    setup_failed: Option<String>,
+}
+
+#[derive(Debug, Default)]
+struct PubResult {
+    room: usize,
+    sent_total: u64,
+    sent_measured: u64,
+    errors: BTreeMap<String, u64>,
+    failure: Option<String>,
+}
+
+/// Runs the scenario.
+pub(crate) async fn run(args: FanoutArgs) -> anyhow::Result<Report> {
+    let c = &args.common;
+    if args.subscribers == 0 || args.rooms == 0 || args.publishers == 0 {
+        bail!("--subscribers, --rooms and --publishers must be at least 1");
+    }
+    if args.rooms > args.subscribers {
+        bail!(
+            "--rooms ({}) exceeds --subscribers ({})",
+            args.rooms,
+            args.subscribers
+        );
+    }
+    if args.payload_bytes > 1 << 20 {
+        bail!("--payload-bytes must be at most 1048576");
+    }
+    if args.max_in_flight == 0 || args.connect_concurrency == 0 {
+        bail!("--max-in-flight and --connect-concurrency must be at least 1");
+    }
+    let total = (args.subscribers + args.publishers) as u64;
+    crate::sys::ensure_fd_limit(total)?;
+    let connector = Arc::new(Connector::new(c, total).await?);
+    let parameters = serde_json::to_value(&args).unwrap_or_default();
+    let mut base = ReportBase::start("fanout", c, parameters);
+    base.sources = connector
+        .sources()
+        .iter()
+        .map(|ip| ip.to_string())
+        .collect();
+    let tag = run_tag();
+
+    let rooms = (0..args.rooms)
+        .map(|r| RoomState {
+            name: format!("bench-{tag}-{r}"),
+            sent: AtomicU64::new(0),
+            members: (0..args.subscribers)
+                .filter(|i| i % args.rooms == r)
+                .map(|_| Slot::default())
+                .collect(),
+            alive: AtomicU64::new(0),
+        })
+        .collect();
+    let shared = Arc::new(Shared {
+        rooms,
+        publishers: args.publishers,
+        window: OnceLock::new(),
+        measured_received: AtomicU64::new(0),
+        total_received: AtomicU64::new(0),
+        ready: AtomicU64::new(0),
+        failed: AtomicU64::new(0),
+        stop: CancellationToken::new(),
+    });
+    // Whatever happens below, subscribers stop when this function returns.
+    let _stop_guard = shared.stop.clone().drop_guard();
+
+    let progress = {
+        let s = shared.clone();
+        let subs = args.subscribers;
+        let meter = RateMeter::default();
+        Progress::start("fanout", c.warmup.get() + c.duration.get(), move || {
+            let sent: u64 = s.rooms.iter().map(|r| r.sent.load(Ordering::Relaxed)).sum();
+            let got = s.total_received.load(Ordering::Relaxed);
+            format!(
+                "subscribers {}/{subs} (failed {}) published {} delivered {} ({}/s)",
+                s.ready.load(Ordering::Relaxed),
+                s.failed.load(Ordering::Relaxed),
+                si(sent as f64),
+                si(got as f64),
+                si(meter.rate(got))
+            )
+        })
+    };
+
+    // Subscribers: connect, subscribe, report ready, then read until stopped.
+    let sink = LatencySink::new(16)?;
+    let permits = Arc::new(Semaphore::new(args.connect_concurrency));
+    let (ready_tx, mut ready_rx) = mpsc::unbounded_channel::<Result<(), String>>();
+    let mut sub_handles = Vec::with_capacity(args.subscribers);
+    for i in 0..args.subscribers {
+        let room = i % args.rooms;
+        let sub = Subscriber {
+            id: format!("bench-{tag}-s{i}"),
+            room,
+            slot: i / args.rooms,
+            shared: shared.clone(),
+            rec: sink.recorder(i),
+        };
+        let connector = connector.clone();
+        let permits = permits.clone();
+        let ready = ready_tx.clone();
+        sub_handles.push(tokio::spawn(async move {
+            sub.run(connector, permits, ready).await
+        }));
+    }
+    drop(ready_tx);
+    let mut connect_failures = BTreeMap::new();
+    for _ in 0..args.subscribers {
+        match ready_rx.recv().await {
+            Some(Ok(())) => {}
+            Some(Err(reason)) => bump(&mut connect_failures, reason),
+            None => break,
+        }
+    }
+    let members_at_start: Vec<u64> = shared
+        .rooms
+        .iter()
+        .map(|r| r.alive.load(Ordering::Relaxed))
+        .collect();
+    if members_at_start.iter().all(|&m| m == 0) {
+        progress.finish().await;
+        bail!(
+            "no subscriber could connect to {} ({})",
+            c.url,
+            failures_text(&connect_failures)
+        );
+    }
+
+    // Publishers: connected and subscribed before the clock starts.
+    let mut pubs = Vec::with_capacity(args.publishers);
+    for j in 0..args.publishers {
+        let room = j % args.rooms;
+        let id = format!("bench-{tag}-p{j}");
+        let setup = async {
+            let (mut conn, _) = connector.connect(&id, BufferSize::STREAM).await?;
+            client::subscribe(&mut conn, &shared.rooms[room].name, connector.timeout).await?;
+            Ok::<_, crate::conn::ConnectError>(conn)
+        };
+        match setup.await {
+            Ok(conn) => pubs.push((j, room, conn)),
+            Err(e) => {
+                progress.finish().await;
+                bail!("publisher {j} could not connect and subscribe: {e}");
+            }
+        }
+    }
+
+    let window = Window::starting_now(c.warmup.get(), c.duration.get());
+    let _ = shared.window.set(window);
+    progress.phase(if c.warmup.get().is_zero() {
+        "measure"
+    } else {
+        "warmup"
+    });
+    let rate_each = args.rate.per_sec().map(|r| r / args.publishers as f64);
+    let pad = "x".repeat(
+        args.payload_bytes
+            .saturating_sub(r#"{"p":0,"n":1000000,"t":10000000000,"pad":""}"#.len()),
+    );
+    let pad: Arc<str> = Arc::from(pad);
+    let mut pub_handles = Vec::with_capacity(pubs.len());
+    for (j, room, conn) in pubs {
+        let p = Publisher {
+            index: j,
+            room,
+            shared: shared.clone(),
+            window,
+            schedule: rate_each.map(|r| Schedule::new(window.start, r, j, args.publishers)),
+            max_in_flight: args.max_in_flight,
+            pad: pad.clone(),
+        };
+        pub_handles.push(tokio::spawn(p.run(conn)));
+    }
+
+    super::sleep_until_ns(window.measure_from).await;
+    let cpu_from = CpuMark::now(c.server_pid);
+    progress.phase("measure");
+    super::sleep_until_ns(window.end).await;
+    let cpu_to = CpuMark::now(c.server_pid);
+    progress.phase("drain");
+
+    let drain = c.drain.get();
+    let pub_results = super::join_all(pub_handles, drain + Duration::from_secs(1)).await;
+    let mut published = 0;
+    let mut published_total = 0;
+    let mut expected = 0;
+    let mut server_errors = BTreeMap::new();
+    let mut holders = Vec::new();
+    for (r, _) in pub_results.iter() {
+        published += r.sent_measured;
+        published_total += r.sent_total;
+        expected += r.sent_measured * members_at_start[r.room];
+        for (k, v) in &r.errors {
+            *server_errors.entry(k.clone()).or_insert(0) += v;
+        }
+        if let Some(f) = &r.failure {
+            bump(&mut server_errors, format!("publisher: {f}"));
+        }
+    }
+    if pub_results.len() < args.publishers {
+        bump(&mut server_errors, "publisher: did not finish in time");
+    }
+    for (_, conn) in pub_results {
+        if let Some(mut conn) = conn {
+            let stop = shared.stop.clone();
+            holders.push(tokio::spawn(async move {
+                client::hold(&mut conn, &stop).await;
+            }));
+        }
+    }
+
+    // Drain: until everything owed arrived, every subscriber is gone, or the deadline.
+    let drain_started = tokio::time::Instant::now();
+    let drain_complete = loop {
+        if shared.measured_received.load(Ordering::Relaxed) >= expected {
+            break true;
+        }
+        let alive: u64 = shared
+            .rooms
+            .iter()
+            .map(|r| r.alive.load(Ordering::Relaxed))
+            .sum();
+        if alive == 0 || drain_started.elapsed() >= drain {
+            break false;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    let drain_seconds = drain_started.elapsed().as_secs_f64();
+
+    shared.stop.cancel();
+    let subs = super::join_all(sub_handles, Duration::from_secs(5)).await;
+    let _ = super::join_all(holders, Duration::from_secs(2)).await;
+    progress.finish().await;
+
+    let mut res = FanoutResults {
+        publishers: args.publishers as u64,
+        rooms: args.rooms as u64,
+        subscribers: members_at_start.iter().sum(),
+        connect_failures,
+        published,
+        published_total,
+        expected,
+        server_errors,
+        drain_seconds,
+        drain_complete,
+        ..FanoutResults::default()
+    };
+    for s in subs {
+        if s.setup_failed.is_some() {
+            res.subscribers_failed += 1;
+            continue;
+        }
+        res.received += s.received;
+        res.duplicated += s.duplicated;
+        res.reordered += s.reordered;
+        res.foreign_messages += s.foreign;
+        for (k, v) in s.errors {
+            *res.server_errors.entry(k).or_insert(0) += v;
+        }
+        if let Some(code) = s.dropped {
+            res.subscribers_disconnected += 1;
+            bump(
+                &mut res.disconnect_codes,
+                code.map_or_else(|| "none".to_string(), |c| c.to_string()),
+            );
+        }
+    }
+    let unique = res.received - res.duplicated;
+    res.lost = expected.saturating_sub(unique);
+    let secs = window.measured_secs();
+    res.publishes_per_sec = published as f64 / secs;
+    res.deliveries_per_sec = unique as f64 / secs;
+    res.latency_us = Latency::from_ns(&sink.merged()?);
+    let report = base.finish(secs, (cpu_from, cpu_to), Results::Fanout(res));
+    let gen_cpu = report.generator_cpu_seconds;
+    let mut report = report;
+    if let Results::Fanout(r) = &mut report.results {
+        if unique > 0 {
+            r.generator_cpu_us_per_delivery = (gen_cpu * 1e9 / unique as f64).round() / 1000.0;
+        }
+    }
+    Ok(report)
+}
+
+fn failures_text(m: &BTreeMap<String, u64>) -> String {
+    m.iter()
+        .map(|(k, v)| format!("{k}: {v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Where a message stands in its publisher's sequence, for one subscriber.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Order {
+    Next,
+    Reordered,
+    Duplicate,
+}
+
+/// One subscriber's view of one publisher's counter.
+#[derive(Debug, Clone, Default)]
+struct Track {
+    next: u64,
+    gaps: Vec<Range<u64>>,
+}
+
+impl Track {
+    #[inline]
+    fn observe(&mut self, n: u64) -> Order {
+        if n >= self.next {
+            if n > self.next && self.gaps.len() < MAX_GAPS {
+                self.gaps.push(self.next..n);
+            }
+            self.next = n + 1;
+            return Order::Next;
+        }
+        let Some(i) = self.gaps.iter().rposition(|g| g.contains(&n)) else {
+            return Order::Duplicate;
+        };
+        let g = self.gaps[i].clone();
+        match (g.start == n, g.end == n + 1) {
+            (true, true) => {
+                self.gaps.remove(i);
+            }
+            (true, false) => self.gaps[i].start = n + 1,
+            (false, true) => self.gaps[i].end = n,
+            (false, false) => {
+                self.gaps[i].end = n;
+                self.gaps.insert(i + 1, n + 1..g.end);
+            }
+        }
+        Order::Reordered
+    }
+}
+
+struct Subscriber {
+    id: String,
+    room: usize,
+    slot: usize,
+    shared: Arc<Shared>,
+    rec: Recorder,
+}
+
+impl Subscriber {
+    async fn run(
+        self,
+        connector: Arc<Connector>,
+        permits: Arc<Semaphore>,
+        ready: mpsc::UnboundedSender<Result<(), String>>,
+    ) -> SubResult {
+        let shared = self.shared.clone();
+        let room = &shared.rooms[self.room];
+        let slot = &room.members[self.slot].0;
+        let setup = async {
+            let _permit = permits.acquire().await;
+            let (mut conn, _) = connector.connect(&self.id, BufferSize::STREAM).await?;
+            client::subscribe(&mut conn, &room.name, connector.timeout).await?;
+            Ok::<_, crate::conn::ConnectError>(conn)
+        };
+        let conn = match setup.await {
+            Ok(conn) => conn,
+            Err(e) => {
+                slot.store(GONE, Ordering::Relaxed);
+                shared.failed.fetch_add(1, Ordering::Relaxed);
+                let _ = ready.send(Err(e.reason()));
+                return SubResult {
+                    setup_failed: Some(e.reason()),
+                    ..SubResult::default()
+                };
+            }
+        };
+        room.alive.fetch_add(1, Ordering::Relaxed);
+        shared.ready.fetch_add(1, Ordering::Relaxed);
+        let _ = ready.send(Ok(()));
+        drop(ready);
+        let mut res = SubResult::default();
+        let ended = self.receive(conn, slot, &mut res).await;
+        if let HoldEnd::Dropped(code) = ended {
+            slot.store(GONE, Ordering::Relaxed);
+            room.alive.fetch_sub(1, Ordering::Relaxed);
+            res.dropped = Some(code);
+        }
+        res
+    }
+
+    /// The hot loop: one read, then every complete frame in the buffer.
+    async fn receive(mut self, mut conn: WsConn, slot: &AtomicU64, res: &mut SubResult) -> HoldEnd {
+        let shared = self.shared.clone();
+        let rooms = shared.rooms.len();
+        let mine = (shared.publishers + rooms - 1 - self.room) / rooms;
+        let mut tracks = vec![Track::default(); mine];
+        let mut received_all = 0u64;
+        let stopped = shared.stop.cancelled();
+        tokio::pin!(stopped);
+        loop {
+            let now = clock::now_ns();
+            let window = shared.window.get().copied();
+            let mut batch = 0u64;
+            let mut batch_measured = 0u64;
+            let mut heartbeat = false;
+            loop {
+                let f = match conn.next_frame() {
+                    Ok(Some(f)) => f,
+                    Ok(None) => break,
+                    Err(_) => return HoldEnd::Dropped(None),
+                };
+                match f.kind {
+                    Kind::Text => match classify(conn.payload(&f)) {
+                        Msg::Bench { p, n, t } => {
+                            // Publisher p publishes to room p mod R; its track here is p / R.
+                            let p = p as usize;
+                            let track = if p % rooms == self.room {
+                                tracks.get_mut(p / rooms)
+                            } else {
+                                None
+                            };
+                            let Some(track) = track else {
+                                res.foreign += 1;
+                                continue;
+                            };
+                            batch += 1;
+                            let order = track.observe(n);
+                            if window.is_some_and(|w| w.measured(t)) {
+                                batch_measured += 1;
+                                match order {
+                                    Order::Duplicate => res.duplicated += 1,
+                                    Order::Reordered => {
+                                        res.reordered += 1;
+                                        self.rec.record(now.saturating_sub(t));
+                                    }
+                                    Order::Next => self.rec.record(now.saturating_sub(t)),
+                                }
+                            }
+                        }
+                        Msg::Heartbeat => heartbeat = true,
+                        Msg::Foreign => res.foreign += 1,
+                        Msg::Error { code, .. } => bump(&mut res.errors, code),
+                        _ => {}
+                    },
+                    Kind::Ping => {
+                        let p = conn.payload(&f).to_vec();
+                        conn.queue_pong(&p);
+                    }
+                    Kind::Close => return HoldEnd::Dropped(conn.close_code(&f)),
+                    Kind::Binary | Kind::Pong => {}
+                }
+            }
+            if batch > 0 {
+                received_all += batch;
+                slot.store(received_all, Ordering::Relaxed);
+                shared.total_received.fetch_add(batch, Ordering::Relaxed);
+            }
+            if batch_measured > 0 {
+                res.received += batch_measured;
+                shared
+                    .measured_received
+                    .fetch_add(batch_measured, Ordering::Relaxed);
+            }
+            self.rec.flush();
+            if heartbeat {
+                conn.queue_text(PONG);
+            }
+            if conn.queued() > 0 && conn.flush().await.is_err() {
+                return HoldEnd::Dropped(None);
+            }
+            tokio::select! {
+                biased;
+                _ = &mut stopped => return HoldEnd::Stopped,
+                r = conn.fill() => match r {
+                    Ok(0) | Err(_) => return HoldEnd::Dropped(None),
+                    Ok(_) => {}
+                },
+            }
+        }
+    }
+}
+
+struct Publisher {
+    index: usize,
+    room: usize,
+    shared: Arc<Shared>,
+    window: Window,
+    /// `None`: as fast as `max_in_flight` allows.
+    schedule: Option<Schedule>,
+    max_in_flight: u64,
+    pad: Arc<str>,
+}
+
+impl Publisher {
+    /// Publishes until the window ends; returns the counts and the connection (to be
+    /// held open until the run stops, so the room keeps its membership).
+    async fn run(self, mut conn: WsConn) -> (PubResult, Option<WsConn>) {
+        let mut res = PubResult {
+            room: self.room,
+            ..PubResult::default()
+        };
+        let room = &self.shared.rooms[self.room];
+        let head = format!(
+            r#"{{"type":"message","room":"{}","content":{{"p":{},"n":"#,
+            room.name, self.index
+        );
+        let mut text: Vec<u8> = Vec::with_capacity(head.len() + self.pad.len() + 64);
+        let w = self.window;
+        let mut n: u64 = 0;
+        loop {
+            let now = clock::now_ns();
+            if now >= w.end {
+                break;
+            }
+            let due = match self.schedule {
+                Some(s) => s.owed(now).saturating_sub(n).min(BURST),
+                None => self
+                    .max_in_flight
+                    .saturating_sub(room.in_flight())
+                    .min(BURST),
+            };
+            if due > 0 {
+                for _ in 0..due {
+                    text.clear();
+                    text.extend_from_slice(head.as_bytes());
+                    push_u64(&mut text, n);
+                    text.extend_from_slice(br#","t":"#);
+                    push_u64(&mut text, now);
+                    text.extend_from_slice(br#","pad":""#);
+                    text.extend_from_slice(self.pad.as_bytes());
+                    text.extend_from_slice(br#""}}"#);
+                    conn.queue_text(&text);
+                    n += 1;
+                }
+                room.sent.fetch_add(due, Ordering::Relaxed);
+                if let Err(e) = conn.flush().await {
+                    res.failure = Some(format!("write failed: {e}"));
+                    return (res, None);
+                }
+                res.sent_total += due;
+                if w.measured(now) {
+                    res.sent_measured += due;
+                }
+                if let Err(e) = self.read_ready(&mut conn, &mut res) {
+                    res.failure = Some(e);
+                    return (res, None);
+                }
+                if self.schedule.is_none() {
+                    tokio::task::yield_now().await;
+                    continue;
+                }
+            }
+            let wake = match self.schedule {
+                Some(s) => s.due(n),
+                None => now + 500_000,
+            }
+            .min(w.end);
+            tokio::select! {
+                _ = super::sleep_until_ns(wake) => {}
+                r = conn.fill() => match r {
+                    Ok(0) => {
+                        res.failure = Some("closed by server".into());
+                        return (res, None);
+                    }
+                    Err(e) => {
+                        res.failure = Some(e.to_string());
+                        return (res, None);
+                    }
+                    Ok(_) => {
+                        if let Err(e) = self.handle_frames(&mut conn, &mut res) {
+                            res.failure = Some(e);
+                            return (res, None);
+                        }
+                    }
+                },
+            }
+            if conn.queued() > 0 && conn.flush().await.is_err() {
+                res.failure = Some("write failed".into());
+                return (res, None);
+            }
+        }
+        (res, Some(conn))
+    }
+
+    /// Reads whatever is already waiting, without blocking.
+    fn read_ready(&self, conn: &mut WsConn, res: &mut PubResult) -> Result<(), String> {
+        loop {
+            match conn.try_fill() {
+                Ok(Some(0)) => return Err("closed by server".into()),
+                Ok(Some(_)) => self.handle_frames(conn, res)?,
+                Ok(None) => return Ok(()),
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    }
+
+    /// Frames a publisher receives: other publishers' messages, heartbeats, errors.
+    fn handle_frames(&self, conn: &mut WsConn, res: &mut PubResult) -> Result<(), String> {
+        loop {
+            let f = match conn.next_frame() {
+                Ok(Some(f)) => f,
+                Ok(None) => return Ok(()),
+                Err(e) => return Err(e.to_string()),
+            };
+            match f.kind {
+                Kind::Text => match classify(conn.payload(&f)) {
+                    Msg::Heartbeat => conn.queue_text(PONG),
+                    Msg::Error { code, .. } => bump(&mut res.errors, code),
+                    _ => {}
+                },
+                Kind::Ping => {
+                    let p = conn.payload(&f).to_vec();
+                    conn.queue_pong(&p);
+                }
+                Kind::Close => {
+                    return Err(match conn.close_code(&f) {
+                        Some(c) => format!("closed by server ({c})"),
+                        None => "closed by server".into(),
+                    })
+                }
+                Kind::Binary | Kind::Pong => {}
+            }
+        }
+    }
+}
+
+/// Appends the decimal digits of `v`.
+#[inline]
+fn push_u64(out: &mut Vec<u8>, mut v: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tracks_gaps_reorders_and_duplicates() {
+        let mut t = Track::default();
+        assert_eq!(t.observe(0), Order::Next);
+        assert_eq!(t.observe(1), Order::Next);
+        assert_eq!(t.observe(5), Order::Next); // gap 2..5
+        assert_eq!(t.observe(3), Order::Reordered);
+        assert_eq!(t.observe(3), Order::Duplicate);
+        assert_eq!(t.observe(2), Order::Reordered);
+        assert_eq!(t.observe(4), Order::Reordered);
+        assert!(t.gaps.is_empty());
+        assert_eq!(t.observe(1), Order::Duplicate);
+        assert_eq!(t.observe(6), Order::Next);
+    }
+
+    #[test]
+    fn digits_are_written() {
+        let mut v = Vec::new();
+        push_u64(&mut v, 0);
+        v.push(b' ');
+        push_u64(&mut v, 18_446_744_073_709_551_615);
+        assert_eq!(v, b"0 18446744073709551615");
+    }
+}

@@ -1,0 +1,47 @@
+//! The scenarios, one file each, and the few helpers they share. A scenario validates its
+//! arguments, checks the open-files limit, sets up its connections, runs the load inside
+//! one [`Window`](crate::clock::Window), waits a bounded drain, and returns a
+//! [`Report`](crate::report::Report); it never outlives its deadline.
+
+pub(crate) mod churn;
+pub(crate) mod connect;
+pub(crate) mod echo;
+pub(crate) mod fanout;
+
+use std::time::Duration;
+
+use anyhow::bail;
+use tokio::task::JoinHandle;
+
+/// Room names are spliced into JSON by hand, so they must need no escaping.
+pub(crate) fn check_room(name: &str) -> anyhow::Result<()> {
+    if name.is_empty()
+        || name.len() > 128
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'))
+    {
+        bail!("room {name:?}: use 1-128 characters of A-Z a-z 0-9 _ . : -");
+    }
+    Ok(())
+}
+
+/// Awaits every task until `limit`; tasks still running then are aborted. Returns the
+/// outputs of those that finished.
+pub(crate) async fn join_all<T>(handles: Vec<JoinHandle<T>>, limit: Duration) -> Vec<T> {
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut out = Vec::with_capacity(handles.len());
+    for mut h in handles {
+        match tokio::time::timeout_at(deadline, &mut h).await {
+            Ok(Ok(v)) => out.push(v),
+            Ok(Err(_)) => {}
+            Err(_) => h.abort(),
+        }
+    }
+    out
+}
+
+/// Sleeps until a clock reading.
+pub(crate) async fn sleep_until_ns(t: u64) {
+    tokio::time::sleep_until(tokio::time::Instant::from_std(crate::clock::instant_of(t))).await;
+}

@@ -1,0 +1,269 @@
+//! Every scenario, run briefly against the real roomcast server (in-process, on an
+//! ephemeral loopback port): the reports must hold sane, non-zero figures and no loss.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use roomcast_bench::args::{
+    ChurnArgs, CommonArgs, ConnectArgs, EchoArgs, FanoutArgs, Rate, Seconds,
+};
+use roomcast_bench::{run, BenchArgs, Report, Scenario};
+use roomcast_server::config::RawConfig;
+
+/// Longest any one scenario may take here.
+const LIMIT: Duration = Duration::from_secs(20);
+
+struct Server {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Server {
+    /// Starts a development server (memory history, no rate limits) adjusted by `tune`.
+    async fn start(tune: impl FnOnce(&mut RawConfig)) -> Server {
+        let mut raw = RawConfig::defaults();
+        raw.server.dev = Some(true);
+        raw.auth.required = Some(false);
+        raw.history.store = Some("memory".into());
+        raw.limits.rate_limit = Some(0);
+        raw.limits.handshake_rate = Some(0);
+        tune(&mut raw);
+        let cfg = raw.validate().expect("valid config");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let hub = roomcast_server::serve::build_hub(&cfg).expect("hub");
+        let state = roomcast_server::AppState::new(hub, cfg).expect("state");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(roomcast_server::serve::serve_on(
+            listener,
+            state,
+            async move {
+                let _ = rx.await;
+            },
+        ));
+        Server {
+            addr,
+            stop: Some(tx),
+        }
+    }
+
+    fn common(&self, duration: f64, warmup: f64) -> CommonArgs {
+        let mut c = CommonArgs::new(format!("ws://{}", self.addr));
+        c.duration = Seconds::from_secs_f64(duration);
+        c.warmup = Seconds::from_secs_f64(warmup);
+        c.drain = Seconds::from_secs_f64(3.0);
+        c.connect_timeout = Seconds::from_secs_f64(5.0);
+        c
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+async fn bench(scenario: Scenario) -> anyhow::Result<Report> {
+    tokio::time::timeout(LIMIT, run(BenchArgs { scenario }))
+        .await
+        .map_err(|_| anyhow::anyhow!("the scenario did not stop within {LIMIT:?}"))?
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_delivers_every_message_once_and_in_order() {
+    let server = Server::start(|_| {}).await;
+    let dir = std::env::temp_dir().join(format!("roomcast-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let json = dir.join("fanout.json");
+    let mut common = server.common(1.5, 0.5);
+    common.json = Some(json.clone());
+    common.server_pid = Some(std::process::id());
+    let mut args = FanoutArgs::new(common);
+    args.subscribers = 200;
+    args.rooms = 2;
+    args.publishers = 3;
+    args.rate = Rate::PerSec(600.0);
+    let report = bench(Scenario::Fanout(args)).await.expect("fanout ran");
+    let r = report.fanout().expect("fanout figures");
+    assert_eq!((r.subscribers, r.publishers, r.rooms), (200, 3, 2));
+    assert_eq!(r.subscribers_failed, 0);
+    assert!(r.published >= 450, "published {}", r.published);
+    assert!(
+        r.published < r.published_total,
+        "warmup publishes must be excluded"
+    );
+    assert_eq!(
+        r.expected,
+        r.published * 100,
+        "each publish owes its room's 100"
+    );
+    assert_eq!(r.received, r.expected);
+    assert_eq!((r.lost, r.duplicated, r.reordered), (0, 0, 0));
+    assert!(r.drain_complete);
+    assert!(r.deliveries_per_sec > 10_000.0, "{}", r.deliveries_per_sec);
+    let l = &r.latency_us;
+    assert_eq!(l.count, r.received);
+    assert!(l.p50 > 0.0 && l.p50 <= l.p99 && l.p99 <= l.max, "{l:?}");
+    assert!(report.generator_cpu_seconds > 0.0);
+    assert!(report.server_cpu_seconds.is_some());
+
+    let text = std::fs::read_to_string(&json).expect("json written");
+    let v: serde_json::Value = serde_json::from_str(&text).expect("valid json");
+    assert_eq!(v["scenario"], "fanout");
+    for key in [
+        "deliveries_per_sec",
+        "expected",
+        "received",
+        "lost",
+        "duplicated",
+        "reordered",
+        "generator_cpu_seconds",
+    ] {
+        assert!(v[key].is_number(), "{key} missing in {text}");
+    }
+    for p in ["p50", "p90", "p99", "p99.9", "max"] {
+        assert!(v["latency_us"][p].is_number(), "latency_us.{p} missing");
+    }
+    assert_eq!(v["parameters"]["subscribers"], 200);
+    assert_eq!(v["parameters"]["rate"], 600.0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_at_max_rate_stays_bounded_and_lossless() {
+    let server = Server::start(|_| {}).await;
+    let mut args = FanoutArgs::new(server.common(1.5, 0.5));
+    args.subscribers = 100;
+    args.rate = Rate::Max;
+    args.max_in_flight = 32;
+    args.payload_bytes = 200;
+    let report = bench(Scenario::Fanout(args)).await.expect("fanout ran");
+    let r = report.fanout().expect("fanout figures");
+    assert!(r.published > 100, "published {}", r.published);
+    assert_eq!(r.received, r.expected);
+    assert_eq!((r.lost, r.duplicated), (0, 0));
+    assert_eq!(r.subscribers_disconnected, 0, "{:?}", r.disconnect_codes);
+    assert!(r.latency_us.p99 > 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_opens_holds_and_measures_server_memory() {
+    let server = Server::start(|_| {}).await;
+    let mut common = server.common(1.0, 0.0);
+    common.server_pid = Some(std::process::id());
+    let mut args = ConnectArgs::new(common);
+    args.connections = 300;
+    args.rate = Rate::PerSec(1000.0);
+    let report = bench(Scenario::Connect(args)).await.expect("connect ran");
+    let r = report.connect().expect("connect figures");
+    assert_eq!(
+        (r.connected, r.failed, r.dropped),
+        (300, 0, 0),
+        "{:?}",
+        r.failures
+    );
+    assert!(r.handshakes_per_sec > 50.0, "{}", r.handshakes_per_sec);
+    assert!(
+        r.open_seconds >= 0.25,
+        "300 at 1000/s take about 0.3 s: {}",
+        r.open_seconds
+    );
+    assert_eq!(r.handshake_latency_us.count, 300);
+    assert!(r.upgrade_latency_us.p50 > 0.0);
+    assert!(r.upgrade_latency_us.p50 <= r.handshake_latency_us.p50);
+    assert!(r.held_seconds >= 1.0);
+    assert!(r.server_rss_before_bytes.is_some() && r.server_rss_after_bytes.is_some());
+    assert!(r.rss_per_connection_bytes.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn echo_round_trips() {
+    let server = Server::start(|_| {}).await;
+    let mut args = EchoArgs::new(server.common(1.5, 0.3));
+    args.connections = 20;
+    let report = bench(Scenario::Echo(args)).await.expect("echo ran");
+    let r = report.echo().expect("echo figures");
+    assert_eq!(r.connected, 20);
+    assert!(r.sent > 100, "sent {}", r.sent);
+    assert_eq!(r.received, r.sent);
+    assert_eq!((r.lost, r.duplicated), (0, 0));
+    assert!(r.round_trips_per_sec > 100.0);
+    assert!(r.latency_us.p50 > 0.0 && r.latency_us.p50 <= r.latency_us.p99);
+
+    // At a fixed total rate.
+    let mut args = EchoArgs::new(server.common(1.0, 0.2));
+    args.connections = 5;
+    args.rate = Rate::PerSec(500.0);
+    let report = bench(Scenario::Echo(args))
+        .await
+        .expect("echo at a rate ran");
+    let r = report.echo().expect("echo figures");
+    assert!(
+        (400.0..=600.0).contains(&r.round_trips_per_sec),
+        "{}",
+        r.round_trips_per_sec
+    );
+    assert_eq!(r.lost, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn churn_cycles() {
+    let server = Server::start(|_| {}).await;
+    let mut args = ChurnArgs::new(server.common(1.5, 0.3));
+    args.concurrency = 4;
+    let report = bench(Scenario::Churn(args)).await.expect("churn ran");
+    let r = report.churn().expect("churn figures");
+    assert!(r.cycles > 20, "cycles {}", r.cycles);
+    assert_eq!(r.failed, 0, "{:?}", r.failures);
+    assert!(r.cycles_per_sec > 10.0);
+    assert_eq!(r.cycle_latency_us.count, r.cycles);
+    assert!(r.connect_latency_us.p50 <= r.cycle_latency_us.p50);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jwt_secret_mints_tokens_the_server_accepts() {
+    let secret = "bench-test-secret-0123456789";
+    let server = Server::start(|raw| {
+        raw.server.dev = Some(false);
+        raw.auth.required = Some(true);
+        raw.auth.jwt_secret = Some(secret.into());
+        raw.limits.handshake_rate = Some(0);
+    })
+    .await;
+    let mut common = server.common(0.5, 0.0);
+    common.jwt_secret = Some(secret.into());
+    let mut args = ConnectArgs::new(common);
+    args.connections = 20;
+    let report = bench(Scenario::Connect(args))
+        .await
+        .expect("connect with jwt");
+    let r = report.connect().expect("connect figures");
+    assert_eq!(r.connected, 20, "{:?}", r.failures);
+
+    // Without a token every attempt is refused, and the run says why.
+    let mut args = ConnectArgs::new(server.common(0.5, 0.0));
+    args.connections = 3;
+    let err = bench(Scenario::Connect(args))
+        .await
+        .expect_err("anonymous connections are refused");
+    assert!(err.to_string().contains("no connection"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_server_fails_fast_with_a_reason() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    drop(listener);
+    let mut common = CommonArgs::new(format!("ws://{addr}"));
+    common.duration = Seconds::from_secs_f64(0.5);
+    let mut args = EchoArgs::new(common);
+    args.connections = 2;
+    let err = bench(Scenario::Echo(args))
+        .await
+        .expect_err("nothing listens");
+    assert!(err.to_string().contains("no connection"), "{err}");
+}
