@@ -40,7 +40,7 @@ pub async fn run(hub: Hub, cancel: CancellationToken) {
         if now >= next_ping {
             let ts = roomcast_protocol::time::now_rfc3339();
             let frame = Bytes::from(Reply::Ping { timestamp: &ts }.to_json());
-            hub.broadcast_all(&frame);
+            hub.broadcast_heartbeat(&frame);
             next_ping = now + interval;
         }
         let evicted = hub.evict_dead();

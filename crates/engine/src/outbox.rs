@@ -39,6 +39,9 @@ pub enum Pushed {
     Overflow,
     /// The outbox is closed; the frame was discarded.
     Closed,
+    /// The queue was full and the frame was best-effort ([`Outbox::push_lossy`]): it was
+    /// dropped and the connection kept.
+    Skipped,
 }
 
 /// What the writer gets from [`Outbox::drain`].
@@ -126,6 +129,27 @@ impl Outbox {
         outcome
     }
 
+    /// Queues a best-effort frame (heartbeat pings, presence notices): when the queue is
+    /// full it is dropped instead of applying the slow-consumer policy, so a burst of such
+    /// notices never disconnects anyone.
+    pub fn push_lossy(&self, frame: Bytes) -> Pushed {
+        let mut st = self.lock();
+        if st.close.is_some() {
+            return Pushed::Closed;
+        }
+        if st.queue.len() >= self.capacity {
+            st.dropped += 1;
+            return Pushed::Skipped;
+        }
+        st.queue.push_back(frame);
+        let was_empty = st.queue.len() == 1;
+        drop(st);
+        if was_empty {
+            self.ready.notify_one();
+        }
+        Pushed::Queued
+    }
+
     /// Queues a frame even past capacity. For the bounded tail of a history replay that
     /// must stay ahead of live events; never for fan-out.
     pub fn push_unbounded(&self, frame: Bytes) -> Pushed {
@@ -205,7 +229,8 @@ impl Outbox {
         (st.delivered, st.delivered_bytes)
     }
 
-    /// Messages dropped by the drop-oldest policy so far.
+    /// Messages dropped so far: by the drop-oldest policy, or best-effort frames skipped
+    /// because the queue was full.
     pub fn dropped(&self) -> u64 {
         self.lock().dropped
     }
@@ -268,6 +293,15 @@ mod tests {
             other => panic!("expected close, got {other:?}"),
         }
         assert!(out.is_empty(), "overflow discards the backlog");
+    }
+
+    #[tokio::test]
+    async fn lossy_pushes_never_close() {
+        let o = Outbox::new(1, SlowConsumerPolicy::Disconnect);
+        assert_eq!(o.push_lossy(b("1")), Pushed::Queued);
+        assert_eq!(o.push_lossy(b("2")), Pushed::Skipped);
+        assert!(!o.is_closed());
+        assert_eq!(o.dropped(), 1);
     }
 
     #[tokio::test]

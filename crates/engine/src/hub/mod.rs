@@ -28,7 +28,7 @@ use crate::broker::{Broker, LocalBroker};
 use crate::config::HubConfig;
 use crate::history::{AppendReceipt, History, HistoryError, RoomHead, StoredEvent};
 use crate::outbox::Outbox;
-use room::Room;
+use room::{Reliability, Room};
 use shard::Sharded;
 
 const SHARDS: usize = 64;
@@ -387,7 +387,7 @@ impl Hub {
             None
         };
         log.head.sequence = sequence;
-        let delivery = room.fan_out(&frame, exclude);
+        let delivery = room.fan_out(&frame, exclude, Reliability::Reliable);
         if let Err(e) = self.inner.broker.publish(name, sequence, &frame) {
             self.inner
                 .stats
@@ -421,14 +421,15 @@ impl Hub {
             return Delivery::default();
         }
         log.head.sequence = sequence;
-        let d = room.fan_out(&frame, None);
+        let d = room.fan_out(&frame, None, Reliability::Reliable);
         drop(log);
         self.inner.stats.record_publish(&d);
         d
     }
 
-    /// Sends a frame that is not part of the room's history (e.g. `user_left`) to its
-    /// current members.
+    /// Sends a best-effort frame that is not part of the room's history (e.g. `user_left`)
+    /// to its current members: a member whose queue is full skips it rather than being
+    /// disconnected.
     pub fn broadcast_ephemeral(
         &self,
         name: &RoomName,
@@ -437,7 +438,7 @@ impl Hub {
     ) -> Delivery {
         match self.existing_room(name) {
             Some(room) => {
-                let d = room.fan_out(&frame, exclude);
+                let d = room.fan_out(&frame, exclude, Reliability::BestEffort);
                 self.inner.stats.record_publish(&d);
                 d
             }
@@ -447,18 +448,22 @@ impl Hub {
 
     /// Sends a frame to every connected session.
     pub fn broadcast_all(&self, frame: &Bytes) -> Delivery {
+        self.push_all(frame, Reliability::Reliable)
+    }
+
+    /// Sends a best-effort frame (the heartbeat ping) to every session: a full queue skips it.
+    pub(crate) fn broadcast_heartbeat(&self, frame: &Bytes) -> Delivery {
+        self.push_all(frame, Reliability::BestEffort)
+    }
+
+    fn push_all(&self, frame: &Bytes, reliability: Reliability) -> Delivery {
         let mut d = Delivery::default();
         self.inner.sessions.for_each_shard(|shard| {
             for s in shard.values() {
-                match s.outbox.push(frame.clone()) {
-                    crate::outbox::Pushed::Queued => d.delivered += 1,
-                    crate::outbox::Pushed::DroppedOldest => {
-                        d.delivered += 1;
-                        d.dropped_oldest += 1;
-                    }
-                    crate::outbox::Pushed::Overflow => d.overflowed += 1,
-                    crate::outbox::Pushed::Closed => {}
-                }
+                d.count(match reliability {
+                    Reliability::Reliable => s.outbox.push(frame.clone()),
+                    Reliability::BestEffort => s.outbox.push_lossy(frame.clone()),
+                });
             }
         });
         self.inner.stats.record_publish(&d);

@@ -25,6 +25,33 @@ pub struct Delivery {
     pub overflowed: u64,
     /// Recipients that lost an older message to the drop-oldest policy.
     pub dropped_oldest: u64,
+    /// Recipients whose full queue made them skip a best-effort frame.
+    pub skipped: u64,
+}
+
+impl Delivery {
+    /// Counts one push.
+    pub(crate) fn count(&mut self, pushed: Pushed) {
+        match pushed {
+            Pushed::Queued => self.delivered += 1,
+            Pushed::DroppedOldest => {
+                self.delivered += 1;
+                self.dropped_oldest += 1;
+            }
+            Pushed::Overflow => self.overflowed += 1,
+            Pushed::Skipped => self.skipped += 1,
+            Pushed::Closed => {}
+        }
+    }
+}
+
+/// Whether a frame must reach the recipient or may be skipped when its queue is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reliability {
+    /// Room events: a full queue applies the slow-consumer policy.
+    Reliable,
+    /// Presence notices and heartbeats: a full queue skips the frame.
+    BestEffort,
 }
 
 #[derive(Debug)]
@@ -87,22 +114,22 @@ impl Room {
     }
 
     /// Pushes the same bytes to every member except `exclude`. Never waits.
-    pub(crate) fn fan_out(&self, frame: &Bytes, exclude: Option<ConnId>) -> Delivery {
+    pub(crate) fn fan_out(
+        &self,
+        frame: &Bytes,
+        exclude: Option<ConnId>,
+        reliability: Reliability,
+    ) -> Delivery {
         let members = self.members.read().unwrap_or_else(|p| p.into_inner());
         let mut d = Delivery::default();
         for (conn, session) in members.iter() {
             if Some(*conn) == exclude {
                 continue;
             }
-            match session.outbox.push(frame.clone()) {
-                Pushed::Queued => d.delivered += 1,
-                Pushed::DroppedOldest => {
-                    d.delivered += 1;
-                    d.dropped_oldest += 1;
-                }
-                Pushed::Overflow => d.overflowed += 1,
-                Pushed::Closed => {}
-            }
+            d.count(match reliability {
+                Reliability::Reliable => session.outbox.push(frame.clone()),
+                Reliability::BestEffort => session.outbox.push_lossy(frame.clone()),
+            });
         }
         d
     }
