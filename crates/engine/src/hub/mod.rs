@@ -339,50 +339,34 @@ impl Hub {
         let mut log = room.log();
         let timestamp = roomcast_protocol::time::now_rfc3339();
         let unix_ms = unix_millis();
-        let mut sequence = log.head.sequence.next();
-        let mut frame = Bytes::from(encode_event(
-            event_type,
-            name,
-            sequence,
-            &log.head.epoch,
-            &timestamp,
-            body,
-        ));
+        let encode = |head: &RoomHead| {
+            let sequence = head.sequence.next();
+            let frame = encode_event(event_type, name, sequence, &head.epoch, &timestamp, body);
+            (sequence, Bytes::from(frame))
+        };
+        let (mut sequence, mut frame) = encode(&log.head);
         let receipt = if log.keeps_history {
             let append_started = std::time::Instant::now();
-            let event = StoredEvent {
+            let stored = |sequence, frame: &Bytes| StoredEvent {
                 sequence,
                 unix_millis: unix_ms,
                 frame: frame.clone(),
             };
-            let receipt = match self.inner.history.append(name, event) {
-                Ok(r) => Some(r),
+            let receipt = match self.inner.history.append(name, stored(sequence, &frame)) {
+                Ok(r) => r,
                 Err(HistoryError::OutOfOrder { .. }) => {
                     // The store dropped this room's log (expired and idle) and started a new
                     // epoch: follow it rather than fail every later publish.
                     log.head = self.inner.history.head(name)?;
-                    sequence = log.head.sequence.next();
-                    frame = Bytes::from(encode_event(
-                        event_type,
-                        name,
-                        sequence,
-                        &log.head.epoch,
-                        &timestamp,
-                        body,
-                    ));
-                    let event = StoredEvent {
-                        sequence,
-                        unix_millis: unix_ms,
-                        frame: frame.clone(),
-                    };
-                    Some(self.inner.history.append(name, event)?)
+                    (sequence, frame) = encode(&log.head);
+                    self.inner.history.append(name, stored(sequence, &frame))?
                 }
                 Err(e) => return Err(e.into()),
             };
             self.inner
                 .append_seconds
                 .record(append_started.elapsed().as_secs_f64());
-            receipt
+            Some(receipt)
         } else {
             None
         };

@@ -121,10 +121,15 @@ pub(crate) async fn rooms(
     authorize(&state, &headers)?;
     let mut rooms = state.hub.rooms();
     rooms.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    let list: Vec<Value> = rooms
+    Ok(Json(json!({"rooms": rooms_json(&state.hub, &rooms)})))
+}
+
+/// Rooms as the admin API and the dashboard show them: name, members, head.
+pub(crate) fn rooms_json(hub: &roomcast_engine::Hub, rooms: &[(RoomName, usize)]) -> Vec<Value> {
+    rooms
         .iter()
         .map(|(name, members)| {
-            let head = state.hub.room_head(name).ok();
+            let head = hub.room_head(name).ok();
             json!({
                 "room": name,
                 "members": members,
@@ -132,8 +137,7 @@ pub(crate) async fn rooms(
                 "epoch": head.as_ref().map(|h| h.epoch.clone()),
             })
         })
-        .collect();
-    Ok(Json(json!({"rooms": list})))
+        .collect()
 }
 
 #[derive(Debug, Deserialize, Default)]

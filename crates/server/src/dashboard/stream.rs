@@ -139,18 +139,7 @@ pub(crate) fn snapshot(state: &AppState) -> Value {
         rooms.truncate(TOP_ROOMS);
     }
     rooms.sort_unstable_by(by_size);
-    let rooms: Vec<Value> = rooms
-        .iter()
-        .map(|(name, members)| {
-            let head = state.hub.room_head(name).ok();
-            json!({
-                "room": name,
-                "members": members,
-                "sequence": head.as_ref().map(|h| h.sequence),
-                "epoch": head.as_ref().map(|h| h.epoch.clone()),
-            })
-        })
-        .collect();
+    let rooms = crate::api::admin::rooms_json(&state.hub, &rooms);
     json!({
         "type": "stats",
         "time_ms": u64::try_from(state.started.elapsed().as_millis()).unwrap_or(u64::MAX),

@@ -11,7 +11,7 @@ use roomcast_engine::auth::ForbiddenVerdict;
 use roomcast_engine::Session;
 use roomcast_protocol::server::{ack, EventBody, Reply};
 use roomcast_protocol::{
-    parse_request, ErrorCode, ParsedRequest, Request, RequestId, RoomName, Sequence,
+    parse_request, Epoch, ErrorCode, ParsedRequest, Request, RequestId, RoomName, Sequence,
 };
 
 use super::connection::{push_error, ConnCtx};
@@ -28,6 +28,28 @@ pub(super) struct Replay {
 
 fn push(session: &Session, reply: Reply<'_>) {
     session.outbox.push(Bytes::from(reply.to_json()));
+}
+
+/// Acknowledges a request that has an id with the room's position (subscribe, message).
+fn ack_position(
+    session: &Session,
+    id: Option<&RequestId>,
+    room: &RoomName,
+    sequence: Sequence,
+    epoch: &Epoch,
+) {
+    if id.is_some() {
+        push(
+            session,
+            Reply::Ack {
+                id,
+                room: Some(room),
+                members: None,
+                sequence: Some(sequence),
+                epoch: Some(epoch),
+            },
+        );
+    }
 }
 
 fn subscribe_error(session: &Session, e: SubscribeError, id: Option<&RequestId>) {
@@ -92,18 +114,7 @@ pub(super) fn handle_text(
     match request {
         Request::Subscribe { room, since: None } => match hub.subscribe(session, &room) {
             Ok(head) => {
-                if id.is_some() {
-                    push(
-                        session,
-                        Reply::Ack {
-                            id,
-                            room: Some(&room),
-                            members: None,
-                            sequence: Some(head.sequence),
-                            epoch: Some(&head.epoch),
-                        },
-                    );
-                }
+                ack_position(session, id, &room, head.sequence, &head.epoch);
             }
             Err(e) => subscribe_error(session, e, id),
         },
@@ -113,18 +124,7 @@ pub(super) fn handle_text(
         } => {
             match hub.room_head(&room) {
                 Ok(head) => {
-                    if id.is_some() {
-                        push(
-                            session,
-                            Reply::Ack {
-                                id,
-                                room: Some(&room),
-                                members: None,
-                                sequence: Some(head.sequence),
-                                epoch: Some(&head.epoch),
-                            },
-                        );
-                    }
+                    ack_position(session, id, &room, head.sequence, &head.epoch);
                 }
                 Err(e) => {
                     subscribe_error(session, e.into(), id);
@@ -157,18 +157,7 @@ pub(super) fn handle_text(
             let body = EventBody::chat(&session.client_id, content);
             match hub.publish(&room, "message", &body, Some(session.conn_id)) {
                 Ok(published) => {
-                    if id.is_some() {
-                        push(
-                            session,
-                            Reply::Ack {
-                                id,
-                                room: Some(&room),
-                                members: None,
-                                sequence: Some(published.sequence),
-                                epoch: Some(&published.epoch),
-                            },
-                        );
-                    }
+                    ack_position(session, id, &room, published.sequence, &published.epoch);
                 }
                 Err(PublishError::InvalidType) => {
                     push_error(session, ErrorCode::InvalidMessage, "invalid event type", id)

@@ -33,12 +33,23 @@ impl TestServer {
 
     /// Starts a server whose durable store lives in `data` (for restart tests).
     pub async fn start_in(data: std::sync::Arc<tempfile::TempDir>, args: &[&str]) -> TestServer {
+        let mut all = vec!["--dev"];
+        all.extend_from_slice(args);
+        Self::launch(data, &all).await
+    }
+
+    /// Starts a server WITHOUT `--dev` (authentication required): `args` must configure
+    /// a JWT secret or key.
+    pub async fn start_secure(args: &[&str]) -> TestServer {
+        let data = std::sync::Arc::new(tempfile::tempdir().expect("temp dir"));
+        Self::launch(data, args).await
+    }
+
+    async fn launch(data: std::sync::Arc<tempfile::TempDir>, args: &[&str]) -> TestServer {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_roomcast"));
-        cmd.arg("serve")
-            .arg("--bind")
-            .arg("127.0.0.1:0")
-            .arg("--dev");
+        cmd.arg("serve").arg("--bind").arg("127.0.0.1:0");
         cmd.arg("--data-dir").arg(data.path()).args(args);
+        cmd.env_remove("ROOMCAST_DEV");
         cmd.stdout(Stdio::piped()).kill_on_drop(true);
         if std::env::var_os("ROOMCAST_TEST_LOG").is_none() {
             cmd.stderr(Stdio::null());
@@ -271,36 +282,4 @@ pub async fn post_json(
         .http_request("POST", path, key, Some(&body.to_string()))
         .await;
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
-
-impl TestServer {
-    /// Starts `roomcast serve --bind 127.0.0.1:0 --data-dir <fresh dir> <args>` WITHOUT
-    /// `--dev` (authentication required; pass e.g. `--jwt-secret`) and waits for its
-    /// `listening on` line.
-    pub async fn start_secure(args: &[&str]) -> TestServer {
-        let data = std::sync::Arc::new(tempfile::tempdir().expect("temp dir"));
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_roomcast"));
-        cmd.arg("serve").arg("--bind").arg("127.0.0.1:0");
-        cmd.arg("--data-dir").arg(data.path()).args(args);
-        cmd.env_remove("ROOMCAST_DEV");
-        cmd.stdout(Stdio::piped()).kill_on_drop(true);
-        if std::env::var_os("ROOMCAST_TEST_LOG").is_none() {
-            cmd.stderr(Stdio::null());
-        }
-        let mut child = cmd.spawn().expect("spawn roomcast");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let line = tokio::time::timeout(WAIT, lines.next_line())
-            .await
-            .expect("server announced itself in time")
-            .expect("read stdout")
-            .expect("a first line");
-        let addr = line
-            .strip_prefix("listening on ws://")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .parse()
-            .expect("an address");
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        TestServer { child, addr, data }
-    }
 }
