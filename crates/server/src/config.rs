@@ -191,8 +191,9 @@ impl RawConfig {
                 ttl: Some(300),
                 rules: Some(Vec::new()),
             },
+            // `required` and `handshake_rate` are left out: their defaults depend on
+            // `--dev`, and writing them here would pin them for a --dev run too.
             auth: RawAuth {
-                required: Some(true),
                 jwt_leeway: Some(30),
                 auth_timeout: Some(30),
                 allowed_origins: Some(Vec::new()),
@@ -202,7 +203,7 @@ impl RawConfig {
                 rate_limit: Some(10),
                 rate_burst: Some(20),
                 rate_max_violations: Some(50),
-                handshake_rate: Some(50),
+                handshake_rate: None,
                 max_connections: Some(100_000),
                 max_connections_per_client: Some(10),
                 max_forbidden: Some(5),
@@ -731,5 +732,20 @@ mod auth_tests {
         dev.server.dev = Some(true);
         let cfg = dev.validate().map_err(|e| e.to_string());
         assert!(matches!(cfg, Ok(ref c) if !c.auth.required && c.limits.handshake_rate == 0));
+    }
+}
+
+#[cfg(test)]
+mod default_file_tests {
+    use super::*;
+
+    #[test]
+    fn the_default_file_still_allows_dev_mode() -> Result<(), Box<dyn std::error::Error>> {
+        let mut file: RawConfig = toml::from_str(&toml::to_string(&RawConfig::defaults())?)?;
+        file.server.dev = Some(true);
+        let cfg = file.validate()?;
+        assert!(!cfg.auth.required);
+        assert_eq!(cfg.limits.handshake_rate, 0);
+        Ok(())
     }
 }
