@@ -66,12 +66,15 @@ pub(super) async fn run(
         Ok(p) => p,
         Err(refusal) => {
             security.auth_failures.fetch_add(1, Ordering::Relaxed);
-            return refuse(ws, refusal.code, &refusal.reason).await;
+            // Boxed like the close below: rare paths must not size every connection's task.
+            return Box::pin(refuse(&mut ws, refusal.code, &refusal.reason)).await;
         }
     };
     let _permit = match security.connections.try_acquire(principal.owner_id()) {
         Ok(permit) => permit,
-        Err(limit) => return refuse(ws, limit.close_code(), limit.close_reason()).await,
+        Err(limit) => {
+            return Box::pin(refuse(&mut ws, limit.close_code(), limit.close_reason())).await
+        }
     };
     let hub = state.hub.clone();
     let meta = SessionMeta {
@@ -139,7 +142,7 @@ pub(super) async fn run(
                     break;
                 }
                 if let Outgoing::Close(close) = out {
-                    close_socket(&mut ws, close.code, &close.reason).await;
+                    Box::pin(close_socket(&mut ws, close.code, &close.reason)).await;
                     break;
                 }
             }
@@ -170,12 +173,12 @@ pub(super) async fn run(
 }
 
 /// Closes a connection that never became a session.
-async fn refuse(mut ws: WebSocket, code: CloseCode, reason: &str) {
+async fn refuse(ws: &mut WebSocket, code: CloseCode, reason: &str) {
     if code != CloseCode::TooManyConnections {
         metrics::counter!("roomcast_auth_failures_total", "code" => code.as_u16().to_string())
             .increment(1);
     }
-    close_socket(&mut ws, code, reason).await;
+    close_socket(ws, code, reason).await;
 }
 
 /// Sends a close frame and waits briefly for the client's answer, so the client reads the
