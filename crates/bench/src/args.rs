@@ -32,6 +32,8 @@ pub enum Scenario {
     Echo(EchoArgs),
     /// Connect, subscribe, disconnect cycles with reconnect: cycles/s and failures.
     Churn(ChurnArgs),
+    /// Seed a room's history, then N clients catch up at once: events/s and time to done.
+    Replay(ReplayArgs),
 }
 
 /// Options every scenario takes.
@@ -227,6 +229,58 @@ impl ChurnArgs {
             concurrency: 10,
             rate: Rate::Max,
             room: "churn".into(),
+        }
+    }
+}
+
+/// `roomcast bench replay`.
+#[derive(Debug, Clone, clap::Args, Serialize)]
+pub struct ReplayArgs {
+    /// Shared options (`--duration`, `--warmup` and `--drain` are not used).
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub common: CommonArgs,
+    /// Clients that reconnect at once and catch up.
+    #[arg(long, default_value_t = 1)]
+    pub clients: usize,
+    /// Events seeded into the room before the clients catch up.
+    #[arg(long, default_value_t = 100_000)]
+    pub events: u64,
+    /// Events each client missed (it resumes from head - missed); default: all seeded.
+    #[arg(long)]
+    pub missed: Option<u64>,
+    /// The room (default: a fresh `replay-<tag>` room per run).
+    #[arg(long)]
+    pub room: Option<String>,
+    /// API key for `POST /api/publish/batch`; without it events are published over a
+    /// WebSocket connection (`message` requests).
+    #[arg(long)]
+    #[serde(skip)]
+    pub api_key: Option<String>,
+    /// Approximate size of each event's data, in bytes.
+    #[arg(long, default_value_t = 100)]
+    pub payload_bytes: usize,
+    /// Longest time the catch-up may take, in seconds (barrier → last replay_complete).
+    #[arg(long, default_value = "60")]
+    pub replay_timeout: Seconds,
+    /// Connection attempts in progress at once while setting up.
+    #[arg(long, default_value_t = 64)]
+    pub connect_concurrency: usize,
+}
+
+impl ReplayArgs {
+    /// Replay arguments with the command-line defaults.
+    pub fn new(common: CommonArgs) -> ReplayArgs {
+        ReplayArgs {
+            common,
+            clients: 1,
+            events: 100_000,
+            missed: None,
+            room: None,
+            api_key: None,
+            payload_bytes: 100,
+            replay_timeout: Seconds::from_secs_f64(60.0),
+            connect_concurrency: 64,
         }
     }
 }

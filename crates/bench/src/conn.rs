@@ -47,9 +47,9 @@ pub(crate) struct Target {
     /// The resolved address.
     pub(crate) addr: SocketAddr,
     /// The `Host` header.
-    host: String,
+    pub(crate) host: String,
     /// Path before `/ws/{client_id}` (empty for the root).
-    prefix: String,
+    pub(crate) prefix: String,
 }
 
 impl Target {

@@ -5,7 +5,7 @@
 //! [`run`] directly against an in-process server. Module map:
 //!
 //! - [`args`]: the command line of each scenario, validated before anything connects.
-//! - `scenario`: one file per scenario (`fanout`, `connect`, `echo`, `churn`).
+//! - `scenario`: one file per scenario (`fanout`, `connect`, `echo`, `churn`, `replay`).
 //! - `conn`: where connections come from: URL, auth token, source address, handshake.
 //! - `ws`: a minimal client-side WebSocket codec that reads coalesced frames in large
 //!   reads, so the generator does not measure itself.
@@ -52,6 +52,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<BenchOutcome> {
         Scenario::Connect(a) => scenario::connect::run(a).await?,
         Scenario::Echo(a) => scenario::echo::run(a).await?,
         Scenario::Churn(a) => scenario::churn::run(a).await?,
+        Scenario::Replay(a) => scenario::replay::run(a).await?,
     };
     report.print_summary();
     if let Some(path) = &report.json_path {

@@ -167,9 +167,102 @@ fn slow(text: &[u8]) -> Msg<'_> {
     }
 }
 
+/// A server message during a catch-up, as far as the `replay` scenario cares.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Replay<'a> {
+    /// A replayed event (`"replayed":true`) with its sequence.
+    Event(u64),
+    /// `replay_complete` with its `replayed_count`.
+    Complete(u64),
+    /// `recovery_failed`.
+    Failed,
+    /// Anything else, classified as by [`classify`].
+    Other(Msg<'a>),
+}
+
+static SEQUENCE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(br#""sequence":"#));
+static REPLAYED_COUNT: LazyLock<Finder<'static>> =
+    LazyLock::new(|| Finder::new(br#""replayed_count":"#));
+
+/// Classifies one text frame of a catch-up: a byte scan for the shapes roomcast emits
+/// (`{"replayed":true,"type":…,"room":…,"sequence":N,…}` and
+/// `{"type":"replay_complete",…,"replayed_count":K}`), serde for anything else.
+#[inline]
+pub(crate) fn classify_replay(text: &[u8]) -> Replay<'_> {
+    if text.starts_with(br#"{"replayed":true,"#) {
+        if let Some(at) = SEQUENCE.find(text) {
+            let s = &text[at + SEQUENCE.needle().len()..];
+            let mut i = 0;
+            if let Some(seq) = digits(s, &mut i) {
+                if matches!(s.get(i), Some(b',' | b'}')) {
+                    return Replay::Event(seq);
+                }
+            }
+        }
+    } else if text.starts_with(br#"{"type":"replay_complete""#) {
+        if let Some(at) = REPLAYED_COUNT.find(text) {
+            let s = &text[at + REPLAYED_COUNT.needle().len()..];
+            let mut i = 0;
+            if let Some(k) = digits(s, &mut i) {
+                if matches!(s.get(i), Some(b',' | b'}')) {
+                    return Replay::Complete(k);
+                }
+            }
+        }
+    }
+    slow_replay(text)
+}
+
+#[derive(Deserialize)]
+struct ReplayEnvelope<'a> {
+    #[serde(rename = "type", borrow)]
+    ty: Option<Cow<'a, str>>,
+    replayed: Option<bool>,
+    sequence: Option<u64>,
+    replayed_count: Option<u64>,
+}
+
+fn slow_replay(text: &[u8]) -> Replay<'_> {
+    let Ok(env) = serde_json::from_slice::<ReplayEnvelope<'_>>(text) else {
+        return Replay::Other(Msg::Invalid);
+    };
+    match (env.replayed, env.sequence, env.ty.as_deref()) {
+        (Some(true), Some(seq), _) => Replay::Event(seq),
+        (_, _, Some("replay_complete")) => Replay::Complete(env.replayed_count.unwrap_or(0)),
+        (_, _, Some("recovery_failed")) => Replay::Failed,
+        _ => Replay::Other(classify(text)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn replay_shapes_take_the_fast_path_and_agree_with_serde() {
+        let ev = br#"{"replayed":true,"type":"tick","room":"r","sequence":42,"epoch":"ab","timestamp":"t","data":{"sequence":7}}"#;
+        assert_eq!(classify_replay(ev), Replay::Event(42));
+        assert_eq!(slow_replay(ev), Replay::Event(42));
+        let done = br#"{"type":"replay_complete","room":"r","replayed_count":1000}"#;
+        assert_eq!(classify_replay(done), Replay::Complete(1000));
+        assert_eq!(slow_replay(done), Replay::Complete(1000));
+        assert_eq!(
+            classify_replay(br#"{ "sequence": 3, "replayed": true }"#),
+            Replay::Event(3)
+        );
+        assert_eq!(
+            classify_replay(br#"{"type":"recovery_failed","room":"r","reason":"gap"}"#),
+            Replay::Failed
+        );
+        assert_eq!(
+            classify_replay(br#"{"type":"tick","room":"r","sequence":5}"#),
+            Replay::Other(Msg::Other)
+        );
+        assert_eq!(
+            classify_replay(br#"{"type":"ping","timestamp":"x"}"#),
+            Replay::Other(Msg::Heartbeat)
+        );
+    }
 
     #[test]
     fn roomcast_shapes_take_the_fast_path_and_agree_with_serde() {

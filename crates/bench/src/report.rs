@@ -129,6 +129,8 @@ pub enum Results {
     Echo(EchoResults),
     /// `churn`.
     Churn(ChurnResults),
+    /// `replay`.
+    Replay(ReplayResults),
 }
 
 /// Fan-out figures. Every count covers messages *sent* during the measured time.
@@ -261,7 +263,103 @@ pub struct ChurnResults {
     pub connect_latency_us: Latency,
 }
 
+/// Per-client completion times in milliseconds (barrier → that client's
+/// `replay_complete`).
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct DoneMs {
+    /// Clients that completed.
+    pub count: u64,
+    /// Fastest.
+    pub min: f64,
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Slowest.
+    pub max: f64,
+}
+
+impl DoneMs {
+    /// Percentiles (nearest rank) of completion times in nanoseconds.
+    pub(crate) fn from_ns(mut v: Vec<u64>) -> DoneMs {
+        if v.is_empty() {
+            return DoneMs::default();
+        }
+        v.sort_unstable();
+        let at = |q: f64| {
+            let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
+            round3(v[rank - 1] as f64 / 1e6)
+        };
+        DoneMs {
+            count: v.len() as u64,
+            min: at(0.0),
+            p50: at(0.50),
+            p90: at(0.90),
+            p99: at(0.99),
+            max: at(1.0),
+        }
+    }
+}
+
+/// Catch-up figures: a room seeded with events, clients resuming from `since_sequence`
+/// at one instant.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ReplayResults {
+    /// Clients asked for.
+    pub clients: u64,
+    /// Clients connected when the barrier fell.
+    pub connected: u64,
+    /// Setup failures by reason.
+    pub connect_failures: BTreeMap<String, u64>,
+    /// The room replayed.
+    pub room: String,
+    /// `http` (`POST /api/publish/batch`) or `websocket` (`message` requests).
+    pub seeded_via: String,
+    /// Events seeded.
+    pub seeded: u64,
+    /// Time the seeding took.
+    pub seed_seconds: f64,
+    /// The room's sequence after seeding.
+    pub head_sequence: u64,
+    /// The position every client resumed from.
+    pub since_sequence: u64,
+    /// Events owed over all connected clients: `connected × (head - since)`.
+    pub expected: u64,
+    /// Distinct replayed events received, over all clients.
+    pub events_replayed: u64,
+    /// Owed events never received (gaps, clients that dropped or timed out).
+    pub lost: u64,
+    /// Replayed events received twice or out of order.
+    pub duplicated: u64,
+    /// Clients that got `replay_complete`.
+    pub completed: u64,
+    /// Clients that got `recovery_failed`.
+    pub recovery_failed: u64,
+    /// Clients the server disconnected or that timed out before `replay_complete`.
+    pub incomplete: u64,
+    /// Clients whose `replayed_count` differed from the events they received.
+    pub count_mismatches: u64,
+    /// Barrier → the last client's `replay_complete`.
+    pub replay_seconds: f64,
+    /// `events_replayed / replay_seconds`.
+    pub events_per_sec: f64,
+    /// Per-client time to `replay_complete`.
+    pub client_done_ms: DoneMs,
+    /// Generator CPU per replayed event, in microseconds.
+    pub generator_cpu_us_per_event: f64,
+}
+
 impl Report {
+    /// The replay figures, if this is a replay report.
+    pub fn replay(&self) -> Option<&ReplayResults> {
+        match &self.results {
+            Results::Replay(r) => Some(r),
+            _ => None,
+        }
+    }
+
     /// The fan-out figures, if this is a fan-out report.
     pub fn fanout(&self) -> Option<&FanoutResults> {
         match &self.results {
@@ -299,6 +397,7 @@ impl Report {
         match &self.results {
             Results::Fanout(r) => (r.lost, r.duplicated),
             Results::Echo(r) => (r.lost, r.duplicated),
+            Results::Replay(r) => (r.lost, r.duplicated),
             Results::Connect(_) | Results::Churn(_) => (0, 0),
         }
     }
@@ -339,6 +438,7 @@ impl Report {
             Results::Connect(r) => connect_rows(r, &mut rows),
             Results::Echo(r) => echo_rows(r, &mut rows),
             Results::Churn(r) => churn_rows(r, &mut rows),
+            Results::Replay(r) => replay_rows(r, &mut rows),
         }
         rows.push((
             "generator cpu",
@@ -496,6 +596,53 @@ fn churn_rows(r: &ChurnResults, rows: &mut Vec<(&str, String)>) {
     if !r.failures.is_empty() {
         rows.push(("failures", map(&r.failures)));
     }
+}
+
+fn replay_rows(r: &ReplayResults, rows: &mut Vec<(&str, String)>) {
+    rows.push((
+        "clients",
+        format!(
+            "{} of {} ({} completed, {} recovery_failed, {} incomplete)",
+            r.connected, r.clients, r.completed, r.recovery_failed, r.incomplete
+        ),
+    ));
+    rows.push((
+        "seeded",
+        format!(
+            "{} events via {} in {:.2} s into {} (head {}, since {})",
+            r.seeded, r.seeded_via, r.seed_seconds, r.room, r.head_sequence, r.since_sequence
+        ),
+    ));
+    rows.push((
+        "replayed",
+        format!(
+            "{} of {} in {:.3} s",
+            r.events_replayed, r.expected, r.replay_seconds
+        ),
+    ));
+    rows.push(("events/s", format!("{:.0}", r.events_per_sec)));
+    rows.push((
+        "lost",
+        format!(
+            "{} · duplicated {} · count mismatches {}",
+            r.lost, r.duplicated, r.count_mismatches
+        ),
+    ));
+    let d = &r.client_done_ms;
+    rows.push((
+        "client done",
+        format!(
+            "p50 {:.1} · p90 {:.1} · p99 {:.1} · max {:.1} (ms, n={})",
+            d.p50, d.p90, d.p99, d.max, d.count
+        ),
+    ));
+    if !r.connect_failures.is_empty() {
+        rows.push(("connect failures", map(&r.connect_failures)));
+    }
+    rows.push((
+        "cpu/event",
+        format!("{:.3} µs (generator)", r.generator_cpu_us_per_event),
+    ));
 }
 
 /// What every scenario measures around its run: CPU of the generator and the server.

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use roomcast_bench::args::{
-    ChurnArgs, CommonArgs, ConnectArgs, EchoArgs, FanoutArgs, Rate, Seconds,
+    ChurnArgs, CommonArgs, ConnectArgs, EchoArgs, FanoutArgs, Rate, ReplayArgs, Seconds,
 };
 use roomcast_bench::{run, BenchArgs, Report, Scenario};
 use roomcast_server::config::RawConfig;
@@ -222,6 +222,41 @@ async fn churn_cycles() {
     assert!(r.cycles_per_sec > 10.0);
     assert_eq!(r.cycle_latency_us.count, r.cycles);
     assert!(r.connect_latency_us.p50 <= r.cycle_latency_us.p50);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_catches_up_every_client_without_loss() {
+    let key = "bench-replay-key-123";
+    let server = Server::start(|raw| raw.server.api_keys = Some(vec![key.into()])).await;
+    let mut args = ReplayArgs::new(server.common(1.0, 0.0));
+    args.clients = 5;
+    args.events = 500;
+    args.api_key = Some(key.into());
+    let report = bench(Scenario::Replay(args)).await.expect("replay ran");
+    let r = report.replay().expect("replay figures");
+    assert_eq!(r.seeded_via, "http");
+    assert_eq!((r.connected, r.completed, r.incomplete), (5, 5, 0));
+    assert_eq!((r.since_sequence, r.head_sequence), (0, 500));
+    assert_eq!(r.expected, 2500);
+    assert_eq!(r.events_replayed, 2500);
+    assert_eq!((r.lost, r.duplicated, r.count_mismatches), (0, 0, 0));
+    assert!(r.events_per_sec > 0.0 && r.replay_seconds > 0.0, "{r:?}");
+    let d = &r.client_done_ms;
+    assert_eq!(d.count, 5);
+    assert!(d.p50 > 0.0 && d.p50 <= d.p99 && d.p99 <= d.max, "{d:?}");
+
+    // Without an API key the events go in as `message` requests; each client misses 100.
+    let mut args = ReplayArgs::new(server.common(1.0, 0.0));
+    args.clients = 3;
+    args.events = 200;
+    args.missed = Some(100);
+    let report = bench(Scenario::Replay(args))
+        .await
+        .expect("replay over websocket ran");
+    let r = report.replay().expect("replay figures");
+    assert_eq!(r.seeded_via, "websocket");
+    assert_eq!(r.head_sequence - r.since_sequence, 100);
+    assert_eq!((r.events_replayed, r.lost, r.duplicated), (300, 0, 0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,557 @@
+//! `replay`: catch-up after a reconnect. The room is seeded with `--events` events
+//! (`POST /api/publish/batch` with `--api-key`, else `message` requests over one
+//! WebSocket), then `--clients` connections are opened without joining the room and, at
+//! one instant (the barrier), each sends `subscribe` with `since` = head − `--missed` and
+//! reads until `replay_complete`. Every replayed event's sequence is checked (consecutive,
+//! no gap, no repeat) by a byte scan; `replay_seconds` runs from the barrier to the last
+//! client's `replay_complete`.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use serde::Deserialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use crate::args::ReplayArgs;
+use crate::client::{self, HoldEnd};
+use crate::clock;
+use crate::conn::{run_tag, Connector, Target};
+use crate::parse::{classify, classify_replay, Msg, Replay, PONG};
+use crate::progress::{si, Progress, RateMeter};
+use crate::report::{bump, CpuMark, DoneMs, ReplayResults, Report, ReportBase, Results};
+use crate::ws::{BufferSize, Kind, WsConn};
+
+/// Most events in one `POST /api/publish/batch` (the server's limit).
+const HTTP_BATCH: u64 = 1000;
+/// Most `message` requests unacknowledged at once when seeding over WebSocket.
+const WS_WINDOW: u64 = 256;
+/// Longest one seeding request (HTTP batch, WebSocket read) may take.
+const SEED_STEP_LIMIT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Default)]
+struct Live {
+    ready: AtomicU64,
+    replayed: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct ClientResult {
+    /// Distinct replayed events received.
+    received: u64,
+    /// Replayed events at or below one already received.
+    duplicated: u64,
+    /// Clock reading at `replay_complete`.
+    done_ns: Option<u64>,
+    /// Clock reading when the task stopped.
+    end_ns: u64,
+    replayed_count: Option<u64>,
+    recovery_failed: bool,
+}
+
+/// Runs the scenario.
+pub(crate) async fn run(args: ReplayArgs) -> anyhow::Result<Report> {
+    let c = &args.common;
+    if args.clients == 0 {
+        bail!("--clients must be at least 1");
+    }
+    if args.events == 0 {
+        bail!("--events must be at least 1");
+    }
+    if args.missed == Some(0) {
+        bail!("--missed must be at least 1");
+    }
+    let tag = run_tag();
+    let room = args.room.clone().unwrap_or_else(|| format!("replay-{tag}"));
+    super::check_room(&room)?;
+    crate::sys::ensure_fd_limit(args.clients as u64 + 2)?;
+    let connector = Arc::new(Connector::new(c, args.clients as u64 + 1).await?);
+    let target = Target::resolve(&c.url).await?;
+    let parameters = serde_json::to_value(&args).unwrap_or_default();
+    let mut base = ReportBase::start("replay", c, parameters);
+    base.warmup_ignored();
+    base.sources = connector
+        .sources()
+        .iter()
+        .map(|ip| ip.to_string())
+        .collect();
+    let live = Arc::new(Live::default());
+    let progress = {
+        let live = live.clone();
+        let n = args.clients;
+        let meter = RateMeter::default();
+        Progress::start("replay", args.replay_timeout.get(), move || {
+            let r = live.replayed.load(Ordering::Relaxed);
+            format!(
+                "clients {}/{n} replayed {} ({}/s)",
+                live.ready.load(Ordering::Relaxed),
+                si(r as f64),
+                si(meter.rate(r))
+            )
+        })
+    };
+
+    // 1. Seed the room.
+    progress.phase("seed");
+    let seed_from = Instant::now();
+    let seeded = match &args.api_key {
+        Some(key) => seed_http(&target, key, &room, args.events, args.payload_bytes).await,
+        None => {
+            seed_ws(
+                &connector,
+                &format!("bench-{tag}-seed"),
+                &room,
+                args.events,
+                args.payload_bytes,
+            )
+            .await
+        }
+    };
+    let head = match seeded {
+        Ok(h) => h,
+        Err(e) => {
+            progress.finish().await;
+            return Err(e.context(format!("seeding {} events into {room}", args.events)));
+        }
+    };
+    let seed_seconds = seed_from.elapsed().as_secs_f64();
+    let missed = args.missed.unwrap_or(args.events).min(head);
+    let since = head - missed;
+
+    // 2. Connect every client (no room joined), a bounded number at a time.
+    progress.phase("connect");
+    let permits = Arc::new(Semaphore::new(args.connect_concurrency.max(1)));
+    let mut setups = Vec::with_capacity(args.clients);
+    for i in 0..args.clients {
+        let connector = connector.clone();
+        let permits = permits.clone();
+        let live = live.clone();
+        let id = format!("bench-{tag}-r{i}");
+        setups.push(tokio::spawn(async move {
+            let _permit = permits.acquire().await;
+            let r = connector.connect(&id, BufferSize::STREAM).await;
+            if r.is_ok() {
+                live.ready.fetch_add(1, Ordering::Relaxed);
+            }
+            r.map(|(conn, _)| conn)
+        }));
+    }
+    let mut conns = Vec::new();
+    let mut failures = BTreeMap::new();
+    for r in super::join_all(setups, connector.timeout * 2 + Duration::from_secs(60)).await {
+        match r {
+            Ok(conn) => conns.push(conn),
+            Err(e) => bump(&mut failures, e.reason()),
+        }
+    }
+    if conns.is_empty() {
+        progress.finish().await;
+        bail!("no connection to {} succeeded", c.url);
+    }
+
+    // 3. Everyone waits at the barrier, then catches up.
+    let request: Arc<[u8]> = format!(
+        r#"{{"type":"subscribe","room":"{room}","since":{{"sequence":{since}}},"id":"replay"}}"#
+    )
+    .into_bytes()
+    .into();
+    let barrier = CancellationToken::new();
+    let limit = args.replay_timeout.get();
+    let connected = conns.len() as u64;
+    let handles: Vec<_> = conns
+        .into_iter()
+        .map(|conn| {
+            let task = CatchUp {
+                request: request.clone(),
+                barrier: barrier.clone(),
+                since,
+                limit,
+                live: live.clone(),
+            };
+            tokio::spawn(task.run(conn))
+        })
+        .collect();
+    // Let every task reach its wait before the barrier falls.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    progress.phase("replay");
+    let cpu_from = CpuMark::now(c.server_pid);
+    let t0 = clock::now_ns();
+    barrier.cancel();
+    let results = super::join_all(handles, limit + Duration::from_secs(5)).await;
+    let cpu_to = CpuMark::now(c.server_pid);
+    let aborted_end = clock::now_ns();
+    progress.finish().await;
+
+    let mut res = ReplayResults {
+        clients: args.clients as u64,
+        connected,
+        connect_failures: failures,
+        room,
+        seeded_via: if args.api_key.is_some() {
+            "http"
+        } else {
+            "websocket"
+        }
+        .into(),
+        seeded: args.events,
+        seed_seconds: round3(seed_seconds),
+        head_sequence: head,
+        since_sequence: since,
+        expected: connected * missed,
+        ..ReplayResults::default()
+    };
+    let mut done = Vec::with_capacity(results.len());
+    let mut last_end = t0;
+    for r in &results {
+        res.events_replayed += r.received;
+        res.duplicated += r.duplicated;
+        res.lost += missed.saturating_sub(r.received);
+        last_end = last_end.max(r.end_ns);
+        if r.recovery_failed {
+            res.recovery_failed += 1;
+        }
+        match (r.done_ns, r.replayed_count) {
+            (Some(d), Some(k)) => {
+                res.completed += 1;
+                done.push(d.saturating_sub(t0));
+                if k != r.received + r.duplicated {
+                    res.count_mismatches += 1;
+                }
+            }
+            _ if r.recovery_failed => {}
+            _ => res.incomplete += 1,
+        }
+    }
+    // Tasks that never returned owe everything.
+    let missing = connected - results.len() as u64;
+    if missing > 0 {
+        res.incomplete += missing;
+        res.lost += missing * missed;
+        last_end = aborted_end;
+    }
+    let secs = (last_end.saturating_sub(t0) as f64 / 1e9).max(1e-9);
+    res.replay_seconds = round6(secs);
+    res.events_per_sec = (res.events_replayed as f64 / secs).round();
+    res.client_done_ms = DoneMs::from_ns(done);
+    let replayed = res.events_replayed;
+    let mut report = base.finish(round6(secs), (cpu_from, cpu_to), Results::Replay(res));
+    let gen = report.generator_cpu_seconds;
+    if let Results::Replay(r) = &mut report.results {
+        if replayed > 0 {
+            r.generator_cpu_us_per_event = round3(gen * 1e6 / replayed as f64);
+        }
+    }
+    Ok(report)
+}
+
+fn round3(v: f64) -> f64 {
+    (v * 1000.0).round() / 1000.0
+}
+
+fn round6(v: f64) -> f64 {
+    (v * 1e6).round() / 1e6
+}
+
+/// One client's catch-up.
+struct CatchUp {
+    request: Arc<[u8]>,
+    barrier: CancellationToken,
+    since: u64,
+    limit: Duration,
+    live: Arc<Live>,
+}
+
+impl CatchUp {
+    async fn run(self, mut conn: WsConn) -> ClientResult {
+        let mut r = ClientResult::default();
+        if let HoldEnd::Dropped(_) = client::hold(&mut conn, &self.barrier).await {
+            r.end_ns = clock::now_ns();
+            return r;
+        }
+        let deadline = tokio::time::Instant::now() + self.limit;
+        conn.queue_text(&self.request);
+        if conn.flush().await.is_err() {
+            r.end_ns = clock::now_ns();
+            return r;
+        }
+        let mut next = self.since + 1;
+        'read: loop {
+            let mut heartbeat = false;
+            let mut got = 0u64;
+            loop {
+                let f = match conn.next_frame() {
+                    Ok(Some(f)) => f,
+                    Ok(None) => break,
+                    Err(_) => break 'read,
+                };
+                match f.kind {
+                    Kind::Text => match classify_replay(conn.payload(&f)) {
+                        Replay::Event(seq) => {
+                            got += 1;
+                            if seq == next {
+                                r.received += 1;
+                                next += 1;
+                            } else if seq < next {
+                                r.duplicated += 1;
+                            } else {
+                                // A gap: the skipped events count as lost at the end.
+                                r.received += 1;
+                                next = seq + 1;
+                            }
+                        }
+                        Replay::Complete(k) => {
+                            r.done_ns = Some(clock::now_ns());
+                            r.replayed_count = Some(k);
+                            self.live.replayed.fetch_add(got, Ordering::Relaxed);
+                            break 'read;
+                        }
+                        Replay::Failed => {
+                            r.recovery_failed = true;
+                            break 'read;
+                        }
+                        Replay::Other(Msg::Heartbeat) => heartbeat = true,
+                        Replay::Other(_) => {}
+                    },
+                    Kind::Ping => {
+                        let p = conn.payload(&f).to_vec();
+                        conn.queue_pong(&p);
+                    }
+                    Kind::Close => break 'read,
+                    Kind::Binary | Kind::Pong => {}
+                }
+            }
+            self.live.replayed.fetch_add(got, Ordering::Relaxed);
+            if heartbeat {
+                conn.queue_text(PONG);
+            }
+            if conn.queued() > 0 && conn.flush().await.is_err() {
+                break;
+            }
+            match tokio::time::timeout_at(deadline, conn.fill()).await {
+                Ok(Ok(n)) if n > 0 => {}
+                _ => break,
+            }
+        }
+        r.end_ns = clock::now_ns();
+        r
+    }
+}
+
+/// The figures of a batch reply that matter here.
+#[derive(Deserialize)]
+struct BatchReply {
+    published: u64,
+    results: Vec<BatchItem>,
+}
+
+#[derive(Deserialize)]
+struct BatchItem {
+    sequence: u64,
+}
+
+/// The padding that brings an event's data to about `payload_bytes`.
+fn padding(payload_bytes: usize) -> String {
+    "x".repeat(payload_bytes.saturating_sub(24))
+}
+
+/// Publishes `events` events to `room` in batches; returns the room's last sequence.
+async fn seed_http(
+    target: &Target,
+    key: &str,
+    room: &str,
+    events: u64,
+    payload_bytes: usize,
+) -> anyhow::Result<u64> {
+    use std::fmt::Write as _;
+    let pad = padding(payload_bytes);
+    let path = format!("{}/api/publish/batch", target.prefix);
+    let mut head = 0;
+    let mut sent = 0;
+    let mut body = String::new();
+    while sent < events {
+        let n = HTTP_BATCH.min(events - sent);
+        body.clear();
+        body.push('[');
+        for i in 0..n {
+            if i > 0 {
+                body.push(',');
+            }
+            let _ = write!(
+                body,
+                r#"{{"room":"{room}","type":"tick","data":{{"n":{},"pad":"{pad}"}}}}"#,
+                sent + i
+            );
+        }
+        body.push(']');
+        let reply = tokio::time::timeout(
+            SEED_STEP_LIMIT,
+            http_post(target, &path, key, body.as_bytes()),
+        )
+        .await
+        .map_err(|_| anyhow::anyhow!("POST {path} timed out"))??;
+        let reply: BatchReply = serde_json::from_slice(&reply)
+            .with_context(|| format!("POST {path}: unexpected reply"))?;
+        if reply.published != n {
+            bail!("POST {path}: {} of {n} published", reply.published);
+        }
+        if let Some(last) = reply.results.last() {
+            head = head.max(last.sequence);
+        }
+        sent += n;
+    }
+    Ok(head)
+}
+
+/// One HTTP/1.1 POST on a fresh connection; returns the body of a 200 reply.
+async fn http_post(target: &Target, path: &str, key: &str, body: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let mut stream = TcpStream::connect(target.addr)
+        .await
+        .with_context(|| format!("connecting to {}", target.addr))?;
+    stream.set_nodelay(true)?;
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {key}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\
+         User-Agent: roomcast-bench\r\n\r\n",
+        target.host,
+        body.len()
+    );
+    let mut req = Vec::with_capacity(head.len() + body.len());
+    req.extend_from_slice(head.as_bytes());
+    req.extend_from_slice(body);
+    stream.write_all(&req).await?;
+    let mut buf = Vec::new();
+    stream.read_to_end(&mut buf).await?;
+    let end = memchr::memmem::find(&buf, b"\r\n\r\n").context("no HTTP response headers")?;
+    let headers = String::from_utf8_lossy(&buf[..end]);
+    let mut lines = headers.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse::<u16>().ok())
+        .context("no HTTP status line")?;
+    let chunked = lines.any(|l| {
+        l.split_once(':').is_some_and(|(k, v)| {
+            k.trim().eq_ignore_ascii_case("transfer-encoding")
+                && v.to_ascii_lowercase().contains("chunked")
+        })
+    });
+    let raw = &buf[end + 4..];
+    let body = if chunked {
+        dechunk(raw).context("bad chunked HTTP body")?
+    } else {
+        raw.to_vec()
+    };
+    if status != 200 {
+        bail!(
+            "POST {path}: HTTP {status}: {}",
+            String::from_utf8_lossy(&body[..body.len().min(300)])
+        );
+    }
+    Ok(body)
+}
+
+/// Decodes a `Transfer-Encoding: chunked` body.
+fn dechunk(mut b: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(b.len());
+    loop {
+        let eol = memchr::memmem::find(b, b"\r\n")?;
+        let line = std::str::from_utf8(&b[..eol]).ok()?;
+        let size = usize::from_str_radix(line.split(';').next()?.trim(), 16).ok()?;
+        b = &b[eol + 2..];
+        if size == 0 {
+            return Some(out);
+        }
+        out.extend_from_slice(b.get(..size)?);
+        b = b.get(size + 2..)?;
+    }
+}
+
+#[derive(Deserialize)]
+struct AckSequence {
+    sequence: Option<u64>,
+}
+
+/// Publishes `events` `message` requests to `room` over one connection, a window at a
+/// time; returns the room's last sequence (from the acks).
+async fn seed_ws(
+    connector: &Connector,
+    client_id: &str,
+    room: &str,
+    events: u64,
+    payload_bytes: usize,
+) -> anyhow::Result<u64> {
+    let (mut conn, _) = connector.connect(client_id, BufferSize::STREAM).await?;
+    client::subscribe(&mut conn, room, connector.timeout).await?;
+    let pad = padding(payload_bytes);
+    let (mut sent, mut acked, mut head) = (0u64, 0u64, 0u64);
+    while acked < events {
+        while sent < events && sent - acked < WS_WINDOW {
+            let msg = format!(
+                r#"{{"type":"message","room":"{room}","content":{{"n":{sent},"pad":"{pad}"}},"id":{}}}"#,
+                sent + 2
+            );
+            conn.queue_text(msg.as_bytes());
+            sent += 1;
+        }
+        if conn.queued() > 0 {
+            conn.flush().await?;
+        }
+        match tokio::time::timeout(SEED_STEP_LIMIT, conn.fill()).await {
+            Ok(Ok(n)) if n > 0 => {}
+            Ok(Ok(_)) => bail!("the server closed the publishing connection"),
+            Ok(Err(e)) => return Err(e.into()),
+            Err(_) => bail!("no ack from the server for {SEED_STEP_LIMIT:?}"),
+        }
+        let mut heartbeat = false;
+        while let Some(f) = conn.next_frame()? {
+            match f.kind {
+                Kind::Text => {
+                    let text = conn.payload(&f);
+                    match classify(text) {
+                        Msg::Ack { .. } => {
+                            acked += 1;
+                            if let Ok(a) = serde_json::from_slice::<AckSequence>(text) {
+                                head = head.max(a.sequence.unwrap_or(0));
+                            }
+                        }
+                        Msg::Error { code, .. } => {
+                            bail!("the server refused a message: {code}")
+                        }
+                        Msg::Heartbeat => heartbeat = true,
+                        _ => {}
+                    }
+                }
+                Kind::Ping => {
+                    let p = conn.payload(&f).to_vec();
+                    conn.queue_pong(&p);
+                }
+                Kind::Close => bail!("the server closed the publishing connection"),
+                Kind::Binary | Kind::Pong => {}
+            }
+        }
+        if heartbeat {
+            conn.queue_text(PONG);
+        }
+    }
+    let _ = conn.close(Duration::from_secs(1)).await;
+    Ok(head)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunked_bodies_decode() {
+        assert_eq!(
+            dechunk(b"5\r\nhello\r\n6;x=1\r\n world\r\n0\r\n\r\n").as_deref(),
+            Some(&b"hello world"[..])
+        );
+        assert!(dechunk(b"5\r\nhel").is_none());
+    }
+}
