@@ -4,20 +4,19 @@
 //! needs no lookup. Pings count when sent inside the measured window; the ones never
 //! answered by the end of the drain are `lost`.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::bail;
-use tokio::sync::Semaphore;
 
 use crate::args::EchoArgs;
 use crate::clock::{self, Schedule, Window};
 use crate::conn::{run_tag, Connector};
 use crate::parse::{classify, Msg, PONG};
 use crate::progress::{si, Progress, RateMeter};
-use crate::report::{bump, CpuMark, EchoResults, Latency, Report, ReportBase, Results};
+use crate::report::{CpuMark, EchoResults, Latency, Report, ReportBase, Results};
 use crate::stats::{LatencySink, Recorder};
 use crate::ws::{BufferSize, Kind, WsConn};
 
@@ -26,7 +25,7 @@ const MAX_OUTSTANDING: usize = 10_000;
 
 #[derive(Debug, Default)]
 struct Live {
-    ready: AtomicU64,
+    ready: Arc<AtomicU64>,
     round_trips: AtomicU64,
 }
 
@@ -71,30 +70,15 @@ pub(crate) async fn run(args: EchoArgs) -> anyhow::Result<Report> {
     };
 
     // Connect everything first, a bounded number at a time.
-    let permits = Arc::new(Semaphore::new(256));
-    let mut setups = Vec::with_capacity(args.connections);
-    for i in 0..args.connections {
-        let connector = connector.clone();
-        let permits = permits.clone();
-        let live = live.clone();
-        let id = format!("bench-{tag}-e{i}");
-        setups.push(tokio::spawn(async move {
-            let _permit = permits.acquire().await;
-            let r = connector.connect(&id, BufferSize::IDLE).await;
-            if r.is_ok() {
-                live.ready.fetch_add(1, Ordering::Relaxed);
-            }
-            r.map(|(conn, _)| conn)
-        }));
-    }
-    let mut conns = Vec::new();
-    let mut failures = BTreeMap::new();
-    for r in super::join_all(setups, connector.timeout * 2 + Duration::from_secs(60)).await {
-        match r {
-            Ok(conn) => conns.push(conn),
-            Err(e) => bump(&mut failures, e.reason()),
-        }
-    }
+    let (conns, failures) = super::connect_all(
+        &connector,
+        args.connections,
+        256,
+        &format!("bench-{tag}-e"),
+        BufferSize::IDLE,
+        live.ready.clone(),
+    )
+    .await;
     if conns.is_empty() {
         progress.finish().await;
         bail!("no connection to {} succeeded", c.url);

@@ -9,10 +9,56 @@ pub(crate) mod echo;
 pub(crate) mod fanout;
 pub(crate) mod replay;
 
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::bail;
+use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
+
+use crate::conn::Connector;
+use crate::report::bump;
+use crate::ws::{BufferSize, WsConn};
+
+/// Opens `n` connections named `bench-{tag}-{kind}{i}`, at most `concurrency` handshakes at
+/// a time, counting each success in `ready`. Returns the connections and the failures by
+/// reason (the caller decides what an empty result means).
+pub(crate) async fn connect_all(
+    connector: &Arc<Connector>,
+    n: usize,
+    concurrency: usize,
+    id_prefix: &str,
+    buffer: BufferSize,
+    ready: Arc<AtomicU64>,
+) -> (Vec<WsConn>, BTreeMap<String, u64>) {
+    let permits = Arc::new(Semaphore::new(concurrency.max(1)));
+    let mut setups = Vec::with_capacity(n);
+    for i in 0..n {
+        let connector = connector.clone();
+        let permits = permits.clone();
+        let ready = ready.clone();
+        let id = format!("{id_prefix}{i}");
+        setups.push(tokio::spawn(async move {
+            let _permit = permits.acquire().await;
+            let r = connector.connect(&id, buffer).await;
+            if r.is_ok() {
+                ready.fetch_add(1, Ordering::Relaxed);
+            }
+            r.map(|(conn, _)| conn)
+        }));
+    }
+    let mut conns = Vec::new();
+    let mut failures = BTreeMap::new();
+    for r in join_all(setups, connector.timeout * 2 + Duration::from_secs(60)).await {
+        match r {
+            Ok(conn) => conns.push(conn),
+            Err(e) => bump(&mut failures, e.reason()),
+        }
+    }
+    (conns, failures)
+}
 
 /// Room names are spliced into JSON by hand, so they must need no escaping.
 pub(crate) fn check_room(name: &str) -> anyhow::Result<()> {

@@ -6,7 +6,6 @@
 //! no gap, no repeat) by a byte scan; `replay_seconds` runs from the barrier to the last
 //! client's `replay_complete`.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,7 +14,6 @@ use anyhow::{bail, Context};
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::args::ReplayArgs;
@@ -24,7 +22,7 @@ use crate::clock;
 use crate::conn::{run_tag, Connector, Target};
 use crate::parse::{classify, classify_replay, Msg, Replay, PONG};
 use crate::progress::{si, Progress, RateMeter};
-use crate::report::{bump, CpuMark, DoneMs, ReplayResults, Report, ReportBase, Results};
+use crate::report::{CpuMark, DoneMs, ReplayResults, Report, ReportBase, Results};
 use crate::ws::{BufferSize, Kind, WsConn};
 
 /// Most events in one `POST /api/publish/batch` (the server's limit).
@@ -36,7 +34,7 @@ const SEED_STEP_LIMIT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Default)]
 struct Live {
-    ready: AtomicU64,
+    ready: Arc<AtomicU64>,
     replayed: AtomicU64,
 }
 
@@ -125,30 +123,15 @@ pub(crate) async fn run(args: ReplayArgs) -> anyhow::Result<Report> {
 
     // 2. Connect every client (no room joined), a bounded number at a time.
     progress.phase("connect");
-    let permits = Arc::new(Semaphore::new(args.connect_concurrency.max(1)));
-    let mut setups = Vec::with_capacity(args.clients);
-    for i in 0..args.clients {
-        let connector = connector.clone();
-        let permits = permits.clone();
-        let live = live.clone();
-        let id = format!("bench-{tag}-r{i}");
-        setups.push(tokio::spawn(async move {
-            let _permit = permits.acquire().await;
-            let r = connector.connect(&id, BufferSize::STREAM).await;
-            if r.is_ok() {
-                live.ready.fetch_add(1, Ordering::Relaxed);
-            }
-            r.map(|(conn, _)| conn)
-        }));
-    }
-    let mut conns = Vec::new();
-    let mut failures = BTreeMap::new();
-    for r in super::join_all(setups, connector.timeout * 2 + Duration::from_secs(60)).await {
-        match r {
-            Ok(conn) => conns.push(conn),
-            Err(e) => bump(&mut failures, e.reason()),
-        }
-    }
+    let (conns, failures) = super::connect_all(
+        &connector,
+        args.clients,
+        args.connect_concurrency,
+        &format!("bench-{tag}-r"),
+        BufferSize::STREAM,
+        live.ready.clone(),
+    )
+    .await;
     if conns.is_empty() {
         progress.finish().await;
         bail!("no connection to {} succeeded", c.url);
