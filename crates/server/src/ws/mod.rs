@@ -21,7 +21,7 @@ use crate::app::AppState;
 use auth::Credentials;
 
 /// Initial read buffer per connection, bytes.
-const READ_BUFFER: usize = 1024;
+const READ_BUFFER: usize = 256;
 
 /// The subprotocol prefix that carries a bearer token from browsers.
 pub const BEARER_PROTOCOL_PREFIX: &str = "roomcast.bearer.";
