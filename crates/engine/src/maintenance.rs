@@ -6,7 +6,7 @@
 //! period, where this is one wake-up per tick and a walk over the session shards. The
 //! heartbeat `ping` is encoded once per period and shared by every connection.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::Bytes;
 use roomcast_protocol::server::Reply;
@@ -53,11 +53,7 @@ pub async fn run(hub: Hub, cancel: CancellationToken) {
         if now >= next_housekeeping {
             next_housekeeping = now + HOUSEKEEPING_EVERY;
             hub.sweep_empty_rooms();
-            let unix_ms = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_millis() as i64)
-                .unwrap_or(0);
-            hub.history().trim(unix_ms);
+            hub.history().trim(crate::hub::unix_millis());
         }
     }
 }

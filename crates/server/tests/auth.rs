@@ -275,6 +275,25 @@ async fn ed_login(server: &TestServer, id: &str, key: &SigningKey) -> Connection
 /// `id` cannot authenticate: either the server refuses straight after the upgrade, or it
 /// issues a challenge and refuses the (otherwise well-formed) answer. Either way the close
 /// is 4001 "Invalid signature" and nothing else arrives first.
+/// A secure server with one registered collective, `acme`; returns its key and the
+/// directory holding the collectives file (keep it alive with the server).
+async fn acme_server(extra: &[&str]) -> (SigningKey, tempfile::TempDir, TestServer) {
+    let acme = signing_key(1);
+    let (dir, path) = collectives_file(&[("acme", public_b64(&acme), None)]);
+    let path = path.to_str().expect("utf-8 path").to_owned();
+    let mut args = vec!["--collectives", path.as_str()];
+    args.extend_from_slice(extra);
+    let server = secure(&args).await;
+    (acme, dir, server)
+}
+
+/// The next frame is the close 4001 "Invalid signature".
+async fn assert_invalid_signature(c: &mut Connection) {
+    let (code, reason) = first_is_close(c).await;
+    assert_eq!(code, Some(4001), "{reason}");
+    assert_eq!(reason, "Invalid signature");
+}
+
 async fn ed_refused(server: &TestServer, id: &str, key: &SigningKey) {
     let mut c = server.connect_raw(&format!("{id}?auth=ed25519")).await;
     let (code, reason) = match c.recv_timeout(WAIT).await.expect("a reply in time") {
@@ -617,10 +636,7 @@ async fn ed25519_bad_answers_close_4001_invalid_signature() {
 
 #[tokio::test]
 async fn ed25519_signature_replayed_from_an_earlier_connection_is_refused() {
-    let acme = signing_key(1);
-    let (_dir, path) = collectives_file(&[("acme", public_b64(&acme), None)]);
-    let path = path.to_str().expect("utf-8 path").to_owned();
-    let server = secure(&["--collectives", &path]).await;
+    let (acme, _dir, server) = acme_server(&[]).await;
 
     let (mut first, first_challenge) = ed_open(&server, "acme").await;
     let first_signature = sign(&acme, &first_challenge);
@@ -633,17 +649,12 @@ async fn ed25519_signature_replayed_from_an_earlier_connection_is_refused() {
         "a fresh nonce per connection"
     );
     ed_answer(&mut second, &first_signature).await;
-    let (code, reason) = first_is_close(&mut second).await;
-    assert_eq!(code, Some(4001), "{reason}");
-    assert_eq!(reason, "Invalid signature");
+    assert_invalid_signature(&mut second).await;
 }
 
 #[tokio::test]
 async fn ed25519_answer_to_another_connections_challenge_is_refused() {
-    let acme = signing_key(1);
-    let (_dir, path) = collectives_file(&[("acme", public_b64(&acme), None)]);
-    let path = path.to_str().expect("utf-8 path").to_owned();
-    let server = secure(&["--collectives", &path]).await;
+    let (acme, _dir, server) = acme_server(&[]).await;
 
     let (mut a, challenge_a) = ed_open(&server, "acme").await;
     let (mut b, challenge_b) = ed_open(&server, "acme").await;
@@ -653,9 +664,7 @@ async fn ed25519_answer_to_another_connections_challenge_is_refused() {
     );
     // B answers with a valid signature of A's challenge.
     ed_answer(&mut b, &sign(&acme, &challenge_a)).await;
-    let (code, reason) = first_is_close(&mut b).await;
-    assert_eq!(code, Some(4001), "{reason}");
-    assert_eq!(reason, "Invalid signature");
+    assert_invalid_signature(&mut b).await;
     // A's own challenge is still pending and answerable (B never authenticated, so it
     // superseded nothing).
     ed_finish(&mut a, "acme", &challenge_a, &acme).await;
@@ -664,10 +673,7 @@ async fn ed25519_answer_to_another_connections_challenge_is_refused() {
 
 #[tokio::test]
 async fn ed25519_wrong_message_type_closes_invalid_auth_flow() {
-    let acme = signing_key(1);
-    let (_dir, path) = collectives_file(&[("acme", public_b64(&acme), None)]);
-    let path = path.to_str().expect("utf-8 path").to_owned();
-    let server = secure(&["--collectives", &path]).await;
+    let (_, _dir, server) = acme_server(&[]).await;
     for wrong in [
         json!({"type":"ping","id":1}),
         json!({"type":"subscribe","room":"general","id":2}),
@@ -682,10 +688,7 @@ async fn ed25519_wrong_message_type_closes_invalid_auth_flow() {
 
 #[tokio::test]
 async fn ed25519_no_answer_closes_4004_after_the_auth_timeout() {
-    let acme = signing_key(1);
-    let (_dir, path) = collectives_file(&[("acme", public_b64(&acme), None)]);
-    let path = path.to_str().expect("utf-8 path").to_owned();
-    let server = secure(&["--collectives", &path, "--auth-timeout", "1"]).await;
+    let (_, _dir, server) = acme_server(&["--auth-timeout", "1"]).await;
     let started = std::time::Instant::now();
     let (mut c, _) = ed_open(&server, "acme").await;
     let (code, reason) = first_is_close(&mut c).await;

@@ -15,7 +15,7 @@ use crate::client;
 use crate::clock::{self, Schedule, Window};
 use crate::conn::{run_tag, Connector};
 use crate::progress::{si, Progress, RateMeter};
-use crate::report::{bump, ChurnResults, CpuMark, Latency, Report, ReportBase, Results};
+use crate::report::{bump, ChurnResults, CpuMark, Latency, Report, Results};
 use crate::stats::{LatencySink, Recorder};
 use crate::ws::BufferSize;
 
@@ -44,15 +44,7 @@ pub(crate) async fn run(args: ChurnArgs) -> anyhow::Result<Report> {
     super::check_room(&args.room)?;
     // A closing socket may linger while its successor connects.
     let sockets = args.concurrency as u64 * 2;
-    crate::sys::ensure_fd_limit(sockets)?;
-    let connector = Arc::new(Connector::new(c, sockets).await?);
-    let parameters = serde_json::to_value(&args).unwrap_or_default();
-    let mut base = ReportBase::start("churn", c, parameters);
-    base.sources = connector
-        .sources()
-        .iter()
-        .map(|ip| ip.to_string())
-        .collect();
+    let (connector, base) = super::prepare("churn", c, sockets, &args).await?;
     let tag = run_tag();
     let live = Arc::new(Live::default());
     let progress = {

@@ -21,9 +21,9 @@ use tokio_util::sync::CancellationToken;
 use crate::args::ConnectArgs;
 use crate::client::{self, HoldEnd};
 use crate::clock;
-use crate::conn::{run_tag, Connector};
+use crate::conn::run_tag;
 use crate::progress::{si, Progress, RateMeter};
-use crate::report::{bump, ConnectResults, CpuMark, Report, ReportBase, Results};
+use crate::report::{bump, ConnectResults, CpuMark, Report, Results};
 use crate::stats::LatencySink;
 use crate::ws::BufferSize;
 
@@ -43,16 +43,8 @@ pub(crate) async fn run(args: ConnectArgs) -> anyhow::Result<Report> {
     }
     super::check_room(&args.room)?;
     let n = args.connections as u64;
-    crate::sys::ensure_fd_limit(n)?;
-    let connector = Arc::new(Connector::new(c, n).await?);
-    let parameters = serde_json::to_value(&args).unwrap_or_default();
-    let mut base = ReportBase::start("connect", c, parameters);
+    let (connector, mut base) = super::prepare("connect", c, n, &args).await?;
     base.warmup_ignored();
-    base.sources = connector
-        .sources()
-        .iter()
-        .map(|ip| ip.to_string())
-        .collect();
     let tag = run_tag();
     let live = Arc::new(Live::default());
     let progress = {

@@ -13,10 +13,10 @@ use anyhow::bail;
 
 use crate::args::EchoArgs;
 use crate::clock::{self, Schedule, Window};
-use crate::conn::{run_tag, Connector};
+use crate::conn::run_tag;
 use crate::parse::{classify, Msg, PONG};
 use crate::progress::{si, Progress, RateMeter};
-use crate::report::{CpuMark, EchoResults, Latency, Report, ReportBase, Results};
+use crate::report::{CpuMark, EchoResults, Latency, Report, Results};
 use crate::stats::{LatencySink, Recorder};
 use crate::ws::{BufferSize, Kind, WsConn};
 
@@ -43,15 +43,7 @@ pub(crate) async fn run(args: EchoArgs) -> anyhow::Result<Report> {
     if args.connections == 0 {
         bail!("--connections must be at least 1");
     }
-    crate::sys::ensure_fd_limit(args.connections as u64)?;
-    let connector = Arc::new(Connector::new(c, args.connections as u64).await?);
-    let parameters = serde_json::to_value(&args).unwrap_or_default();
-    let mut base = ReportBase::start("echo", c, parameters);
-    base.sources = connector
-        .sources()
-        .iter()
-        .map(|ip| ip.to_string())
-        .collect();
+    let (connector, base) = super::prepare("echo", c, args.connections as u64, &args).await?;
     let tag = run_tag();
     let live = Arc::new(Live::default());
     let progress = {

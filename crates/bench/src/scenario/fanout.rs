@@ -32,7 +32,7 @@ use crate::clock::{self, Schedule, Window};
 use crate::conn::{run_tag, Connector};
 use crate::parse::{classify, Msg, PONG};
 use crate::progress::{si, Progress, RateMeter};
-use crate::report::{bump, CpuMark, FanoutResults, Latency, Report, ReportBase, Results};
+use crate::report::{bump, CpuMark, FanoutResults, Latency, Report, Results};
 use crate::stats::{LatencySink, Recorder};
 use crate::ws::{BufferSize, Kind, WsConn};
 
@@ -134,15 +134,7 @@ pub(crate) async fn run(args: FanoutArgs) -> anyhow::Result<Report> {
         bail!("--max-in-flight and --connect-concurrency must be at least 1");
     }
     let total = (args.subscribers + args.publishers) as u64;
-    crate::sys::ensure_fd_limit(total)?;
-    let connector = Arc::new(Connector::new(c, total).await?);
-    let parameters = serde_json::to_value(&args).unwrap_or_default();
-    let mut base = ReportBase::start("fanout", c, parameters);
-    base.sources = connector
-        .sources()
-        .iter()
-        .map(|ip| ip.to_string())
-        .collect();
+    let (connector, base) = super::prepare("fanout", c, total, &args).await?;
     let tag = run_tag();
 
     let rooms = (0..args.rooms)

@@ -18,9 +18,30 @@ use anyhow::bail;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
+use crate::args::CommonArgs;
 use crate::conn::Connector;
-use crate::report::bump;
+use crate::report::{bump, ReportBase};
 use crate::ws::{BufferSize, WsConn};
+
+/// The start every scenario shares: checks the open-files limit for `sockets`, builds the
+/// connector (source addresses included) and starts the report with the run's parameters.
+pub(crate) async fn prepare<A: serde::Serialize>(
+    scenario: &'static str,
+    common: &CommonArgs,
+    sockets: u64,
+    args: &A,
+) -> anyhow::Result<(Arc<Connector>, ReportBase)> {
+    crate::sys::ensure_fd_limit(sockets)?;
+    let connector = Arc::new(Connector::new(common, sockets).await?);
+    let parameters = serde_json::to_value(args).unwrap_or_default();
+    let mut base = ReportBase::start(scenario, common, parameters);
+    base.sources = connector
+        .sources()
+        .iter()
+        .map(|ip| ip.to_string())
+        .collect();
+    Ok((connector, base))
+}
 
 /// Opens `n` connections named `bench-{tag}-{kind}{i}`, at most `concurrency` handshakes at
 /// a time, counting each success in `ready`. Returns the connections and the failures by

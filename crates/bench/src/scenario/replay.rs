@@ -22,7 +22,7 @@ use crate::clock;
 use crate::conn::{run_tag, Connector, Target};
 use crate::parse::{classify, classify_replay, Msg, Replay, PONG};
 use crate::progress::{si, Progress, RateMeter};
-use crate::report::{CpuMark, DoneMs, ReplayResults, Report, ReportBase, Results};
+use crate::report::{CpuMark, DoneMs, ReplayResults, Report, Results};
 use crate::ws::{BufferSize, Kind, WsConn};
 
 /// Most events in one `POST /api/publish/batch` (the server's limit).
@@ -67,17 +67,9 @@ pub(crate) async fn run(args: ReplayArgs) -> anyhow::Result<Report> {
     let tag = run_tag();
     let room = args.room.clone().unwrap_or_else(|| format!("replay-{tag}"));
     super::check_room(&room)?;
-    crate::sys::ensure_fd_limit(args.clients as u64 + 2)?;
-    let connector = Arc::new(Connector::new(c, args.clients as u64 + 1).await?);
+    let (connector, mut base) = super::prepare("replay", c, args.clients as u64 + 2, &args).await?;
     let target = Target::resolve(&c.url).await?;
-    let parameters = serde_json::to_value(&args).unwrap_or_default();
-    let mut base = ReportBase::start("replay", c, parameters);
     base.warmup_ignored();
-    base.sources = connector
-        .sources()
-        .iter()
-        .map(|ip| ip.to_string())
-        .collect();
     let live = Arc::new(Live::default());
     let progress = {
         let live = live.clone();

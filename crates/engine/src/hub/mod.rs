@@ -99,7 +99,8 @@ pub fn new_epoch() -> Epoch {
     Epoch::new(&format!("{:016x}", rand::random::<u64>()))
 }
 
-fn unix_millis() -> i64 {
+/// Wall-clock milliseconds since the Unix epoch (history timestamps and TTLs).
+pub(crate) fn unix_millis() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
