@@ -44,7 +44,7 @@ fn drain(sessions: &[Arc<Session>]) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("runtime");
-    let mut buf: Vec<Bytes> = Vec::new();
+    let mut buf: std::collections::VecDeque<Bytes> = std::collections::VecDeque::new();
     rt.block_on(async {
         for s in sessions {
             if !s.outbox.is_empty() {

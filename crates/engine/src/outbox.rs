@@ -238,7 +238,12 @@ impl Outbox {
     /// Waits until there is something to write or a close to perform, then moves every
     /// queued frame into `out` (in order). Returns the close request once, after which the
     /// writer must stop.
-    pub async fn drain(&self, out: &mut Vec<Bytes>) -> Outgoing {
+    ///
+    /// When `out` is empty the two buffers are swapped rather than copied: under load the
+    /// writer's spent buffer becomes the next queue, so steady traffic allocates nothing,
+    /// and a writer that drops its buffer when idle leaves the connection holding no
+    /// queue storage at all.
+    pub async fn drain(&self, out: &mut VecDeque<Bytes>) -> Outgoing {
         loop {
             let ready = self.ready.notified();
             {
@@ -246,9 +251,13 @@ impl Outbox {
                 if !st.queue.is_empty() {
                     st.delivered += st.queue.len() as u64;
                     st.delivered_bytes += st.queue.iter().map(|b| b.len() as u64).sum::<u64>();
-                    out.extend(st.queue.drain(..));
-                    // Release the ring's storage when a burst is over, so idle
-                    // connections hold no queue memory.
+                    if out.is_empty() {
+                        std::mem::swap(&mut st.queue, out);
+                    } else {
+                        out.extend(st.queue.drain(..));
+                    }
+                    // Release a large ring when a burst is over rather than keep it
+                    // for the connection's lifetime.
                     if st.queue.capacity() > 64 {
                         st.queue = VecDeque::new();
                     }
@@ -287,7 +296,7 @@ mod tests {
         assert_eq!(o.push(b("2")), Pushed::Queued);
         assert_eq!(o.push(b("3")), Pushed::Overflow);
         assert_eq!(o.push(b("4")), Pushed::Closed);
-        let mut out = Vec::new();
+        let mut out = VecDeque::new();
         match o.drain(&mut out).await {
             Outgoing::Close(c) => assert_eq!(c.code, CloseCode::PolicyViolation),
             other => panic!("expected close, got {other:?}"),
@@ -311,7 +320,7 @@ mod tests {
             o.push(b(s));
         }
         assert_eq!(o.dropped(), 1);
-        let mut out = Vec::new();
+        let mut out = VecDeque::new();
         assert!(matches!(o.drain(&mut out).await, Outgoing::Frames));
         assert_eq!(out, vec![b("2"), b("3")]);
     }
@@ -322,7 +331,7 @@ mod tests {
         o.push(b("a"));
         o.close(CloseCode::SessionSuperseded, "Superseded", true);
         assert_eq!(o.push(b("late")), Pushed::Closed);
-        let mut out = Vec::new();
+        let mut out = VecDeque::new();
         assert!(matches!(o.drain(&mut out).await, Outgoing::Close(_)));
         assert_eq!(out, vec![b("a")]);
     }
@@ -333,7 +342,7 @@ mod tests {
         o.push(b("1"));
         let o2 = o.clone();
         let waiter = tokio::spawn(async move { o2.push_wait(b("2")).await });
-        let mut out = Vec::new();
+        let mut out = VecDeque::new();
         o.drain(&mut out).await;
         assert!(waiter.await.unwrap_or(false));
         out.clear();

@@ -49,7 +49,7 @@ fn hub_with(broker: Arc<RecordingBroker>) -> Hub {
 }
 
 async fn frames(s: &Session) -> Vec<serde_json::Value> {
-    let mut out = Vec::new();
+    let mut out = std::collections::VecDeque::new();
     if s.outbox.is_empty() {
         return Vec::new();
     }
@@ -138,7 +138,7 @@ async fn supersede_closes_the_old_session_before_returning() {
     let new = hub.connect(id("dup"), SessionMeta::default());
     assert!(old.outbox.is_closed());
     assert!(!new.outbox.is_closed());
-    let mut buf = Vec::new();
+    let mut buf = std::collections::VecDeque::new();
     match old.outbox.drain(&mut buf).await {
         Outgoing::Close(c) => assert_eq!(c.code, CloseCode::SessionSuperseded),
         other => panic!("expected close, got {other:?}"),

@@ -16,9 +16,14 @@ use crate::security::{Security, SecurityError};
 /// Largest HTTP API body (a full batch of large events).
 const MAX_API_BODY: usize = 16 * 1024 * 1024;
 
-/// Shared state: cheap to clone.
+/// Shared state: one pointer, so every handler and every connection task holds 8 bytes
+/// of it (it lives in each connection's task for the connection's lifetime).
 #[derive(Clone, Debug)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+/// What [`AppState`] points to.
+#[derive(Debug)]
+pub struct Shared {
     /// The engine.
     pub hub: Hub,
     /// Validated settings.
@@ -35,10 +40,18 @@ pub struct AppState {
     pub started: std::time::Instant,
 }
 
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
 impl AppState {
     /// State for a hub and configuration. Fails when keys or files are unusable.
     pub fn new(hub: Hub, config: ServerConfig) -> Result<AppState, SecurityError> {
-        Ok(AppState {
+        Ok(AppState(Arc::new(Shared {
             security: Arc::new(Security::new(&config)?),
             hub,
             api_keys: ApiKeys::new(config.api_keys.clone()),
@@ -46,7 +59,7 @@ impl AppState {
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
             started: std::time::Instant::now(),
-        })
+        })))
     }
 }
 

@@ -20,7 +20,7 @@ use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use roomcast_engine::auth::{ForbiddenTracker, Principal};
 use roomcast_engine::hub::SubscribeError;
-use roomcast_engine::limits::{RateDecision, RateLimiter};
+use roomcast_engine::limits::{ConnectionPermit, RateDecision, RateLimiter};
 use roomcast_engine::outbox::Outgoing;
 use roomcast_engine::{Hub, Session, SessionMeta};
 use roomcast_protocol::server::Reply;
@@ -43,40 +43,72 @@ pub(super) struct ConnCtx {
     rate: RateLimiter,
 }
 
-pub(super) async fn run(
-    mut ws: WebSocket,
+/// What the upgrade handler hands to the connection task. Boxed, so the upgrade callback
+/// captures one pointer and none of this stays in the task once the session is open.
+pub(super) struct Handshake {
+    pub(super) state: AppState,
+    pub(super) client_id: ClientId,
+    pub(super) remote: SocketAddr,
+    pub(super) query: WsQuery,
+    pub(super) credentials: Credentials,
+}
+
+/// An open session: what the connection task keeps for as long as the connection lives.
+struct Live {
     state: AppState,
-    client_id: ClientId,
-    remote: SocketAddr,
-    query: WsQuery,
-    credentials: Credentials,
-) {
+    session: Arc<Session>,
+    ctx: ConnCtx,
+    replays: VecDeque<Replay>,
+    _permit: ConnectionPermit,
+}
+
+/// The connection task.
+///
+/// Memory per idle connection is dominated by this future, so its shape is deliberate:
+/// a plain function returning an `async move` block (an `async fn` would store its
+/// arguments twice), the handshake step boxed and freed once the session is open, and
+/// only [`Live`] plus the socket kept across the loop's awaits.
+// Not an `async fn` on purpose: see above (rust-lang/rust#62958).
+#[allow(clippy::manual_async_fn)]
+pub(super) fn run(mut ws: WebSocket, handshake: Box<Handshake>) -> impl Future<Output = ()> {
+    async move {
+        let Some(mut live) = Box::pin(open(&mut ws, handshake)).await else {
+            return;
+        };
+        live.serve(&mut ws).await;
+        live.state.hub.disconnect(&live.session);
+    }
+}
+
+/// Authenticates, takes a connection permit, registers the session and queues the
+/// welcome. `None` when the connection was refused (and closed).
+async fn open(ws: &mut WebSocket, handshake: Box<Handshake>) -> Option<Live> {
+    let Handshake {
+        state,
+        client_id,
+        remote,
+        query,
+        credentials,
+    } = *handshake;
     let security = state.security.clone();
     // Nothing is delivered before authentication succeeds.
-    // Boxed: the authentication step (possibly a challenge exchange) would otherwise size
-    // the whole connection task for as long as the connection lives.
-    let principal = match Box::pin(auth::authenticate(
-        &mut ws,
-        &security,
-        &client_id,
-        credentials,
-    ))
-    .await
+    let principal = match Box::pin(auth::authenticate(ws, &security, &client_id, credentials)).await
     {
         Ok(p) => p,
         Err(refusal) => {
             security.auth_failures.fetch_add(1, Ordering::Relaxed);
-            // Boxed like the close below: rare paths must not size every connection's task.
-            return Box::pin(refuse(&mut ws, refusal.code, &refusal.reason)).await;
+            Box::pin(refuse(ws, refusal.code, &refusal.reason)).await;
+            return None;
         }
     };
-    let _permit = match security.connections.try_acquire(principal.owner_id()) {
+    let permit = match security.connections.try_acquire(principal.owner_id()) {
         Ok(permit) => permit,
         Err(limit) => {
-            return Box::pin(refuse(&mut ws, limit.close_code(), limit.close_reason())).await
+            Box::pin(refuse(ws, limit.close_code(), limit.close_reason())).await;
+            return None;
         }
     };
-    let hub = state.hub.clone();
+    let hub = &state.hub;
     let meta = SessionMeta {
         remote: Some(remote),
         collective: principal
@@ -85,7 +117,7 @@ pub(super) async fn run(
             .map(|c| Arc::from(c.as_str())),
     };
     let session = hub.connect(client_id, meta);
-    let mut ctx = ConnCtx {
+    let ctx = ConnCtx {
         principal,
         forbidden: ForbiddenTracker::new(security.forbidden),
         rate: RateLimiter::new(security.rate),
@@ -125,51 +157,74 @@ pub(super) async fn run(
             }
         }
     }
+    Some(Live {
+        state,
+        session,
+        ctx,
+        replays,
+        _permit: permit,
+    })
+}
 
-    let write_timeout = hub.config().dead_after();
-    let mut batch: Vec<Bytes> = Vec::new();
-    let mut replay: Option<ReplayFuture> = None;
-    loop {
-        if replay.is_none() {
-            replay = replays.pop_front().map(|r| start_replay(&hub, &session, r));
-        }
-        tokio::select! {
-            biased;
-            out = session.outbox.drain(&mut batch) => {
-                let written = tokio::time::timeout(write_timeout, write_batch(&mut ws, &mut batch)).await;
-                batch.clear();
-                if !matches!(written, Ok(Ok(()))) {
-                    break;
-                }
-                if let Outgoing::Close(close) = out {
-                    Box::pin(close_socket(&mut ws, close.code, &close.reason)).await;
-                    break;
-                }
+impl Live {
+    /// The connection's loop: drain the outbox to the socket, read the client's frames,
+    /// run one history replay at a time.
+    async fn serve(&mut self, ws: &mut WebSocket) {
+        let mut batch: VecDeque<Bytes> = VecDeque::new();
+        let mut replay: Option<ReplayFuture> = None;
+        loop {
+            if replay.is_none() {
+                replay = self
+                    .replays
+                    .pop_front()
+                    .map(|r| start_replay(&self.state.hub, &self.session, r));
             }
-            _ = async { if let Some(r) = replay.as_mut() { r.await } }, if replay.is_some() => {
-                replay = None;
-            }
-            frame = ws.next() => {
-                match frame {
-                    None => break,
-                    Some(Ok(msg)) => {
-                        hub.touch(&session);
-                        if !on_frame(&state, &session, &mut ctx, msg, &mut replays) {
-                            break;
-                        }
+            tokio::select! {
+                biased;
+                out = self.session.outbox.drain(&mut batch) => {
+                    let write_timeout = self.state.hub.config().dead_after();
+                    // Boxed: the timer would otherwise add its size to every idle
+                    // connection's task; one allocation per flush is noise next to the
+                    // write syscall.
+                    let written =
+                        Box::pin(tokio::time::timeout(write_timeout, write_batch(ws, &mut batch)))
+                            .await;
+                    if !matches!(written, Ok(Ok(()))) {
+                        return;
                     }
-                    Some(Err(e)) => {
-                        let code = read_error_close_code(e);
-                        match code {
-                            Some(code) => session.outbox.close(code, code.default_reason(), false),
-                            None => break,
+                    if let Outgoing::Close(close) = out {
+                        Box::pin(close_socket(ws, close.code, &close.reason)).await;
+                        return;
+                    }
+                    // An idle connection keeps no write-queue storage; a busy one reuses it.
+                    if self.session.outbox.is_empty() {
+                        batch = VecDeque::new();
+                    }
+                }
+                _ = async { if let Some(r) = replay.as_mut() { r.await } }, if replay.is_some() => {
+                    replay = None;
+                }
+                frame = ws.next() => {
+                    match frame {
+                        None => return,
+                        Some(Ok(msg)) => {
+                            self.state.hub.touch(&self.session);
+                            if !on_frame(&self.state, &self.session, &mut self.ctx, msg, &mut self.replays) {
+                                return;
+                            }
+                        }
+                        Some(Err(e)) => {
+                            let code = read_error_close_code(e);
+                            match code {
+                                Some(code) => self.session.outbox.close(code, code.default_reason(), false),
+                                None => return,
+                            }
                         }
                     }
                 }
             }
         }
     }
-    hub.disconnect(&session);
 }
 
 /// Closes a connection that never became a session.
@@ -265,11 +320,11 @@ fn read_error_close_code(e: axum::Error) -> Option<CloseCode> {
     }
 }
 
-async fn write_batch(ws: &mut WebSocket, batch: &mut Vec<Bytes>) -> Result<(), axum::Error> {
+async fn write_batch(ws: &mut WebSocket, batch: &mut VecDeque<Bytes>) -> Result<(), axum::Error> {
     if batch.is_empty() {
         return Ok(());
     }
-    for frame in batch.drain(..) {
+    while let Some(frame) = batch.pop_front() {
         // Frames are produced as UTF-8 JSON; the check does not copy.
         match Utf8Bytes::try_from(frame) {
             Ok(text) => ws.feed(Message::Text(text)).await?,

@@ -96,6 +96,13 @@ pub async fn upgrade(
         Credentials::None
     };
     let max = state.config.max_message_bytes;
+    let handshake = Box::new(connection::Handshake {
+        state,
+        client_id,
+        remote,
+        query,
+        credentials,
+    });
     ws.max_message_size(max)
         .max_frame_size(max)
         // Small per-connection read buffer: most connections are idle; the codec grows it
@@ -103,14 +110,7 @@ pub async fn upgrade(
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(16 * 1024)
         .on_upgrade(move |socket| {
-            let tasks = state.tasks.clone();
-            tasks.track_future(connection::run(
-                socket,
-                state,
-                client_id,
-                remote,
-                query,
-                credentials,
-            ))
+            let tasks = handshake.state.tasks.clone();
+            tasks.track_future(connection::run(socket, handshake))
         })
 }
