@@ -68,6 +68,12 @@ macro_rules! string_id {
             pub fn as_str(&self) -> &str {
                 &self.0
             }
+
+            /// The identifier's shared text, without copying it (for map keys that
+            /// outlive a borrow).
+            pub fn to_shared(&self) -> Arc<str> {
+                Arc::clone(&self.0)
+            }
         }
 
         impl fmt::Debug for $name {
@@ -137,8 +143,12 @@ string_id!(
 
 impl RoomName {
     /// The room every connection joins on accept.
+    /// One shared allocation for the whole process: every session lists it.
     pub fn general() -> RoomName {
-        RoomName(Arc::from("general"))
+        static GENERAL: std::sync::OnceLock<RoomName> = std::sync::OnceLock::new();
+        GENERAL
+            .get_or_init(|| RoomName(Arc::from("general")))
+            .clone()
     }
 }
 

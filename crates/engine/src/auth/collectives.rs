@@ -70,6 +70,11 @@ impl CollectiveId {
         self.0.as_str()
     }
 
+    /// The id's shared text, without copying it.
+    pub fn to_shared(&self) -> std::sync::Arc<str> {
+        self.0.to_shared()
+    }
+
     /// The same text as a client id (e.g. for a connection keyed by collective).
     pub fn as_client_id(&self) -> &ClientId {
         &self.0

@@ -234,6 +234,14 @@ impl Principal {
             None => self.client_id.as_str(),
         }
     }
+
+    /// [`Principal::owner_id`] as shared text (no copy).
+    pub fn owner_key(&self) -> std::sync::Arc<str> {
+        match &self.collective_id {
+            Some(id) => id.to_shared(),
+            None => self.client_id.to_shared(),
+        }
+    }
 }
 
 /// The room policy's settings.

@@ -294,7 +294,8 @@ impl Hub {
         name: &RoomName,
     ) -> Result<RoomHead, SubscribeError> {
         let room = self.room(name)?;
-        if self.note_joined(session, name)? {
+        // The session lists the room's own name, so the request's copy is freed.
+        if self.note_joined(session, &room.name)? {
             room.add(session);
         }
         Ok(room.head())

@@ -69,7 +69,7 @@ impl Hub {
         epoch: Option<&str>,
     ) -> Result<Recovery, SubscribeError> {
         let room = self.room(name)?;
-        if !self.note_joined(session, name)? {
+        if !self.note_joined(session, &room.name)? {
             // Already live in this room: nothing can have been missed since joining.
             let head = room.head();
             let frame = Reply::ReplayComplete {

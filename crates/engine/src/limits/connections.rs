@@ -111,9 +111,16 @@ impl ConnectionLimits {
     }
 
     /// Reserves a slot for a connection of `principal`.
-    pub fn try_acquire(&self, principal: &str) -> Result<ConnectionPermit, LimitExceeded> {
+    ///
+    /// Pass the principal as an `Arc<str>` to share its text as the counter's key instead
+    /// of copying it (the key lives as long as the principal's connections).
+    pub fn try_acquire<P>(&self, principal: P) -> Result<ConnectionPermit, LimitExceeded>
+    where
+        P: AsRef<str> + Into<Arc<str>>,
+    {
         let inner = &self.inner;
         let max_total = inner.max_total;
+        let name = principal.as_ref();
         inner
             .total
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
@@ -122,11 +129,11 @@ impl ConnectionLimits {
             .map_err(|_| LimitExceeded::Total { max: max_total })?;
 
         let mut map = inner
-            .shard(principal)
+            .shard(name)
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let existing = map
-            .get_key_value(principal)
+            .get_key_value(name)
             .map(|(key, &count)| (Arc::clone(key), count));
         let key = match existing {
             Some((_, count))
@@ -143,7 +150,7 @@ impl ConnectionLimits {
                 key
             }
             None => {
-                let key: Arc<str> = Arc::from(principal);
+                let key: Arc<str> = principal.into();
                 map.insert(Arc::clone(&key), 1);
                 key
             }
@@ -242,7 +249,7 @@ mod tests {
         let limits = ConnectionLimits::new(3, 10);
         let permits: Vec<_> = ["a", "b", "c"]
             .iter()
-            .map(|p| limits.try_acquire(p).expect("slot"))
+            .map(|p| limits.try_acquire(*p).expect("slot"))
             .collect();
         let err = limits.try_acquire("d").expect_err("full");
         assert_eq!(err, LimitExceeded::Total { max: 3 });
@@ -268,8 +275,10 @@ mod tests {
     fn the_map_does_not_grow_with_churn() {
         let limits = ConnectionLimits::default();
         for i in 0..10_000 {
-            let permit = limits.try_acquire(&format!("client-{i}")).expect("slot");
-            let second = limits.try_acquire(&format!("client-{i}")).expect("slot");
+            let permit = limits
+                .try_acquire(format!("client-{i}").as_str())
+                .expect("slot");
+            let second = limits.try_acquire(format!("client-{i}")).expect("slot");
             assert_eq!(limits.tracked_principals(), 1);
             drop(permit);
             drop(second);
@@ -278,7 +287,7 @@ mod tests {
         assert_eq!(limits.total(), 0);
         // And with many live at once.
         let live: Vec<_> = (0..10_000)
-            .map(|i| limits.try_acquire(&format!("c{i}")).expect("slot"))
+            .map(|i| limits.try_acquire(format!("c{i}")).expect("slot"))
             .collect();
         assert_eq!(limits.tracked_principals(), 10_000);
         drop(live);
@@ -294,7 +303,7 @@ mod tests {
                 std::thread::spawn(move || {
                     let mut held = Vec::new();
                     for i in 0..1000 {
-                        if let Ok(p) = limits.try_acquire(&format!("t{t}-{}", i % 7)) {
+                        if let Ok(p) = limits.try_acquire(format!("t{t}-{}", i % 7)) {
                             held.push(p);
                         }
                         assert!(limits.total() <= 50);

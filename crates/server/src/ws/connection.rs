@@ -101,7 +101,7 @@ async fn open(ws: &mut WebSocket, handshake: Box<Handshake>) -> Option<Live> {
             return None;
         }
     };
-    let permit = match security.connections.try_acquire(principal.owner_id()) {
+    let permit = match security.connections.try_acquire(principal.owner_key()) {
         Ok(permit) => permit,
         Err(limit) => {
             Box::pin(refuse(ws, limit.close_code(), limit.close_reason())).await;
