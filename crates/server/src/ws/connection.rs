@@ -67,8 +67,8 @@ struct Live {
 /// Memory per idle connection is dominated by this future, so its shape is deliberate:
 /// a plain function returning an `async move` block (an `async fn` would store its
 /// arguments twice), the handshake step boxed and freed once the session is open, and
-/// only [`Live`] plus the socket kept across the loop's awaits.
-// Not an `async fn` on purpose: see above (rust-lang/rust#62958).
+/// only [`Live`] plus the socket kept across the loop's awaits (rust-lang/rust#62958 is
+/// why it is not an `async fn`).
 #[allow(clippy::manual_async_fn)]
 pub(super) fn run(mut ws: WebSocket, handshake: Box<Handshake>) -> impl Future<Output = ()> {
     async move {
