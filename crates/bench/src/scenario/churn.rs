@@ -15,7 +15,7 @@ use crate::client;
 use crate::clock::{self, Schedule, Window};
 use crate::conn::{run_tag, Connector};
 use crate::progress::{si, Progress, RateMeter};
-use crate::report::{bump, ChurnResults, CpuMark, Latency, Report, Results};
+use crate::report::{bump, ChurnResults, Latency, Report, Results};
 use crate::stats::{LatencySink, Recorder};
 use crate::ws::BufferSize;
 
@@ -87,11 +87,7 @@ pub(crate) async fn run(args: ChurnArgs) -> anyhow::Result<Report> {
         })
         .collect();
 
-    super::sleep_until_ns(window.measure_from).await;
-    let cpu_from = CpuMark::now(c.server_pid);
-    progress.phase("measure");
-    super::sleep_until_ns(window.end).await;
-    let cpu_to = CpuMark::now(c.server_pid);
+    let (cpu_from, cpu_to) = super::measure_window(&window, &progress, c.server_pid).await;
     progress.phase("finish");
     // A cycle in progress at the end may take a full connect timeout plus the close wait.
     let results = super::join_all(

@@ -16,7 +16,7 @@ use crate::clock::{self, Schedule, Window};
 use crate::conn::run_tag;
 use crate::parse::{classify, Msg, PONG};
 use crate::progress::{si, Progress, RateMeter};
-use crate::report::{CpuMark, EchoResults, Latency, Report, Results};
+use crate::report::{EchoResults, Latency, Report, Results};
 use crate::stats::{LatencySink, Recorder};
 use crate::ws::{BufferSize, Kind, WsConn};
 
@@ -101,11 +101,7 @@ pub(crate) async fn run(args: EchoArgs) -> anyhow::Result<Report> {
         })
         .collect();
 
-    super::sleep_until_ns(window.measure_from).await;
-    let cpu_from = CpuMark::now(c.server_pid);
-    progress.phase("measure");
-    super::sleep_until_ns(window.end).await;
-    let cpu_to = CpuMark::now(c.server_pid);
+    let (cpu_from, cpu_to) = super::measure_window(&window, &progress, c.server_pid).await;
     progress.phase("drain");
     let results = super::join_all(handles, drain + Duration::from_secs(2)).await;
     progress.finish().await;

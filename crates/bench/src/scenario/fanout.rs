@@ -32,7 +32,7 @@ use crate::clock::{self, Schedule, Window};
 use crate::conn::{run_tag, Connector};
 use crate::parse::{classify, Msg, PONG};
 use crate::progress::{si, Progress, RateMeter};
-use crate::report::{bump, CpuMark, FanoutResults, Latency, Report, Results};
+use crate::report::{bump, FanoutResults, Latency, Report, Results};
 use crate::stats::{LatencySink, Recorder};
 use crate::ws::{BufferSize, Kind, WsConn};
 
@@ -269,11 +269,7 @@ pub(crate) async fn run(args: FanoutArgs) -> anyhow::Result<Report> {
         pub_handles.push(tokio::spawn(p.run(conn)));
     }
 
-    super::sleep_until_ns(window.measure_from).await;
-    let cpu_from = CpuMark::now(c.server_pid);
-    progress.phase("measure");
-    super::sleep_until_ns(window.end).await;
-    let cpu_to = CpuMark::now(c.server_pid);
+    let (cpu_from, cpu_to) = super::measure_window(&window, &progress, c.server_pid).await;
     progress.phase("drain");
 
     let drain = c.drain.get();

@@ -109,6 +109,20 @@ pub(crate) async fn join_all<T>(handles: Vec<JoinHandle<T>>, limit: Duration) ->
     out
 }
 
+/// Waits out the warmup, then the measured window, reading the server's CPU time at both
+/// edges (the figures every scenario reports per measured second).
+pub(crate) async fn measure_window(
+    window: &crate::clock::Window,
+    progress: &crate::progress::Progress,
+    server_pid: Option<u32>,
+) -> (crate::report::CpuMark, crate::report::CpuMark) {
+    sleep_until_ns(window.measure_from).await;
+    let from = crate::report::CpuMark::now(server_pid);
+    progress.phase("measure");
+    sleep_until_ns(window.end).await;
+    (from, crate::report::CpuMark::now(server_pid))
+}
+
 /// Sleeps until a clock reading.
 pub(crate) async fn sleep_until_ns(t: u64) {
     tokio::time::sleep_until(tokio::time::Instant::from_std(crate::clock::instant_of(t))).await;
