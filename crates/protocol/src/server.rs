@@ -130,6 +130,55 @@ pub fn valid_event_type(ty: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'))
 }
 
+/// Event types that only the server emits: its control messages (`welcome`, `ack`, ...)
+/// and the stream snapshots it builds itself. A room event of one of these types would be
+/// mistaken for the server's own message, so no publisher may use them: the hub refuses
+/// them for every publish path (client messages, the HTTP API, the arena).
+pub const RESERVED_EVENT_TYPES: &[&str] = &[
+    "welcome",
+    "ack",
+    "error",
+    "ping",
+    "pong",
+    "user_left",
+    "replay_complete",
+    "recovery_failed",
+    "auth_challenge",
+    "auth_ok",
+    "token_expiring",
+    "portfolio_snapshot",
+    "orders_snapshot",
+    "order_snapshot",
+    "book_snapshot",
+];
+
+/// Whether `ty` is one of [`RESERVED_EVENT_TYPES`].
+pub fn is_reserved_event_type(ty: &str) -> bool {
+    RESERVED_EVENT_TYPES.contains(&ty)
+}
+
+/// Why an event type cannot be published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum EventTypeError {
+    /// Not 1-64 characters of `[A-Za-z0-9_.:-]`.
+    #[error("an event type must be 1-64 characters of [A-Za-z0-9_.:-]")]
+    Invalid,
+    /// One of the server's own types.
+    #[error("this event type is reserved for the server")]
+    Reserved,
+}
+
+/// Checks that a publisher may use `ty` as a room event type.
+pub fn check_event_type(ty: &str) -> Result<(), EventTypeError> {
+    if !valid_event_type(ty) {
+        return Err(EventTypeError::Invalid);
+    }
+    if is_reserved_event_type(ty) {
+        return Err(EventTypeError::Reserved);
+    }
+    Ok(())
+}
+
 /// The body of a room event: the JSON members after the fixed header fields, without the
 /// surrounding braces, e.g. `"from":"alice","content":{"x":1}`.
 #[derive(Debug, Clone, PartialEq, Eq)]

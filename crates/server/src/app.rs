@@ -52,7 +52,11 @@ impl AppState {
     /// State for a hub and configuration. Fails when keys or files are unusable.
     pub fn new(hub: Hub, config: ServerConfig) -> Result<AppState, SecurityError> {
         Ok(AppState(Arc::new(Shared {
-            security: Arc::new(Security::new(&config)?),
+            security: Arc::new(Security::new(
+                &config,
+                &crate::arena::room_rules(),
+                Some(Arc::new(crate::arena::FundingSchema)),
+            )?),
             hub,
             api_keys: ApiKeys::new(config.api_keys.clone()),
             config: Arc::new(config),

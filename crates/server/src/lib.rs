@@ -3,6 +3,7 @@
 //! - [`cli`]: the `roomcast` command line (serve, default-config, check-config).
 //! - [`config`]: raw settings from file, environment and flags, validated into [`config::ServerConfig`].
 //! - [`api`]: HTTP publish and history APIs.
+//! - [`arena`]: the trading arena on the server: its room rules, REST API and streams.
 //! - [`app`]: the axum router and its shared state; tests can embed it without a binary.
 //! - [`ws`]: the WebSocket endpoint: upgrade, the per-connection task, request dispatch.
 //! - [`dashboard`]: the admin web dashboard and its live stats stream.
@@ -13,6 +14,7 @@
 
 pub mod api;
 pub mod app;
+pub mod arena;
 pub mod cli;
 pub mod config;
 pub mod dashboard;

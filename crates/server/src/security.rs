@@ -6,8 +6,11 @@ use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use axum::http::HeaderMap;
+use std::sync::Arc;
+
 use roomcast_engine::auth::{
-    Collectives, ForbiddenLimit, JwtVerifier, RoomPolicy, RoomPolicyConfig,
+    Collectives, ForbiddenLimit, JwtVerifier, ProfileSchema, RoomPolicy, RoomPolicyConfig,
+    RoomRules,
 };
 use roomcast_engine::limits::{
     ConnectionLimits, HandshakeConfig, HandshakeLimiter, RateLimitConfig,
@@ -41,6 +44,8 @@ pub struct Security {
     pub policy: RoomPolicy,
     /// Registered collectives (Ed25519 keys).
     pub collectives: Collectives,
+    /// The profile fields collectives may carry (the domain's, e.g. the arena's balances).
+    pub profile_schema: Option<Arc<dyn ProfileSchema>>,
     /// Total and per-principal connection counts.
     pub connections: ConnectionLimits,
     /// Per-IP handshake rate.
@@ -62,19 +67,28 @@ pub struct Security {
 }
 
 impl Security {
-    /// Builds the security state; fails on unusable keys or files.
-    pub fn new(config: &ServerConfig) -> Result<Security, SecurityError> {
+    /// Builds the security state with the room rules and collective profile schema of the
+    /// domain running on the server (none: the engine's plain rules); fails on unusable
+    /// keys or files.
+    pub fn new(
+        config: &ServerConfig,
+        rules: &RoomRules,
+        profile_schema: Option<Arc<dyn ProfileSchema>>,
+    ) -> Result<Security, SecurityError> {
         let verifier = config.auth.jwt.as_ref().map(JwtVerifier::new).transpose()?;
         let collectives = match &config.auth.collectives {
-            Some(path) => Collectives::load_file(path)?,
+            Some(path) => Collectives::load_file(path, profile_schema.as_deref())?,
             None => Collectives::new(),
         };
+        let mut policy = RoomPolicyConfig::default();
+        policy.register(rules);
         let limits = &config.limits;
         Ok(Security {
             verifier,
             required: config.auth.required,
-            policy: RoomPolicy::new(RoomPolicyConfig::default())?,
+            policy: RoomPolicy::new(policy)?,
             collectives,
+            profile_schema,
             connections: ConnectionLimits::new(
                 limits.max_connections,
                 limits.max_connections_per_client,

@@ -378,7 +378,9 @@ mod tests {
         let registry = Collectives::new();
         let public = STANDARD.encode(key.verifying_key().as_bytes());
         registry
-            .register(Collective::new(acme(), &public, Some(100_000)).expect("collective"))
+            .register(
+                Collective::new(acme(), &public, Default::default(), None).expect("collective"),
+            )
             .expect("register");
         let c = Challenge::issue(&acme(), now()).expect("issue");
         let sig = sign(&key, c.text());

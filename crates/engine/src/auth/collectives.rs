@@ -1,10 +1,14 @@
 //! The registry of collectives (accounts that authenticate with an Ed25519 key).
 //!
 //! A collective is registered with its public key (PEM or base64, see
-//! [`crate::auth::challenge::parse_public_key`]) and an optional starting cash balance, in
-//! integer cents (money is never floating point). Collectives come from the `--collectives`
-//! file at start-up and from the admin API afterwards; [`Collectives`] is the one shared,
-//! bounded ([`DEFAULT_MAX_COLLECTIVES`]) map both feed.
+//! [`crate::auth::challenge::parse_public_key`]) and a *profile*: the extra fields a domain
+//! built on the engine defines for its accounts (the trading arena's `starting_cash` and
+//! `starting_positions`). The engine stores a profile as JSON and never reads it: the domain
+//! registers a [`ProfileSchema`] that names the fields it accepts and validates them, so a
+//! typo is still an error that names the entry, while the engine stays free of domain words.
+//! Without a schema, an entry has only `id` and `public_key`. Collectives come from the
+//! `--collectives` file at start-up and from the admin API afterwards; [`Collectives`] is
+//! the one shared, bounded ([`DEFAULT_MAX_COLLECTIVES`]) map both feed.
 //!
 //! # File format
 //!
@@ -14,7 +18,7 @@
 //! [[collective]]
 //! id = "acme"
 //! public_key = "MCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE="
-//! starting_cash = 100000   # cents, optional
+//! starting_cash = 100000   # a profile field (here: the arena's), optional
 //!
 //! [[collective]]
 //! id = "globex"
@@ -33,7 +37,8 @@
 //! ```
 //!
 //! Ids follow the client-id rules (1-128 characters of `[A-Za-z0-9_.:-]`). Unknown fields,
-//! duplicate ids, bad keys and negative cash are errors that name the entry (`collective #2
+//! duplicate ids, bad keys and profile fields the schema refuses are errors that name the
+//! entry (`collective #2
 //! ("globex"): ...`), so a typo never silently drops an account.
 
 use std::borrow::Borrow;
@@ -130,6 +135,17 @@ impl<'de> Deserialize<'de> for CollectiveId {
     }
 }
 
+/// A collective's domain fields, as JSON (see [`ProfileSchema`]).
+pub type Profile = serde_json::Map<String, serde_json::Value>;
+
+/// The profile fields a domain adds to every collective entry, and their validation.
+pub trait ProfileSchema: Send + Sync + fmt::Debug {
+    /// The field names accepted beside `id` and `public_key`.
+    fn fields(&self) -> &[&'static str];
+    /// Checks one entry's profile (it holds only names from [`ProfileSchema::fields`]).
+    fn validate(&self, profile: &Profile) -> Result<(), String>;
+}
+
 /// One registered collective.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Collective {
@@ -139,8 +155,8 @@ pub struct Collective {
     pub public_key: VerifyingKey,
     /// The key as it was registered (for listing it back).
     pub public_key_text: String,
-    /// Opening cash balance in cents, if the arena should not use its default.
-    pub starting_cash: Option<i64>,
+    /// The domain's fields, validated by the schema in force when it was registered.
+    pub profile: Profile,
 }
 
 /// Why an entry cannot become a [`Collective`].
@@ -152,27 +168,38 @@ pub enum CollectiveError {
     /// The public key cannot be parsed.
     #[error("public_key: {0}")]
     Key(#[from] KeyError),
-    /// Starting cash below zero.
-    #[error("starting_cash must not be negative (got {0})")]
-    NegativeCash(i64),
+    /// A field neither the engine nor the profile schema knows.
+    #[error("unknown field `{0}`")]
+    UnknownField(String),
+    /// The profile schema refused a field.
+    #[error("{0}")]
+    Profile(String),
 }
 
 impl Collective {
-    /// Builds a collective from its parts, parsing the key.
+    /// Builds a collective from its parts, parsing the key and checking the profile
+    /// against `schema` (no schema: the profile must be empty).
     pub fn new(
         id: CollectiveId,
         public_key: &str,
-        starting_cash: Option<i64>,
+        profile: Profile,
+        schema: Option<&dyn ProfileSchema>,
     ) -> Result<Collective, CollectiveError> {
-        if let Some(cash) = starting_cash.filter(|c| *c < 0) {
-            return Err(CollectiveError::NegativeCash(cash));
+        let known = schema.map(|s| s.fields()).unwrap_or_default();
+        if let Some(unknown) = profile.keys().find(|k| !known.contains(&k.as_str())) {
+            return Err(CollectiveError::UnknownField(unknown.clone()));
+        }
+        if let Some(schema) = schema {
+            schema
+                .validate(&profile)
+                .map_err(CollectiveError::Profile)?;
         }
         let text = public_key.trim();
         Ok(Collective {
             public_key: parse_public_key(text)?,
             public_key_text: text.to_owned(),
             id,
-            starting_cash,
+            profile,
         })
     }
 
@@ -180,9 +207,10 @@ impl Collective {
     pub fn parse(
         id: &str,
         public_key: &str,
-        starting_cash: Option<i64>,
+        profile: Profile,
+        schema: Option<&dyn ProfileSchema>,
     ) -> Result<Collective, CollectiveError> {
-        Collective::new(CollectiveId::parse(id)?, public_key, starting_cash)
+        Collective::new(CollectiveId::parse(id)?, public_key, profile, schema)
     }
 }
 
@@ -303,9 +331,13 @@ impl Collectives {
         Ok(registry)
     }
 
-    /// Loads the `--collectives` file (format chosen by extension, see the module docs).
-    pub fn load_file(path: &Path) -> Result<Collectives, LoadError> {
-        let list = load_collectives(path)?;
+    /// Loads the `--collectives` file (format chosen by extension, see the module docs),
+    /// checking profiles against `schema`.
+    pub fn load_file(
+        path: &Path,
+        schema: Option<&dyn ProfileSchema>,
+    ) -> Result<Collectives, LoadError> {
+        let list = load_collectives(path, schema)?;
         let max = DEFAULT_MAX_COLLECTIVES;
         Collectives::from_list(list, max).map_err(|e| LoadError::Registry {
             path: path.display().to_string(),
@@ -388,13 +420,14 @@ pub enum LoadError {
     },
 }
 
+/// One entry as written. Fields other than `id` and `public_key` are collected into the
+/// profile and checked against the schema (so unknown ones are still refused).
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawEntry {
     id: String,
     public_key: String,
-    #[serde(default)]
-    starting_cash: Option<i64>,
+    #[serde(flatten)]
+    profile: Profile,
 }
 
 #[derive(Deserialize)]
@@ -412,13 +445,16 @@ enum RawJson {
 }
 
 /// Reads and validates a collectives file.
-pub fn load_collectives(path: &Path) -> Result<Vec<Collective>, LoadError> {
+pub fn load_collectives(
+    path: &Path,
+    schema: Option<&dyn ProfileSchema>,
+) -> Result<Vec<Collective>, LoadError> {
     let name = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| LoadError::Io {
         path: name.clone(),
         source: e,
     })?;
-    parse_collectives(&text, CollectivesFormat::from_path(path), &name)
+    parse_collectives(&text, CollectivesFormat::from_path(path), &name, schema)
 }
 
 /// Parses and validates collectives text; `source_name` labels errors.
@@ -426,6 +462,7 @@ pub fn parse_collectives(
     text: &str,
     format: CollectivesFormat,
     source_name: &str,
+    schema: Option<&dyn ProfileSchema>,
 ) -> Result<Vec<Collective>, LoadError> {
     let syntax = |message: String| LoadError::Syntax {
         source_name: source_name.to_owned(),
@@ -465,7 +502,7 @@ pub fn parse_collectives(
                 first,
             });
         }
-        let collective = Collective::parse(&entry.id, &entry.public_key, entry.starting_cash)
+        let collective = Collective::parse(&entry.id, &entry.public_key, entry.profile, schema)
             .map_err(|error| LoadError::Entry {
                 source_name: source_name.to_owned(),
                 index,
@@ -486,6 +523,31 @@ mod tests {
     use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
     use ed25519_dalek::pkcs8::EncodePublicKey;
     use ed25519_dalek::SigningKey;
+
+    /// A schema like the arena's: one integer field.
+    #[derive(Debug)]
+    struct Cash;
+
+    impl ProfileSchema for Cash {
+        fn fields(&self) -> &[&'static str] {
+            &["starting_cash"]
+        }
+        fn validate(&self, profile: &Profile) -> Result<(), String> {
+            match profile.get("starting_cash") {
+                None => Ok(()),
+                Some(v) if v.as_i64().is_some_and(|c| c >= 0) => Ok(()),
+                Some(v) => Err(format!(
+                    "starting_cash must be a whole number >= 0 (got {v})"
+                )),
+            }
+        }
+    }
+
+    fn cash(cents: i64) -> Profile {
+        let mut p = Profile::new();
+        p.insert("starting_cash".into(), cents.into());
+        p
+    }
 
     fn public_b64(seed: u8) -> String {
         STANDARD.encode(
@@ -517,8 +579,8 @@ mod tests {
     fn register_get_list_remove() {
         let registry = Collectives::new();
         assert!(registry.is_empty());
-        let b = Collective::parse("bravo", &public_b64(2), None).expect("b");
-        let a = Collective::parse("alpha", &public_pem(1), Some(100_000)).expect("a");
+        let b = Collective::parse("bravo", &public_b64(2), Profile::new(), None).expect("b");
+        let a = Collective::parse("alpha", &public_pem(1), cash(100_000), Some(&Cash)).expect("a");
         registry.register(b.clone()).expect("register");
         registry.register(a).expect("register");
         assert_eq!(
@@ -528,7 +590,7 @@ mod tests {
         let ids: Vec<String> = registry.list().iter().map(|c| c.id.to_string()).collect();
         assert_eq!(ids, ["alpha", "bravo"]);
         let alpha = registry.get("alpha").expect("alpha");
-        assert_eq!(alpha.starting_cash, Some(100_000));
+        assert_eq!(alpha.profile, cash(100_000));
         assert!(alpha
             .public_key_text
             .starts_with("-----BEGIN PUBLIC KEY-----"));
@@ -538,7 +600,7 @@ mod tests {
         );
 
         // Upsert rotates a key in place.
-        let rotated = Collective::parse("bravo", &public_b64(3), None).expect("b");
+        let rotated = Collective::parse("bravo", &public_b64(3), Profile::new(), None).expect("b");
         let old = registry.upsert(rotated).expect("upsert").expect("replaced");
         assert_eq!(old.public_key_text, public_b64(2));
         assert_eq!(
@@ -557,33 +619,38 @@ mod tests {
         let registry = Collectives::with_max(2);
         for id in ["a", "b"] {
             registry
-                .register(Collective::parse(id, &public_b64(1), None).expect("c"))
+                .register(Collective::parse(id, &public_b64(1), Profile::new(), None).expect("c"))
                 .expect("register");
         }
-        let c = Collective::parse("c", &public_b64(1), None).expect("c");
+        let c = Collective::parse("c", &public_b64(1), Profile::new(), None).expect("c");
         assert_eq!(
             registry.register(c.clone()).err(),
             Some(RegistryError::Full(2))
         );
         assert_eq!(registry.upsert(c).err(), Some(RegistryError::Full(2)));
         // Replacing an existing one is still allowed when full.
-        let a = Collective::parse("a", &public_b64(2), None).expect("a");
+        let a = Collective::parse("a", &public_b64(2), Profile::new(), None).expect("a");
         assert!(registry.upsert(a).is_ok());
     }
 
     #[test]
     fn entries_are_validated() {
         assert!(matches!(
-            Collective::parse("bad id", &public_b64(1), None),
+            Collective::parse("bad id", &public_b64(1), Profile::new(), None),
             Err(CollectiveError::Id(_))
         ));
         assert!(matches!(
-            Collective::parse("a", "nope", None),
+            Collective::parse("a", "nope", Profile::new(), None),
             Err(CollectiveError::Key(_))
         ));
+        assert!(matches!(
+            Collective::parse("a", &public_b64(1), cash(-1), Some(&Cash)),
+            Err(CollectiveError::Profile(_))
+        ));
+        // Without a schema, no profile field is accepted.
         assert_eq!(
-            Collective::parse("a", &public_b64(1), Some(-1)).err(),
-            Some(CollectiveError::NegativeCash(-1))
+            Collective::parse("a", &public_b64(1), cash(1), None).err(),
+            Some(CollectiveError::UnknownField("starting_cash".into()))
         );
     }
 
@@ -595,19 +662,22 @@ mod tests {
             public_b64(1),
             public_pem(2)
         );
-        let list = parse_collectives(&text, CollectivesFormat::Toml, "c.toml").expect("load");
+        let list =
+            parse_collectives(&text, CollectivesFormat::Toml, "c.toml", Some(&Cash)).expect("load");
         assert_eq!(list.len(), 2);
         assert_eq!(list[0].id.as_str(), "acme");
-        assert_eq!(list[0].starting_cash, Some(100_000));
-        assert_eq!(list[1].starting_cash, None);
+        assert_eq!(list[0].profile, cash(100_000));
+        assert!(list[1].profile.is_empty());
         assert_eq!(
             list[1].public_key,
             SigningKey::from_bytes(&[2; 32]).verifying_key()
         );
         // An empty file is an empty list.
-        assert!(parse_collectives("", CollectivesFormat::Toml, "c.toml")
-            .expect("empty")
-            .is_empty());
+        assert!(
+            parse_collectives("", CollectivesFormat::Toml, "c.toml", None)
+                .expect("empty")
+                .is_empty()
+        );
     }
 
     #[test]
@@ -616,13 +686,15 @@ mod tests {
             "[{{\"id\": \"acme\", \"public_key\": \"{}\", \"starting_cash\": 5}}]",
             public_b64(1)
         );
-        let got = parse_collectives(&list, CollectivesFormat::Json, "c.json").expect("list");
-        assert_eq!(got[0].starting_cash, Some(5));
+        let got =
+            parse_collectives(&list, CollectivesFormat::Json, "c.json", Some(&Cash)).expect("list");
+        assert_eq!(got[0].profile, cash(5));
         let object = format!(
             "{{\"collectives\": [{{\"id\": \"acme\", \"public_key\": \"{}\"}}]}}",
             public_b64(1)
         );
-        let got = parse_collectives(&object, CollectivesFormat::Json, "c.json").expect("object");
+        let got =
+            parse_collectives(&object, CollectivesFormat::Json, "c.json", None).expect("object");
         assert_eq!(got[0].id.as_str(), "acme");
     }
 
@@ -633,7 +705,8 @@ mod tests {
              [[collective]]\nid = \"globex\"\npublic_key = \"AAAA\"\n",
             public_b64(1)
         );
-        let err = parse_collectives(&text, CollectivesFormat::Toml, "c.toml").expect_err("bad");
+        let err =
+            parse_collectives(&text, CollectivesFormat::Toml, "c.toml", None).expect_err("bad");
         let msg = err.to_string();
         assert!(msg.contains("c.toml"), "{msg}");
         assert!(msg.contains("#2"), "{msg}");
@@ -645,7 +718,7 @@ mod tests {
              [[collective]]\nid = \"acme\"\npublic_key = \"{0}\"\n",
             public_b64(1)
         );
-        let msg = parse_collectives(&dup, CollectivesFormat::Toml, "c.toml")
+        let msg = parse_collectives(&dup, CollectivesFormat::Toml, "c.toml", None)
             .expect_err("dup")
             .to_string();
         assert!(msg.contains("duplicate") && msg.contains("#1"), "{msg}");
@@ -654,14 +727,23 @@ mod tests {
             "[[collective]]\nid = \"acme\"\npublickey = \"{}\"\n",
             public_b64(1)
         );
-        let err = parse_collectives(&typo, CollectivesFormat::Toml, "c.toml").expect_err("typo");
-        assert!(matches!(err, LoadError::Syntax { .. }), "{err}");
-        assert!(err.to_string().contains("publickey"), "{err}");
-
         let err =
-            parse_collectives("{\"x\": 1}", CollectivesFormat::Json, "c.json").expect_err("shape");
+            parse_collectives(&typo, CollectivesFormat::Toml, "c.toml", None).expect_err("typo");
         assert!(matches!(err, LoadError::Syntax { .. }), "{err}");
-        let err = parse_collectives("[{\"id\": 1}]", CollectivesFormat::Json, "c.json")
+        assert!(err.to_string().contains("public_key"), "{err}");
+        let typo = format!(
+            "[[collective]]\nid = \"acme\"\npublic_key = \"{}\"\nstartingcash = 5\n",
+            public_b64(1)
+        );
+        let err = parse_collectives(&typo, CollectivesFormat::Toml, "c.toml", Some(&Cash))
+            .expect_err("typo");
+        assert!(err.to_string().contains("#1"), "{err}");
+        assert!(err.to_string().contains("startingcash"), "{err}");
+
+        let err = parse_collectives("{\"x\": 1}", CollectivesFormat::Json, "c.json", None)
+            .expect_err("shape");
+        assert!(matches!(err, LoadError::Syntax { .. }), "{err}");
+        let err = parse_collectives("[{\"id\": 1}]", CollectivesFormat::Json, "c.json", None)
             .expect_err("shape");
         assert!(err.to_string().contains("c.json"), "{err}");
     }
@@ -679,9 +761,9 @@ mod tests {
             ),
         )
         .expect("write");
-        let registry = Collectives::load_file(&path).expect("load");
+        let registry = Collectives::load_file(&path, None).expect("load");
         assert!(registry.get("acme").is_some());
-        let missing = Collectives::load_file(&dir.join("missing.toml")).expect_err("missing");
+        let missing = Collectives::load_file(&dir.join("missing.toml"), None).expect_err("missing");
         assert!(matches!(missing, LoadError::Io { .. }));
         std::fs::remove_dir_all(&dir).expect("cleanup");
     }

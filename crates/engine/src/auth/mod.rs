@@ -6,7 +6,8 @@
 //!   a connection; parsing of Ed25519 public keys.
 //! - [`collectives`]: the registry of collectives (accounts) and their public keys, loaded
 //!   from a TOML/JSON file and changed by the admin API.
-//! - [`policy`]: room authorisation from token claims and reserved prefixes, and the
+//! - [`policy`]: room authorisation from token claims and the private/server-only prefixes a
+//!   domain registers, and the
 //!   per-connection tracker that closes after repeated refusals.
 //!
 //! This module decides; it never touches a socket. Every failure type says which
@@ -24,12 +25,13 @@ pub mod policy;
 
 pub use challenge::{parse_public_key, Challenge, ChallengeError, EntropyError, KeyError};
 pub use collectives::{
-    Collective, CollectiveError, CollectiveId, Collectives, LoadError, RegistryError,
+    Collective, CollectiveError, CollectiveId, Collectives, LoadError, Profile, ProfileSchema,
+    RegistryError,
 };
 pub use jwt::{
     mint_hs256, Claims, JwtConfig, JwtConfigError, JwtError, JwtVerifier, MintError, MintRequest,
 };
 pub use policy::{
     ForbiddenLimit, ForbiddenTracker, ForbiddenVerdict, Pattern, PatternError, PolicyError,
-    Principal, PrincipalError, RoomPolicy, RoomPolicyConfig,
+    Principal, PrincipalError, RoomPolicy, RoomPolicyConfig, RoomRules,
 };

@@ -6,18 +6,22 @@
 //! is an exact room name or a prefix ending in `*` (`chat:*`; a lone `*` matches every room).
 //!
 //! [`RoomPolicy`] decides, in this order:
-//! 1. **Reserved rooms.** A room under a reserved prefix (default `portfolio:`, `orders:`,
-//!    `order:`) is private to its *owner*: the text after the prefix up to the first `/`
-//!    (`portfolio:acme`, `orders:acme`, `order:acme/17` all belong to `acme`). Ids cannot
-//!    contain `/`, so the owner is unambiguous; the arena names per-order rooms
-//!    `order:{collective}/{order_id}`. The principal's identity for ownership is its
-//!    collective id if it has one, else its client id. Non-owners are refused whatever
-//!    their token says, unless they are admins.
-//!    Publishing to a reserved room is for admins only (and for the server itself, which
-//!    does not go through this policy): owners only read their private streams, unless
-//!    [`RoomPolicyConfig::owner_may_publish_reserved`] is set.
+//! 1. **Private rooms.** A room under a private prefix is private to its *owner*: the text
+//!    after the prefix up to the first `/` (with prefix `feed:`, `feed:acme` and
+//!    `feed:acme/17` both belong to `acme`). Ids cannot contain `/`, so the owner is
+//!    unambiguous. The principal's identity for ownership is its collective id if it has
+//!    one, else its client id. Non-owners are refused whatever their token says, unless
+//!    they are admins. Publishing to a private room is for admins only (and for the server
+//!    itself, which does not go through this policy): owners only read their private
+//!    streams, unless [`RoomPolicyConfig::owner_may_publish_reserved`] is set.
+//!    **Server-only rooms** (under a server-only prefix) are readable as usual but no
+//!    principal may publish to them, admins included: only the domain that registered them
+//!    writes there, through the hub.
+//!
+//!    The engine knows no prefixes of its own: a domain built on it (the trading arena)
+//!    registers its [`RoomRules`] at start-up ([`RoomPolicyConfig::register`]).
 //! 2. **Claims narrow.** If the token lists patterns, the room must match one of them. This
-//!    applies to reserved rooms too (an owner or admin whose token lists `rooms` must list
+//!    applies to private rooms too (an owner or admin whose token lists `rooms` must list
 //!    the private room as well). Without a `publish` claim, publishing uses the `rooms`
 //!    claim; without either, the configured default.
 //! 3. **Default policy.** Without claims, [`RoomPolicyConfig::default_subscribe`] /
@@ -36,9 +40,6 @@ use super::jwt::Claims;
 
 /// The most patterns one claim may list.
 pub const MAX_PATTERNS: usize = 256;
-
-/// The default reserved prefixes.
-pub const DEFAULT_RESERVED_PREFIXES: [&str; 3] = ["portfolio:", "orders:", "order:"];
 
 /// A room pattern: an exact room name, or a prefix followed by `*`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -244,11 +245,22 @@ impl Principal {
     }
 }
 
+/// Room prefixes a domain registers with the policy at start-up.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoomRules {
+    /// Prefixes whose rooms are private to the owner named after the prefix.
+    pub private_prefixes: Vec<String>,
+    /// Prefixes whose rooms only the registering domain publishes to.
+    pub server_only_prefixes: Vec<String>,
+}
+
 /// The room policy's settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoomPolicyConfig {
-    /// Prefixes whose rooms are private to their owner.
+    /// Prefixes whose rooms are private to their owner (none by default).
     pub reserved_prefixes: Vec<String>,
+    /// Prefixes whose rooms no principal may publish to (none by default).
+    pub server_only_prefixes: Vec<String>,
     /// What a principal without a `rooms` claim may subscribe to (reserved rooms excepted).
     pub default_subscribe: Vec<Pattern>,
     /// What a principal without `publish`/`rooms` claims may publish to.
@@ -260,11 +272,22 @@ pub struct RoomPolicyConfig {
 impl Default for RoomPolicyConfig {
     fn default() -> Self {
         RoomPolicyConfig {
-            reserved_prefixes: DEFAULT_RESERVED_PREFIXES.map(String::from).to_vec(),
+            reserved_prefixes: Vec::new(),
+            server_only_prefixes: Vec::new(),
             default_subscribe: vec![Pattern::any()],
             default_publish: vec![Pattern::any()],
             owner_may_publish_reserved: false,
         }
+    }
+}
+
+impl RoomPolicyConfig {
+    /// Adds a domain's prefixes (validated by [`RoomPolicy::new`]).
+    pub fn register(&mut self, rules: &RoomRules) {
+        self.reserved_prefixes
+            .extend(rules.private_prefixes.iter().cloned());
+        self.server_only_prefixes
+            .extend(rules.server_only_prefixes.iter().cloned());
     }
 }
 
@@ -295,7 +318,11 @@ enum Reserved {
 impl RoomPolicy {
     /// Validates a configuration.
     pub fn new(config: RoomPolicyConfig) -> Result<RoomPolicy, PolicyError> {
-        for prefix in &config.reserved_prefixes {
+        for prefix in config
+            .reserved_prefixes
+            .iter()
+            .chain(&config.server_only_prefixes)
+        {
             if RoomName::parse(prefix).is_err() {
                 return Err(PolicyError::BadPrefix(prefix.clone()));
             }
@@ -355,9 +382,20 @@ impl RoomPolicy {
         }
     }
 
+    /// Whether `room` is under a server-only prefix.
+    pub fn is_server_only(&self, room: &str) -> bool {
+        self.config
+            .server_only_prefixes
+            .iter()
+            .any(|p| room.starts_with(p.as_str()))
+    }
+
     /// Whether `principal` may publish to `room`.
     pub fn can_publish(&self, principal: &Principal, room: &RoomName) -> bool {
         let room = room.as_str();
+        if self.is_server_only(room) {
+            return false;
+        }
         let patterns = principal.publish.as_ref().or(principal.rooms.as_ref());
         match self.reserved(principal, room) {
             Reserved::Refused => false,
@@ -515,6 +553,33 @@ mod tests {
         );
     }
 
+    /// A domain's rules, as the arena registers them.
+    fn with_private_streams() -> RoomPolicy {
+        let mut config = RoomPolicyConfig::default();
+        config.register(&RoomRules {
+            private_prefixes: vec!["portfolio:".into(), "orders:".into(), "order:".into()],
+            server_only_prefixes: vec!["market:".into()],
+        });
+        RoomPolicy::new(config).expect("policy")
+    }
+
+    #[test]
+    fn server_only_rooms_are_read_only_for_everyone() {
+        let policy = with_private_streams();
+        let mut claims = claims("ops");
+        claims.roles = vec!["admin".to_owned()];
+        let admin = Principal::from_claims(client("ops"), &claims).expect("principal");
+        let anon = Principal::anonymous(client("alice"));
+        for p in [&admin, &anon] {
+            assert!(policy.can_subscribe(p, &room("market:BTC-USD")));
+            assert!(!policy.can_publish(p, &room("market:BTC-USD")));
+        }
+        // The engine alone reserves nothing.
+        let plain = RoomPolicy::default();
+        assert!(plain.can_publish(&anon, &room("market:BTC-USD")));
+        assert!(plain.can_subscribe(&anon, &room("portfolio:bob")));
+    }
+
     #[test]
     fn default_policy_allows_unreserved_rooms() {
         let policy = RoomPolicy::default();
@@ -527,7 +592,7 @@ mod tests {
 
     #[test]
     fn reserved_rooms_belong_to_their_owner() {
-        let policy = RoomPolicy::default();
+        let policy = with_private_streams();
         let acme =
             Principal::collective(client("trader-1"), CollectiveId::parse("acme").expect("id"));
         for r in ["portfolio:acme", "orders:acme", "order:acme/42"] {
@@ -558,7 +623,7 @@ mod tests {
 
     #[test]
     fn claims_cannot_grant_other_collectives_rooms() {
-        let policy = RoomPolicy::default();
+        let policy = with_private_streams();
         let mut mallory = Principal::anonymous(client("mallory"));
         mallory.rooms = patterns(&["*", "portfolio:acme"]);
         mallory.publish = patterns(&["*"]);
@@ -569,7 +634,7 @@ mod tests {
 
     #[test]
     fn admins_may_enter_reserved_rooms() {
-        let policy = RoomPolicy::default();
+        let policy = with_private_streams();
         let mut claims = claims("ops");
         claims.roles = vec!["admin".to_owned()];
         let admin = Principal::from_claims(client("ops"), &claims).expect("principal");
@@ -585,7 +650,7 @@ mod tests {
 
     #[test]
     fn wildcard_claims_are_honoured() {
-        let policy = RoomPolicy::default();
+        let policy = with_private_streams();
         let mut c = claims("alice");
         c.rooms = Some(vec!["chat:*".to_owned(), "general".to_owned()]);
         let alice = Principal::from_claims(client("alice"), &c).expect("principal");
@@ -608,6 +673,7 @@ mod tests {
     fn configured_defaults_and_owner_publishing() {
         let policy = RoomPolicy::new(RoomPolicyConfig {
             reserved_prefixes: vec!["private:".to_owned()],
+            server_only_prefixes: Vec::new(),
             default_subscribe: Pattern::parse_list(&["general", "chat:*"]).expect("p"),
             default_publish: Pattern::parse_list(&["chat:*"]).expect("p"),
             owner_may_publish_reserved: true,

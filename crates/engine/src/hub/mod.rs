@@ -47,9 +47,10 @@ pub enum SubscribeError {
 /// Why a publish failed. Nothing was delivered.
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
-    /// The event type is not 1-64 characters of `[A-Za-z0-9_.:-]`.
-    #[error("invalid event type")]
-    InvalidType,
+    /// The event type is not 1-64 characters of `[A-Za-z0-9_.:-]`, or it is one of the
+    /// server's own types ([`roomcast_protocol::server::RESERVED_EVENT_TYPES`]).
+    #[error("{0}")]
+    InvalidType(#[from] roomcast_protocol::server::EventTypeError),
     /// The history store refused the event.
     #[error(transparent)]
     History(#[from] HistoryError),
@@ -333,9 +334,7 @@ impl Hub {
         body: &EventBody,
         exclude: Option<ConnId>,
     ) -> Result<Published, PublishError> {
-        if !roomcast_protocol::server::valid_event_type(event_type) {
-            return Err(PublishError::InvalidType);
-        }
+        roomcast_protocol::server::check_event_type(event_type)?;
         let room = self.room(name)?;
         let started = std::time::Instant::now();
         let mut log = room.log();

@@ -204,11 +204,8 @@ pub(crate) async fn broadcast(
     let body: BroadcastBody = serde_json::from_slice(&body)
         .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
     let ty = body.ty.unwrap_or_else(|| "broadcast".to_owned());
-    if !roomcast_protocol::server::valid_event_type(&ty) {
-        return Err(ApiError::BadRequest(
-            "\"type\" must be 1-64 characters of [A-Za-z0-9_.:-]".into(),
-        ));
-    }
+    roomcast_protocol::server::check_event_type(&ty)
+        .map_err(|e| ApiError::BadRequest(format!("\"type\" {ty:?}: {e}")))?;
     let data = body
         .data
         .ok_or_else(|| ApiError::BadRequest("missing \"data\"".into()))?;
@@ -243,11 +240,17 @@ pub(crate) async fn broadcast(
 struct CollectiveBody {
     id: String,
     public_key: String,
-    starting_cash: Option<i64>,
+    /// The domain's profile fields (e.g. the arena's `starting_cash`), checked against the
+    /// registered schema.
+    #[serde(flatten)]
+    profile: roomcast_engine::auth::Profile,
 }
 
 fn collective_json(c: &Collective) -> Value {
-    json!({"id": c.id.as_str(), "public_key": c.public_key_text, "starting_cash": c.starting_cash})
+    let mut entry = c.profile.clone();
+    entry.insert("id".into(), c.id.as_str().into());
+    entry.insert("public_key".into(), c.public_key_text.clone().into());
+    Value::Object(entry)
 }
 
 /// `GET /api/admin/collectives`.
@@ -276,8 +279,13 @@ pub(crate) async fn add_collective(
     authorize(&state, &headers)?;
     let body: CollectiveBody = serde_json::from_slice(&body)
         .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
-    let collective = Collective::parse(&body.id, &body.public_key, body.starting_cash)
-        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let collective = Collective::parse(
+        &body.id,
+        &body.public_key,
+        body.profile,
+        state.security.profile_schema.as_deref(),
+    )
+    .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let added = state
         .security
         .collectives

@@ -11,7 +11,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::Json;
 use roomcast_engine::hub::{PublishError, Published};
-use roomcast_protocol::server::{valid_event_type, EventBody};
+use roomcast_protocol::server::{check_event_type, EventBody, EventTypeError};
 use roomcast_protocol::{RoomName, Sequence};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -23,20 +23,6 @@ use crate::app::AppState;
 pub(crate) const MAX_BATCH: usize = 1000;
 /// Most events one history read returns.
 pub(crate) const MAX_HISTORY_LIMIT: usize = 1000;
-
-/// Event types that would be mistaken for the server's own control messages.
-const RESERVED_TYPES: &[&str] = &[
-    "welcome",
-    "ack",
-    "error",
-    "ping",
-    "pong",
-    "user_left",
-    "replay_complete",
-    "recovery_failed",
-    "auth_challenge",
-    "auth_ok",
-];
 
 #[derive(Deserialize)]
 struct PublishItem<'a> {
@@ -74,15 +60,18 @@ fn check_item<'a>(
     let ty = item
         .ty
         .ok_or_else(|| ApiError::BadRequest(format!("{at}missing \"type\"")))?;
-    if !valid_event_type(&ty) {
-        return Err(ApiError::BadRequest(format!(
-            "{at}\"type\" must be 1-64 characters of [A-Za-z0-9_.:-]"
-        )));
-    }
-    if RESERVED_TYPES.contains(&&*ty) {
-        return Err(ApiError::BadRequest(format!(
-            "{at}\"type\" {ty:?} is reserved for the server"
-        )));
+    match check_event_type(&ty) {
+        Ok(()) => {}
+        Err(EventTypeError::Invalid) => {
+            return Err(ApiError::BadRequest(format!(
+                "{at}\"type\" must be 1-64 characters of [A-Za-z0-9_.:-]"
+            )))
+        }
+        Err(EventTypeError::Reserved) => {
+            return Err(ApiError::BadRequest(format!(
+                "{at}\"type\" {ty:?} is reserved for the server"
+            )))
+        }
     }
     let data = item
         .data
@@ -111,7 +100,7 @@ fn publish_one(state: &AppState, c: &Checked<'_>) -> Result<Published, ApiError>
         .hub
         .publish(&c.room, &c.ty, &c.body, None)
         .map_err(|e| match e {
-            PublishError::InvalidType => ApiError::BadRequest("invalid event type".into()),
+            PublishError::InvalidType(e) => ApiError::BadRequest(e.to_string()),
             PublishError::History(e) => ApiError::Unavailable(e.to_string()),
         })
 }

@@ -159,7 +159,7 @@ pub(super) fn handle_text(
                 Ok(published) => {
                     ack_position(session, id, &room, published.sequence, &published.epoch);
                 }
-                Err(PublishError::InvalidType) => {
+                Err(PublishError::InvalidType(_)) => {
                     push_error(session, ErrorCode::InvalidMessage, "invalid event type", id)
                 }
                 Err(e @ PublishError::History(_)) => {
