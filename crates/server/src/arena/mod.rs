@@ -24,7 +24,7 @@ impl ProfileSchema for FundingSchema {
 
     fn validate(&self, profile: &Profile) -> Result<(), String> {
         if let Some(cash) = profile.get("starting_cash") {
-            if !cash.as_i64().is_some_and(|c| c >= 0) {
+            if cash.as_i64().is_none_or(|c| c < 0) {
                 return Err(format!(
                     "starting_cash must be a whole number of cents >= 0 (got {cash})"
                 ));
