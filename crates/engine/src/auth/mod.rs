@@ -6,6 +6,8 @@
 //!   a connection; parsing of Ed25519 public keys.
 //! - [`collectives`]: the registry of collectives (accounts) and their public keys, loaded
 //!   from a TOML/JSON file and changed by the admin API.
+//! - [`signed`]: HTTP requests signed with a collective's Ed25519 key (timestamp window,
+//!   single-use signatures in bounded memory).
 //! - [`policy`]: room authorisation from token claims and the private/server-only prefixes a
 //!   domain registers, and the
 //!   per-connection tracker that closes after repeated refusals.
@@ -22,6 +24,7 @@ pub mod challenge;
 pub mod collectives;
 pub mod jwt;
 pub mod policy;
+pub mod signed;
 
 pub use challenge::{parse_public_key, Challenge, ChallengeError, EntropyError, KeyError};
 pub use collectives::{
@@ -34,4 +37,7 @@ pub use jwt::{
 pub use policy::{
     ForbiddenLimit, ForbiddenTracker, ForbiddenVerdict, Pattern, PatternError, PolicyError,
     Principal, PrincipalError, RoomPolicy, RoomPolicyConfig, RoomRules,
+};
+pub use signed::{
+    SignedError, SignedHeaders, SignedMessage, SignedRequestVerifier, SIGNATURE_WINDOW,
 };
