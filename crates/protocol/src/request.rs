@@ -93,6 +93,12 @@ pub enum Request<'a> {
         /// The room.
         room: RoomName,
     },
+    /// Follow one of the connection's own orders on the orders stream (room
+    /// `order:{collective}/{order_id}`).
+    SubscribeOrder {
+        /// The order's id (a JSON number or a string of digits).
+        order_id: u64,
+    },
     /// Answer to an Ed25519 `auth_challenge`.
     AuthResponse {
         /// Base64 signature of the challenge.
@@ -110,6 +116,7 @@ impl Request<'_> {
             Request::Ping => "ping",
             Request::Pong => "pong",
             Request::Presence { .. } => "presence",
+            Request::SubscribeOrder { .. } => "subscribe_order",
             Request::AuthResponse { .. } => "auth_response",
         }
     }
@@ -166,6 +173,8 @@ struct Envelope<'a> {
     since: Option<&'a RawValue>,
     #[serde(borrow, default, deserialize_with = "present")]
     signature: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    order_id: Option<&'a RawValue>,
 }
 
 fn json_error(e: &serde_json::Error) -> ErrorCode {
@@ -243,6 +252,34 @@ pub fn parse_request(text: &str) -> Result<ParsedRequest<'_>, RequestError> {
         "ping" => Request::Ping,
         "pong" => Request::Pong,
         "presence" => Request::Presence { room: room()? },
+        "subscribe_order" => {
+            let raw = env
+                .order_id
+                .ok_or_else(|| fail(ErrorCode::InvalidMessage, "missing \"order_id\""))?;
+            let bad = || {
+                fail(
+                    ErrorCode::InvalidMessage,
+                    "\"order_id\" must be a positive integer or a string of digits",
+                )
+            };
+            let order_id = match serde_json::from_str::<u64>(raw.get()) {
+                Ok(n) => n,
+                Err(_) => {
+                    let text: Cow<'_, str> = serde_json::from_str(raw.get()).map_err(|_| bad())?;
+                    if text.is_empty()
+                        || text.len() > 20
+                        || !text.bytes().all(|b| b.is_ascii_digit())
+                    {
+                        return Err(bad());
+                    }
+                    text.parse().map_err(|_| bad())?
+                }
+            };
+            if order_id == 0 {
+                return Err(bad());
+            }
+            Request::SubscribeOrder { order_id }
+        }
         "auth_response" => {
             let raw = env
                 .signature
@@ -322,6 +359,30 @@ mod tests {
         let r =
             parse_request(r#"{"type":"message","room":"r","content":null}"#).expect("null content");
         assert!(matches!(r.request, Request::Message { .. }));
+    }
+
+    #[test]
+    fn subscribe_order_takes_a_number_or_digits() {
+        for text in [
+            r#"{"type":"subscribe_order","order_id":17}"#,
+            r#"{"type":"subscribe_order","order_id":"17"}"#,
+        ] {
+            match parse_request(text).expect("valid").request {
+                Request::SubscribeOrder { order_id } => assert_eq!(order_id, 17),
+                other => panic!("{other:?}"),
+            }
+        }
+        for bad in [
+            r#"{"type":"subscribe_order"}"#,
+            r#"{"type":"subscribe_order","order_id":0}"#,
+            r#"{"type":"subscribe_order","order_id":-1}"#,
+            r#"{"type":"subscribe_order","order_id":1.5}"#,
+            r#"{"type":"subscribe_order","order_id":"1e3"}"#,
+            r#"{"type":"subscribe_order","order_id":"99999999999999999999999"}"#,
+            r#"{"type":"subscribe_order","order_id":null}"#,
+        ] {
+            assert_eq!(code(bad), ErrorCode::InvalidMessage, "{bad}");
+        }
     }
 
     #[test]

@@ -182,6 +182,12 @@ pub(super) fn handle_text(
                 },
             );
         }
+        Request::SubscribeOrder { .. } => push_error(
+            session,
+            ErrorCode::UnknownType,
+            "subscribe_order is only available on /ws/{collective_id}/orders",
+            id,
+        ),
         Request::AuthResponse { .. } => push_error(
             session,
             ErrorCode::UnknownType,
