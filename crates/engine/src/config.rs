@@ -24,6 +24,13 @@ pub struct HubConfig {
     pub heartbeat_timeout: Duration,
     /// Outbound queue capacity per connection, in messages.
     pub outbox_capacity: usize,
+    /// Outbound queue capacity per connection, in bytes (each queued frame counted at
+    /// its full length). A frame larger than this still enters an empty queue.
+    pub outbox_max_bytes: usize,
+    /// Process-wide cap on queued outbound bytes (the sum over every outbox; 0 = none).
+    /// When exceeded, the connections with the largest queues are closed as slow
+    /// consumers (1008), largest first, until the total is back under the cap.
+    pub max_queued_bytes: usize,
     /// Policy for full outbound queues.
     pub slow_consumer: SlowConsumerPolicy,
     /// Most rooms one connection may join.
@@ -42,6 +49,8 @@ impl Default for HubConfig {
             heartbeat_interval: Duration::from_secs(30),
             heartbeat_timeout: Duration::from_secs(10),
             outbox_capacity: 1024,
+            outbox_max_bytes: 1 << 20,
+            max_queued_bytes: 1 << 30,
             slow_consumer: SlowConsumerPolicy::Disconnect,
             max_subscriptions: 1000,
             replay_batch: 256,

@@ -43,6 +43,13 @@ pub async fn run(hub: Hub, cancel: CancellationToken) {
             hub.broadcast_heartbeat(&frame);
             next_ping = now + interval;
         }
+        let capped = hub.enforce_queued_bytes_cap();
+        if capped > 0 {
+            tracing::warn!(
+                closed = capped,
+                "closed the largest outboxes: queued bytes over the process-wide cap"
+            );
+        }
         let evicted = hub.evict_dead();
         if evicted > 0 {
             tracing::info!(

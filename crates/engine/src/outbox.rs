@@ -53,9 +53,57 @@ pub enum Outgoing {
     Close(CloseRequest),
 }
 
+/// How much one outbox may hold before the slow-consumer policy applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutboxLimits {
+    /// Most frames queued at once.
+    pub messages: usize,
+    /// Most bytes queued at once. A frame larger than this is still accepted into an
+    /// empty queue, so one big event never disconnects a reader that keeps up.
+    pub bytes: usize,
+}
+
+/// Where a queue stops accepting frames of one kind, as a fraction of [`OutboxLimits`].
+///
+/// A history replay may fill only half of the queue and its final tail three quarters,
+/// so acks, events of other rooms and the room's own live events always find at least a
+/// quarter of the queue free: a replay never makes a reading client a slow consumer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Share {
+    /// Live frames: the whole queue.
+    Live,
+    /// Replay bulk: half.
+    Replay,
+    /// The replay's final tail, pushed under the room lock: three quarters.
+    Tail,
+}
+
+impl Share {
+    fn of(self, n: usize) -> usize {
+        match self {
+            Share::Live => n,
+            Share::Replay => (n / 2).max(1),
+            Share::Tail => (n / 4 * 3).max(1),
+        }
+    }
+}
+
+/// The result of [`Outbox::push_replay`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplayPush {
+    /// Queued.
+    Queued,
+    /// The outbox closed while waiting; the frame was discarded.
+    Closed,
+    /// `wanted` turned false while waiting (the replay was cancelled).
+    Cancelled,
+}
+
 #[derive(Debug, Default)]
 struct State {
     queue: VecDeque<Bytes>,
+    /// Bytes of the frames in `queue`: each frame counted once, at its full length.
+    queued_bytes: usize,
     close: Option<CloseRequest>,
     /// Set once the writer has taken the close request.
     close_taken: bool,
@@ -66,24 +114,61 @@ struct State {
     delivered_bytes: u64,
 }
 
+impl State {
+    /// Whether a frame of `len` bytes fits in `share` of the queue. An empty queue
+    /// takes any one frame.
+    fn fits(&self, limits: &OutboxLimits, share: Share, len: usize) -> bool {
+        self.queue.is_empty()
+            || (self.queue.len() < share.of(limits.messages)
+                && self.queued_bytes + len <= share.of(limits.bytes))
+    }
+
+    fn enqueue(&mut self, frame: Bytes) {
+        self.queued_bytes += frame.len();
+        self.queue.push_back(frame);
+    }
+
+    fn drop_front(&mut self) {
+        if let Some(f) = self.queue.pop_front() {
+            self.queued_bytes -= f.len();
+            self.dropped += 1;
+        }
+    }
+
+    fn clear(&mut self) {
+        self.queue.clear();
+        self.queued_bytes = 0;
+    }
+}
+
+fn slow_consumer() -> CloseRequest {
+    CloseRequest {
+        code: CloseCode::PolicyViolation,
+        reason: Cow::Borrowed("slow consumer"),
+    }
+}
+
 /// A bounded, closable queue of frames for one connection.
 #[derive(Debug)]
 pub struct Outbox {
     state: Mutex<State>,
     ready: Notify,
     space: Notify,
-    capacity: usize,
+    limits: OutboxLimits,
     policy: SlowConsumerPolicy,
 }
 
 impl Outbox {
     /// An empty outbox. Allocates no queue storage until the first push.
-    pub fn new(capacity: usize, policy: SlowConsumerPolicy) -> Outbox {
+    pub fn new(limits: OutboxLimits, policy: SlowConsumerPolicy) -> Outbox {
         Outbox {
             state: Mutex::new(State::default()),
             ready: Notify::new(),
             space: Notify::new(),
-            capacity: capacity.max(1),
+            limits: OutboxLimits {
+                messages: limits.messages.max(1),
+                bytes: limits.bytes.max(1),
+            },
             policy,
         }
     }
@@ -94,29 +179,28 @@ impl Outbox {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Queues a frame without waiting. Applies the slow-consumer policy when full.
+    /// Queues a frame without waiting. Applies the slow-consumer policy when the queue is
+    /// full in messages or bytes.
     pub fn push(&self, frame: Bytes) -> Pushed {
         let mut st = self.lock();
         if st.close.is_some() {
             return Pushed::Closed;
         }
-        let outcome = if st.queue.len() < self.capacity {
-            st.queue.push_back(frame);
+        let outcome = if st.fits(&self.limits, Share::Live, frame.len()) {
+            st.enqueue(frame);
             Pushed::Queued
         } else {
             match self.policy {
                 SlowConsumerPolicy::DropOldest => {
-                    st.queue.pop_front();
-                    st.queue.push_back(frame);
-                    st.dropped += 1;
+                    while !st.fits(&self.limits, Share::Live, frame.len()) {
+                        st.drop_front();
+                    }
+                    st.enqueue(frame);
                     Pushed::DroppedOldest
                 }
                 SlowConsumerPolicy::Disconnect => {
-                    st.queue.clear();
-                    st.close = Some(CloseRequest {
-                        code: CloseCode::PolicyViolation,
-                        reason: Cow::Borrowed("slow consumer"),
-                    });
+                    st.clear();
+                    st.close = Some(slow_consumer());
                     Pushed::Overflow
                 }
             }
@@ -137,11 +221,11 @@ impl Outbox {
         if st.close.is_some() {
             return Pushed::Closed;
         }
-        if st.queue.len() >= self.capacity {
+        if !st.fits(&self.limits, Share::Live, frame.len()) {
             st.dropped += 1;
             return Pushed::Skipped;
         }
-        st.queue.push_back(frame);
+        st.enqueue(frame);
         let was_empty = st.queue.len() == 1;
         drop(st);
         if was_empty {
@@ -150,34 +234,90 @@ impl Outbox {
         Pushed::Queued
     }
 
-    /// Queues a frame even past capacity. For the bounded tail of a history replay that
-    /// must stay ahead of live events; never for fan-out.
+    /// Queues one small control frame (`replay_complete`, `recovery_failed`) even past
+    /// the limits: it ends a replay and must not be lost. Never for fan-out.
     pub fn push_unbounded(&self, frame: Bytes) -> Pushed {
         let mut st = self.lock();
         if st.close.is_some() {
             return Pushed::Closed;
         }
-        st.queue.push_back(frame);
+        st.enqueue(frame);
         drop(st);
         self.ready.notify_one();
         Pushed::Queued
     }
 
-    /// Queues a frame, waiting while the queue is full (back-pressure for replays).
-    /// Returns false if the outbox closed.
-    pub async fn push_wait(&self, frame: Bytes) -> bool {
+    /// Queues a replay's final tail at once if it fits in three quarters of the queue
+    /// (or the queue is empty); otherwise queues nothing and returns false, and the
+    /// caller replays more in bulk first. Returns false when closed, too.
+    pub fn push_tail(&self, frames: &[Bytes]) -> bool {
+        let mut st = self.lock();
+        if st.close.is_some() {
+            return false;
+        }
+        let bytes: usize = frames.iter().map(Bytes::len).sum();
+        let fits = st.queue.is_empty()
+            || (st.queue.len() + frames.len() <= Share::Tail.of(self.limits.messages)
+                && st.queued_bytes + bytes <= Share::Tail.of(self.limits.bytes));
+        if !fits {
+            return false;
+        }
+        for f in frames {
+            st.enqueue(f.clone());
+        }
+        drop(st);
+        if !frames.is_empty() {
+            self.ready.notify_one();
+        }
+        true
+    }
+
+    /// Queues a replayed frame, waiting while half the queue (messages or bytes) is in
+    /// use: back-pressure for replays that leaves the other half to live frames.
+    /// `wanted` is checked before every attempt; [`Outbox::wake_replay`] makes a waiting
+    /// replay check it again.
+    pub async fn push_replay(&self, frame: Bytes, wanted: impl Fn() -> bool) -> ReplayPush {
         loop {
             let space = self.space.notified();
+            if !wanted() {
+                return ReplayPush::Cancelled;
+            }
             {
                 let mut st = self.lock();
                 if st.close.is_some() {
-                    return false;
+                    return ReplayPush::Closed;
                 }
-                if st.queue.len() < self.capacity {
-                    st.queue.push_back(frame);
+                if st.fits(&self.limits, Share::Replay, frame.len()) {
+                    st.enqueue(frame);
+                    let was_empty = st.queue.len() == 1;
                     drop(st);
-                    self.ready.notify_one();
-                    return true;
+                    if was_empty {
+                        self.ready.notify_one();
+                    }
+                    return ReplayPush::Queued;
+                }
+            }
+            space.await;
+        }
+    }
+
+    /// Wakes replays waiting in [`Outbox::push_replay`] so they re-check `wanted`.
+    pub fn wake_replay(&self) {
+        self.space.notify_waiters();
+    }
+
+    /// Waits until the replay share of the queue has room (or the outbox closed, or
+    /// `wanted` turned false).
+    pub async fn replay_room(&self, wanted: impl Fn() -> bool) {
+        loop {
+            let space = self.space.notified();
+            if !wanted() {
+                return;
+            }
+            {
+                let st = self.lock();
+                if st.close.is_some() || st.fits(&self.limits, Share::Replay, 0) {
+                    return;
                 }
             }
             space.await;
@@ -192,7 +332,7 @@ impl Outbox {
             return;
         }
         if !drain {
-            st.queue.clear();
+            st.clear();
         }
         st.close = Some(CloseRequest {
             code,
@@ -203,6 +343,22 @@ impl Outbox {
         self.space.notify_waiters();
     }
 
+    /// Closes the connection as a slow consumer (1008), discarding its queue; used when
+    /// the process-wide cap on queued bytes is exceeded. Returns the bytes released.
+    pub fn close_slow(&self) -> usize {
+        let mut st = self.lock();
+        if st.close.is_some() {
+            return 0;
+        }
+        let released = st.queued_bytes;
+        st.clear();
+        st.close = Some(slow_consumer());
+        drop(st);
+        self.ready.notify_one();
+        self.space.notify_waiters();
+        released
+    }
+
     /// Whether a close has been requested.
     pub fn is_closed(&self) -> bool {
         self.lock().close.is_some()
@@ -211,6 +367,11 @@ impl Outbox {
     /// Messages currently queued.
     pub fn len(&self) -> usize {
         self.lock().queue.len()
+    }
+
+    /// Bytes currently queued.
+    pub fn queued_bytes(&self) -> usize {
+        self.lock().queued_bytes
     }
 
     /// Whether nothing is queued.
@@ -250,7 +411,8 @@ impl Outbox {
                 let mut st = self.lock();
                 if !st.queue.is_empty() {
                     st.delivered += st.queue.len() as u64;
-                    st.delivered_bytes += st.queue.iter().map(|b| b.len() as u64).sum::<u64>();
+                    st.delivered_bytes += st.queued_bytes as u64;
+                    st.queued_bytes = 0;
                     if out.is_empty() {
                         std::mem::swap(&mut st.queue, out);
                     } else {
@@ -289,9 +451,16 @@ mod tests {
         Bytes::from_static(s.as_bytes())
     }
 
+    fn msgs(n: usize) -> OutboxLimits {
+        OutboxLimits {
+            messages: n,
+            bytes: usize::MAX / 2,
+        }
+    }
+
     #[tokio::test]
     async fn drains_in_order_and_overflow_closes() {
-        let o = Outbox::new(2, SlowConsumerPolicy::Disconnect);
+        let o = Outbox::new(msgs(2), SlowConsumerPolicy::Disconnect);
         assert_eq!(o.push(b("1")), Pushed::Queued);
         assert_eq!(o.push(b("2")), Pushed::Queued);
         assert_eq!(o.push(b("3")), Pushed::Overflow);
@@ -306,7 +475,7 @@ mod tests {
 
     #[tokio::test]
     async fn lossy_pushes_never_close() {
-        let o = Outbox::new(1, SlowConsumerPolicy::Disconnect);
+        let o = Outbox::new(msgs(1), SlowConsumerPolicy::Disconnect);
         assert_eq!(o.push_lossy(b("1")), Pushed::Queued);
         assert_eq!(o.push_lossy(b("2")), Pushed::Skipped);
         assert!(!o.is_closed());
@@ -315,7 +484,7 @@ mod tests {
 
     #[tokio::test]
     async fn drop_oldest_keeps_newest() {
-        let o = Outbox::new(2, SlowConsumerPolicy::DropOldest);
+        let o = Outbox::new(msgs(2), SlowConsumerPolicy::DropOldest);
         for s in ["1", "2", "3"] {
             o.push(b(s));
         }
@@ -327,7 +496,7 @@ mod tests {
 
     #[tokio::test]
     async fn draining_close_flushes_first_and_blocks_later_pushes() {
-        let o = Outbox::new(8, SlowConsumerPolicy::Disconnect);
+        let o = Outbox::new(msgs(8), SlowConsumerPolicy::Disconnect);
         o.push(b("a"));
         o.close(CloseCode::SessionSuperseded, "Superseded", true);
         assert_eq!(o.push(b("late")), Pushed::Closed);
@@ -337,16 +506,93 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn push_wait_resumes_when_writer_drains() {
-        let o = std::sync::Arc::new(Outbox::new(1, SlowConsumerPolicy::Disconnect));
+    async fn push_replay_resumes_when_writer_drains() {
+        let o = std::sync::Arc::new(Outbox::new(msgs(2), SlowConsumerPolicy::Disconnect));
         o.push(b("1"));
         let o2 = o.clone();
-        let waiter = tokio::spawn(async move { o2.push_wait(b("2")).await });
+        let waiter = tokio::spawn(async move { o2.push_replay(b("2"), || true).await });
+        tokio::task::yield_now().await;
         let mut out = VecDeque::new();
         o.drain(&mut out).await;
-        assert!(waiter.await.unwrap_or(false));
+        assert_eq!(waiter.await.ok(), Some(ReplayPush::Queued));
         out.clear();
         o.drain(&mut out).await;
         assert_eq!(out, vec![b("2")]);
+    }
+
+    #[tokio::test]
+    async fn replay_leaves_half_the_queue_to_live_frames() {
+        let o = Outbox::new(msgs(8), SlowConsumerPolicy::Disconnect);
+        for _ in 0..4 {
+            assert_eq!(o.push_replay(b("r"), || true).await, ReplayPush::Queued);
+        }
+        // The replay share is full: a fifth replayed frame would wait...
+        let fifth = o.push_replay(b("r"), || true);
+        tokio::pin!(fifth);
+        assert!(futures_poll_once(fifth.as_mut()).await.is_none());
+        // ...while live frames still fit, without a slow-consumer close.
+        for _ in 0..4 {
+            assert_eq!(o.push(b("live")), Pushed::Queued);
+        }
+        assert!(!o.is_closed());
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_replay_stops_waiting() {
+        let o = std::sync::Arc::new(Outbox::new(msgs(2), SlowConsumerPolicy::Disconnect));
+        o.push(b("1"));
+        let wanted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let (o2, w2) = (o.clone(), wanted.clone());
+        let waiter = tokio::spawn(async move {
+            o2.push_replay(b("2"), || w2.load(std::sync::atomic::Ordering::SeqCst))
+                .await
+        });
+        tokio::task::yield_now().await;
+        wanted.store(false, std::sync::atomic::Ordering::SeqCst);
+        o.wake_replay();
+        assert_eq!(waiter.await.ok(), Some(ReplayPush::Cancelled));
+        assert_eq!(o.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn bytes_bound_the_queue() {
+        let o = Outbox::new(
+            OutboxLimits {
+                messages: 1000,
+                bytes: 10,
+            },
+            SlowConsumerPolicy::Disconnect,
+        );
+        assert_eq!(o.push(b("12345")), Pushed::Queued);
+        assert_eq!(o.push(b("12345")), Pushed::Queued);
+        assert_eq!(o.queued_bytes(), 10);
+        assert_eq!(o.push(b("1")), Pushed::Overflow);
+        // A frame larger than the whole budget still goes into an empty queue.
+        let big = Outbox::new(
+            OutboxLimits {
+                messages: 1000,
+                bytes: 4,
+            },
+            SlowConsumerPolicy::DropOldest,
+        );
+        assert_eq!(big.push(b("123456")), Pushed::Queued);
+        assert_eq!(big.push(b("12")), Pushed::DroppedOldest);
+        assert_eq!(big.queued_bytes(), 2);
+        let mut out = VecDeque::new();
+        big.drain(&mut out).await;
+        assert_eq!(big.queued_bytes(), 0);
+        assert_eq!(big.delivered_totals(), (1, 2));
+    }
+
+    /// Polls a future once; `None` if it is pending.
+    async fn futures_poll_once<F: std::future::Future + Unpin>(f: F) -> Option<F::Output> {
+        let mut f = f;
+        std::future::poll_fn(|cx| {
+            std::task::Poll::Ready(match std::pin::Pin::new(&mut f).poll(cx) {
+                std::task::Poll::Ready(v) => Some(v),
+                std::task::Poll::Pending => None,
+            })
+        })
+        .await
     }
 }

@@ -74,6 +74,14 @@ pub struct ServeArgs {
     /// Outbound queue capacity per connection, in messages. [default: 1024]
     #[arg(long, env = "ROOMCAST_OUTBOX_CAPACITY", value_name = "N")]
     pub outbox_capacity: Option<usize>,
+    /// Outbound queue capacity per connection, in bytes; a reader whose queue would grow
+    /// past it gets the slow-consumer policy. [default: 1048576]
+    #[arg(long, env = "ROOMCAST_OUTBOX_MAX_BYTES", value_name = "BYTES")]
+    pub outbox_max_bytes: Option<usize>,
+    /// Process-wide cap on queued outbound bytes (0 = none): above it, the connections
+    /// with the largest queues are closed with 1008, largest first. [default: 1073741824]
+    #[arg(long, env = "ROOMCAST_MAX_QUEUED_BYTES", value_name = "BYTES")]
+    pub max_queued_bytes: Option<usize>,
     /// What to do with a recipient whose queue is full: disconnect (1008) or drop-oldest.
     /// [default: disconnect]
     #[arg(long, env = "ROOMCAST_SLOW_CONSUMER", value_name = "POLICY", value_parser = parse_policy)]
@@ -212,6 +220,8 @@ impl ServeArgs {
             },
             connection: RawConnection {
                 outbox_capacity: self.outbox_capacity,
+                outbox_max_bytes: self.outbox_max_bytes,
+                max_queued_bytes: self.max_queued_bytes,
                 slow_consumer: self.slow_consumer,
                 max_subscriptions: self.max_subscriptions,
                 user_left_max_members: self.user_left_max_members,

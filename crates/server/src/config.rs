@@ -139,6 +139,10 @@ pub struct RawHeartbeat {
 pub struct RawConnection {
     /// Outbound queue capacity per connection, messages.
     pub outbox_capacity: Option<usize>,
+    /// Outbound queue capacity per connection, bytes.
+    pub outbox_max_bytes: Option<usize>,
+    /// Process-wide cap on queued outbound bytes (0 = none).
+    pub max_queued_bytes: Option<usize>,
     /// `disconnect` or `drop_oldest`.
     pub slow_consumer: Option<SlowConsumerPolicy>,
     /// Most rooms per connection.
@@ -179,6 +183,8 @@ impl RawConfig {
             },
             connection: RawConnection {
                 outbox_capacity: Some(d.hub.outbox_capacity),
+                outbox_max_bytes: Some(d.hub.outbox_max_bytes),
+                max_queued_bytes: Some(d.hub.max_queued_bytes),
                 slow_consumer: Some(d.hub.slow_consumer),
                 max_subscriptions: Some(d.hub.max_subscriptions),
                 user_left_max_members: Some(d.hub.user_left_max_members),
@@ -416,6 +422,8 @@ impl RawConfig {
             heartbeat.interval,
             heartbeat.timeout,
             connection.outbox_capacity,
+            connection.outbox_max_bytes,
+            connection.max_queued_bytes,
             connection.slow_consumer,
             connection.max_subscriptions,
             connection.user_left_max_members,
@@ -497,6 +505,26 @@ impl RawConfig {
                 "must be between 1 and 1000000",
             ));
         }
+        let outbox_max_bytes = self
+            .connection
+            .outbox_max_bytes
+            .unwrap_or(d.hub.outbox_max_bytes);
+        if !(1024..=(1 << 30)).contains(&outbox_max_bytes) {
+            return Err(invalid(
+                "connection.outbox_max_bytes",
+                "must be between 1024 and 1073741824",
+            ));
+        }
+        let max_queued_bytes = self
+            .connection
+            .max_queued_bytes
+            .unwrap_or(d.hub.max_queued_bytes);
+        if max_queued_bytes != 0 && max_queued_bytes < outbox_max_bytes {
+            return Err(invalid(
+                "connection.max_queued_bytes",
+                "must be 0 (no cap) or at least connection.outbox_max_bytes",
+            ));
+        }
         let max_subscriptions = self
             .connection
             .max_subscriptions
@@ -563,6 +591,8 @@ impl RawConfig {
                 heartbeat_interval,
                 heartbeat_timeout,
                 outbox_capacity,
+                outbox_max_bytes,
+                max_queued_bytes,
                 slow_consumer: self.connection.slow_consumer.unwrap_or(d.hub.slow_consumer),
                 max_subscriptions,
                 user_left_max_members: self

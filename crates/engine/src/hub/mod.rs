@@ -5,13 +5,15 @@
 //! delivery is a non-blocking push into each recipient's [`Outbox`](crate::outbox::Outbox).
 //! A publish encodes its event once and hands every recipient the same `Bytes`.
 
+mod membership;
 mod recovery;
 mod room;
 mod session;
 mod shard;
 mod stats;
 
-pub use recovery::{Recovery, RecoveryFailure};
+pub use membership::Ticket;
+pub use recovery::{Recovery, RecoveryFailure, RecoveryStart};
 pub use room::Delivery;
 pub use session::{ConnId, Session, SessionMeta};
 pub use stats::HubStats;
@@ -27,7 +29,7 @@ use roomcast_protocol::{ClientId, CloseCode, Epoch, RoomName, Sequence};
 use crate::broker::{Broker, LocalBroker};
 use crate::config::HubConfig;
 use crate::history::{AppendReceipt, History, HistoryError, RoomHead, StoredEvent};
-use crate::outbox::Outbox;
+use crate::outbox::{Outbox, OutboxLimits};
 use room::{Reliability, Room};
 use shard::Sharded;
 
@@ -167,7 +169,10 @@ impl Hub {
     pub fn connect(&self, client_id: ClientId, meta: SessionMeta) -> Arc<Session> {
         let conn_id = ConnId(self.inner.next_conn.fetch_add(1, Ordering::Relaxed));
         let outbox = Outbox::new(
-            self.inner.config.outbox_capacity,
+            OutboxLimits {
+                messages: self.inner.config.outbox_capacity,
+                bytes: self.inner.config.outbox_max_bytes,
+            },
             self.inner.config.slow_consumer,
         );
         let session = Arc::new(Session::new(
@@ -274,55 +279,57 @@ impl Hub {
         self.inner.rooms.read(name).get(name).cloned()
     }
 
-    /// Records `room` in the session's list. Returns false if it was already there.
-    fn note_joined(&self, session: &Session, room: &RoomName) -> Result<bool, SubscribeError> {
-        let mut rooms = session.rooms.lock().unwrap_or_else(|p| p.into_inner());
-        if rooms.iter().any(|r| r == room) {
-            return Ok(false);
-        }
-        let max = self.inner.config.max_subscriptions;
-        if rooms.len() >= max {
-            return Err(SubscribeError::TooManySubscriptions(max));
-        }
-        rooms.push(room.clone());
-        Ok(true)
-    }
-
-    /// Joins a room for live events. Idempotent. Returns the room's head.
+    /// Joins a room for live events. Idempotent (also while a recovery of the room is
+    /// under way: that recovery makes the session live). Returns the room's head.
     pub fn subscribe(
         &self,
         session: &Arc<Session>,
         name: &RoomName,
     ) -> Result<RoomHead, SubscribeError> {
         let room = self.room(name)?;
-        // The session lists the room's own name, so the request's copy is freed.
-        if self.note_joined(session, &room.name)? {
-            room.add(session);
+        let max = self.inner.config.max_subscriptions;
+        {
+            // The membership change happens under the session's lock, so an unsubscribe
+            // or close cannot interleave between the list and the member map.
+            let mut subs = session.subs();
+            // The session lists the room's own name, so the request's copy is freed.
+            if subs
+                .join_live(&room.name, max)
+                .map_err(|_| SubscribeError::TooManySubscriptions(max))?
+            {
+                room.add(session);
+            }
         }
         Ok(room.head())
     }
 
-    /// Leaves a room. Returns whether the session was a member.
+    /// Leaves a room, live or still recovering (a replay under way stops before its next
+    /// frame). Returns whether the session had named the room.
     pub fn unsubscribe(&self, session: &Session, name: &RoomName) -> bool {
         let was = {
-            let mut rooms = session.rooms.lock().unwrap_or_else(|p| p.into_inner());
-            let before = rooms.len();
-            rooms.retain(|r| r != name);
-            rooms.len() != before
-        };
-        if let Some(room) = self.existing_room(name) {
-            room.remove(session.conn_id);
-        }
-        was
-    }
-
-    fn leave_all(&self, session: &Session) {
-        let rooms = std::mem::take(&mut *session.rooms.lock().unwrap_or_else(|p| p.into_inner()));
-        for name in &rooms {
+            let mut subs = session.subs();
+            let was = subs.leave(name);
             if let Some(room) = self.existing_room(name) {
                 room.remove(session.conn_id);
             }
+            was
+        };
+        session.outbox.wake_replay();
+        was
+    }
+
+    /// Closes the session's subscription list for good and leaves every room: nothing
+    /// can join after this, not even a replay that was under way.
+    fn leave_all(&self, session: &Session) {
+        {
+            let mut subs = session.subs();
+            for name in subs.close() {
+                if let Some(room) = self.existing_room(&name) {
+                    room.remove(session.conn_id);
+                }
+            }
         }
+        session.outbox.wake_replay();
     }
 
     /// Publishes an event to a room: assigns the next sequence, encodes once, appends to
@@ -572,6 +579,49 @@ impl Hub {
             .evicted
             .fetch_add(dead.len() as u64, Ordering::Relaxed);
         dead.len()
+    }
+
+    /// Applies the process-wide cap on queued outbound bytes: while the sum over every
+    /// outbox exceeds `max_queued_bytes`, the sessions with the largest queues are closed
+    /// as slow consumers (1008), largest first. Runs on the maintenance tick, so the
+    /// fan-out path pays nothing for it. Returns how many sessions were closed.
+    pub(crate) fn enforce_queued_bytes_cap(&self) -> usize {
+        let cap = self.inner.config.max_queued_bytes;
+        if cap == 0 {
+            return 0;
+        }
+        let mut total = 0usize;
+        let mut queued = Vec::new();
+        self.inner.sessions.for_each_shard(|shard| {
+            for s in shard.values() {
+                let b = s.outbox.queued_bytes();
+                if b > 0 {
+                    total += b;
+                    queued.push((b, s.clone()));
+                }
+            }
+        });
+        if total <= cap {
+            return 0;
+        }
+        queued.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        let mut closed = 0;
+        for (_, s) in queued {
+            if total <= cap {
+                break;
+            }
+            total = total.saturating_sub(s.outbox.close_slow());
+            self.leave_all(&s);
+            closed += 1;
+        }
+        let stats = &self.inner.stats;
+        stats
+            .queued_bytes_cap_closes
+            .fetch_add(closed as u64, Ordering::Relaxed);
+        stats
+            .slow_consumers
+            .fetch_add(closed as u64, Ordering::Relaxed);
+        closed
     }
 
     /// Drops rooms with no members that nobody is using, so the room map is bounded by

@@ -1,12 +1,25 @@
 //! Subscribing with a resume point: replay what the client missed, then switch to live
 //! without losing or repeating an event.
 //!
-//! The replay runs in two phases. The bulk is read from history in batches and pushed with
-//! back-pressure ([`Outbox::push_wait`](crate::outbox::Outbox::push_wait)) while publishes
-//! continue, so a long replay never holds the room and never buffers the whole backlog.
-//! The last few events (those published during the bulk phase) are read while holding the
-//! room's publish lock, queued, and the session joins the room before the lock is released:
-//! the next live event is exactly the one after the last replayed one.
+//! A recovery is two steps. [`Hub::begin_recovery`] runs synchronously while the request
+//! is handled: it reserves the room in the session's subscription list (state
+//! `Recovering`, counted against `max_subscriptions`) or refuses, so the request gets
+//! exactly one reply (the ack, or an error). [`Hub::recover`] then replays:
+//!
+//! 1. The bulk is read from history in batches and pushed with back-pressure
+//!    ([`Outbox::push_replay`]) while publishes continue. A replay may fill only half of
+//!    the session's queue, so acks, other rooms' events and heartbeats always find room
+//!    and a reading client is never closed as a slow consumer because of its own replay.
+//!    Before every frame the replay checks that its ticket is still current, so an
+//!    unsubscribe, supersede, kick or eviction stops it at once.
+//! 2. The tail (events published during the bulk phase) is read while holding the
+//!    room's publish lock and the session joins before the lock is released: the next
+//!    live event is exactly the one after the last replayed one. The tail is bounded by
+//!    `replay_batch` events and by three quarters of the queue; a longer tail drops the
+//!    lock and goes back to phase 1.
+//!
+//! Rooms without history decide everything under the publish lock: if anything was
+//! published after the client's position, the answer is `recovery_failed` `gap`.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -15,8 +28,11 @@ use bytes::Bytes;
 use roomcast_protocol::server::{mark_replayed, Reply};
 use roomcast_protocol::{RoomName, Sequence};
 
+use super::membership::{Reserved, Ticket};
+use super::room::Room;
 use super::{Hub, Session, SubscribeError};
-use crate::history::RoomHead;
+use crate::history::{RoomHead, StoredEvent};
+use crate::outbox::{Outbox, ReplayPush};
 
 /// Why history could not cover what a client missed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,11 +72,56 @@ pub enum Recovery {
     },
     /// The session closed during the replay.
     Closed,
+    /// The room was left (unsubscribe, or the session was superseded, kicked or
+    /// evicted) during the replay: it stopped without joining and queued nothing more.
+    Cancelled,
+}
+
+/// A recovery reserved by [`Hub::begin_recovery`], to be run by [`Hub::recover`].
+#[derive(Debug)]
+pub struct RecoveryStart {
+    room: Arc<Room>,
+    reserved: Reserved,
+    /// The room's head when the recovery was reserved (what the ack reports).
+    pub head: RoomHead,
+}
+
+/// What the final phase decided.
+enum Final {
+    Done(Recovery),
+    /// The tail was too long or did not fit: replay more in bulk first.
+    Again,
+}
+
+fn replayed(ev: &StoredEvent) -> Bytes {
+    Bytes::from(mark_replayed(
+        std::str::from_utf8(&ev.frame).unwrap_or("{}"),
+    ))
 }
 
 impl Hub {
-    /// Joins `name` and replays its events after `after` (see the module docs). `epoch` is
-    /// the epoch the client's position belongs to, if it knows it.
+    /// Reserves `name` for a recovery (see the module docs). Fails only when the session
+    /// is at `max_subscriptions` or the room's head cannot be read; nothing is queued.
+    pub fn begin_recovery(
+        &self,
+        session: &Session,
+        name: &RoomName,
+    ) -> Result<RecoveryStart, SubscribeError> {
+        let room = self.room(name)?;
+        let max = self.inner.config.max_subscriptions;
+        let reserved = session
+            .subs()
+            .reserve_recovery(&room.name, max)
+            .map_err(|_| SubscribeError::TooManySubscriptions(max))?;
+        let head = room.head();
+        Ok(RecoveryStart {
+            room,
+            reserved,
+            head,
+        })
+    }
+
+    /// [`Hub::begin_recovery`] then [`Hub::recover`].
     pub async fn subscribe_since(
         &self,
         session: &Arc<Session>,
@@ -68,32 +129,71 @@ impl Hub {
         after: Sequence,
         epoch: Option<&str>,
     ) -> Result<Recovery, SubscribeError> {
-        let room = self.room(name)?;
-        if !self.note_joined(session, &room.name)? {
-            // Already live in this room: nothing can have been missed since joining.
-            let head = room.head();
-            let frame = Reply::ReplayComplete {
-                room: name,
-                replayed_count: 0,
+        let start = self.begin_recovery(session, name)?;
+        self.recover(session, start, after, epoch).await
+    }
+
+    /// Replays the room's events after `after` and makes the session live (see the
+    /// module docs). `epoch` is the epoch the client's position belongs to, if it knows
+    /// it. On an error the reservation is released and nothing more is queued.
+    pub async fn recover(
+        &self,
+        session: &Arc<Session>,
+        start: RecoveryStart,
+        after: Sequence,
+        epoch: Option<&str>,
+    ) -> Result<Recovery, SubscribeError> {
+        let room = start.room;
+        let ticket = match start.reserved {
+            Reserved::Closed => return Ok(Recovery::Closed),
+            Reserved::Already => {
+                // Already live (or recovering) in this room: nothing can have been missed.
+                let frame = Reply::ReplayComplete {
+                    room: &room.name,
+                    replayed_count: 0,
+                }
+                .to_json();
+                session.outbox.push_unbounded(Bytes::from(frame));
+                return Ok(Recovery::Replayed {
+                    count: 0,
+                    head: room.head(),
+                });
             }
-            .to_json();
-            session.outbox.push_unbounded(Bytes::from(frame));
-            return Ok(Recovery::Replayed { count: 0, head });
+            Reserved::New(ticket) => ticket,
+        };
+        let result = self.replay(session, &room, ticket, after, epoch).await;
+        if result.is_err() {
+            session.subs().abandon(&room.name, ticket);
         }
+        result
+    }
+
+    async fn replay(
+        &self,
+        session: &Arc<Session>,
+        room: &Arc<Room>,
+        ticket: Ticket,
+        after: Sequence,
+        epoch: Option<&str>,
+    ) -> Result<Recovery, SubscribeError> {
+        let name = &room.name;
+        let outbox: &Outbox = &session.outbox;
+        let wanted = || session.subs().is_recovering(name, ticket);
         let start = room.head();
-        let epoch_ok = epoch.is_none_or(|e| e == start.epoch.as_str());
-        let mut cursor = after;
-        let mut count = 0u64;
+        let keeps = room.log().keeps_history;
         let mut failure = None;
-        if !epoch_ok || (epoch.is_none() && after > start.sequence) {
+        if epoch.is_some_and(|e| e != start.epoch.as_str())
+            || (epoch.is_none() && after > start.sequence)
+        {
             failure = Some(RecoveryFailure::EpochChanged);
         } else if after > start.sequence {
             failure = Some(RecoveryFailure::Gap);
         }
-        let keeps = room.log().keeps_history;
-        if failure.is_none() && keeps {
-            let batch = self.inner.config.replay_batch.max(1);
-            loop {
+        let batch = self.inner.config.replay_batch.max(1);
+        let mut cursor = after;
+        let mut count = 0u64;
+        loop {
+            while failure.is_none() && keeps {
                 let read = self.inner.history.read_since(name, cursor, batch)?;
                 if read.head.epoch != start.epoch {
                     failure = Some(RecoveryFailure::EpochChanged);
@@ -104,13 +204,11 @@ impl Hub {
                     break;
                 }
                 let n = read.events.len();
-                for ev in read.events {
-                    let frame = Bytes::from(mark_replayed(
-                        std::str::from_utf8(&ev.frame).unwrap_or("{}"),
-                    ));
-                    if !session.outbox.push_wait(frame).await {
-                        self.unsubscribe(session, name);
-                        return Ok(Recovery::Closed);
+                for ev in &read.events {
+                    match outbox.push_replay(replayed(ev), wanted).await {
+                        ReplayPush::Queued => {}
+                        ReplayPush::Closed => return Ok(Recovery::Closed),
+                        ReplayPush::Cancelled => return Ok(Recovery::Cancelled),
                     }
                     cursor = ev.sequence;
                     count += 1;
@@ -119,66 +217,107 @@ impl Hub {
                     break;
                 }
             }
-        } else if failure.is_none() && after < start.sequence {
-            // A room without history cannot replay anything.
-            failure = Some(RecoveryFailure::Gap);
+            // Let the writer make room first, so the tail usually fits at once.
+            outbox.replay_room(wanted).await;
+            match self.finish(session, room, ticket, &start, cursor, &mut count, failure)? {
+                Final::Done(outcome) => {
+                    self.inner
+                        .stats
+                        .replayed
+                        .fetch_add(count, Ordering::Relaxed);
+                    return Ok(outcome);
+                }
+                Final::Again => continue,
+            }
         }
+    }
 
-        // Final phase under the publish lock: nothing can be published until the session
-        // is a member, so the tail read here and the first live event meet exactly.
+    /// The final phase, under the room's publish lock: read the bounded tail, queue it
+    /// and the closing frame, and join, all only if the ticket is still current.
+    #[allow(clippy::too_many_arguments)]
+    fn finish(
+        &self,
+        session: &Arc<Session>,
+        room: &Arc<Room>,
+        ticket: Ticket,
+        start: &RoomHead,
+        cursor: Sequence,
+        count: &mut u64,
+        mut failure: Option<RecoveryFailure>,
+    ) -> Result<Final, SubscribeError> {
+        let name = &room.name;
+        let tail_max = self.inner.config.replay_batch.max(1) as u64;
         let log = room.log();
         let head = log.head.clone();
         if failure.is_none() && head.epoch != start.epoch {
             failure = Some(RecoveryFailure::EpochChanged);
         }
-        if failure.is_none() && keeps && head.sequence > cursor {
-            let read = self.inner.history.read_since(name, cursor, usize::MAX)?;
-            if read.complete {
-                for ev in read.events {
-                    let frame = Bytes::from(mark_replayed(
-                        std::str::from_utf8(&ev.frame).unwrap_or("{}"),
-                    ));
-                    session.outbox.push_unbounded(frame);
-                    count += 1;
-                }
+        if failure.is_none() && !log.keeps_history && head.sequence != cursor {
+            // Nothing to replay from: whatever was published after the position is lost.
+            failure = Some(RecoveryFailure::Gap);
+        }
+        let mut tail = Vec::new();
+        if failure.is_none() && log.keeps_history && head.sequence > cursor {
+            if head.sequence.0 - cursor.0 > tail_max {
+                return Ok(Final::Again);
+            }
+            let read = self
+                .inner
+                .history
+                .read_since(name, cursor, tail_max as usize)?;
+            if read.complete && read.head.epoch == start.epoch {
+                tail = read.events.iter().map(replayed).collect();
+            } else if read.head.epoch != start.epoch {
+                failure = Some(RecoveryFailure::EpochChanged);
             } else {
                 failure = Some(RecoveryFailure::Gap);
             }
         }
-        let outcome = match failure {
-            None => {
-                let frame = Reply::ReplayComplete {
-                    room: name,
-                    replayed_count: count,
-                }
-                .to_json();
-                session.outbox.push_unbounded(Bytes::from(frame));
-                Recovery::Replayed {
-                    count,
-                    head: head.clone(),
-                }
+        // The session's subscription lock is held from the check to the join, so an
+        // unsubscribe or close either happened before (and we stop) or comes after the
+        // session is a member (and removes it).
+        let mut subs = session.subs();
+        if !subs.is_recovering(name, ticket) {
+            return Ok(Final::Done(Recovery::Cancelled));
+        }
+        if !tail.is_empty() && !session.outbox.push_tail(&tail) {
+            if session.outbox.is_closed() {
+                return Ok(Final::Done(Recovery::Closed));
             }
-            Some(reason) => {
-                let frame = Reply::RecoveryFailed {
+            return Ok(Final::Again);
+        }
+        *count += tail.len() as u64;
+        let (frame, outcome) = match failure {
+            None => (
+                Reply::ReplayComplete {
+                    room: name,
+                    replayed_count: *count,
+                }
+                .to_json(),
+                Recovery::Replayed {
+                    count: *count,
+                    head: head.clone(),
+                },
+            ),
+            Some(reason) => (
+                Reply::RecoveryFailed {
                     room: name,
                     reason: reason.as_str(),
                     sequence: head.sequence,
                     epoch: &head.epoch,
                 }
-                .to_json();
-                session.outbox.push_unbounded(Bytes::from(frame));
+                .to_json(),
                 Recovery::Failed {
                     reason,
                     head: head.clone(),
-                }
-            }
+                },
+            ),
         };
+        session.outbox.push_unbounded(Bytes::from(frame));
+        subs.go_live(name, ticket);
         room.add(session);
+        drop(subs);
         drop(log);
-        self.inner
-            .stats
-            .replayed
-            .fetch_add(count, Ordering::Relaxed);
-        Ok(outcome)
+        Ok(Final::Done(outcome))
     }
 }

@@ -8,6 +8,7 @@ use std::time::SystemTime;
 
 use roomcast_protocol::{ClientId, RoomName};
 
+use super::membership::Subscriptions;
 use crate::outbox::Outbox;
 
 /// A process-unique connection number. Client ids repeat across reconnects; this never does.
@@ -48,8 +49,8 @@ pub struct Session {
     last_seen: AtomicU64,
     /// Inbound messages counted by the transport.
     pub messages_in: AtomicU64,
-    /// Rooms joined, in join order. Small: bounded by `max_subscriptions`.
-    pub(crate) rooms: Mutex<Vec<RoomName>>,
+    /// Rooms joined or being recovered into, and their states.
+    pub(crate) subs: Mutex<Subscriptions>,
 }
 
 impl Session {
@@ -69,7 +70,7 @@ impl Session {
             connected_at: SystemTime::now(),
             last_seen: AtomicU64::new(now_ms),
             messages_in: AtomicU64::new(0),
-            rooms: Mutex::new(Vec::new()),
+            subs: Mutex::new(Subscriptions::default()),
         }
     }
 
@@ -81,17 +82,17 @@ impl Session {
         self.last_seen.load(Ordering::Relaxed)
     }
 
-    /// The rooms this session has joined.
-    pub fn rooms(&self) -> Vec<RoomName> {
-        self.rooms.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    pub(crate) fn subs(&self) -> std::sync::MutexGuard<'_, Subscriptions> {
+        self.subs.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Whether the session has joined `room`.
+    /// The rooms this session has joined or is recovering into, in join order.
+    pub fn rooms(&self) -> Vec<RoomName> {
+        self.subs().names()
+    }
+
+    /// Whether the session has joined `room` (or is recovering into it).
     pub fn is_member(&self, room: &RoomName) -> bool {
-        self.rooms
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .any(|r| r == room)
+        self.subs().contains(room)
     }
 }

@@ -20,6 +20,9 @@ pub struct HubStats {
     pub deliveries: AtomicU64,
     /// Recipients disconnected because their queue was full.
     pub slow_consumers: AtomicU64,
+    /// Sessions closed as slow consumers because the process-wide cap on queued bytes
+    /// was exceeded (also counted in `slow_consumers`).
+    pub queued_bytes_cap_closes: AtomicU64,
     /// Messages dropped by the drop-oldest policy.
     pub dropped_oldest: AtomicU64,
     /// Events replayed from history.

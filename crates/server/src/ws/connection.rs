@@ -141,12 +141,20 @@ async fn open(ws: &mut WebSocket, handshake: Box<Handshake>) -> Option<Live> {
     let mut replays: VecDeque<Replay> = VecDeque::new();
     if security.policy.can_subscribe(&ctx.principal, &general) {
         match query.last_sequence {
-            Some(n) => replays.push_back(Replay {
-                room: general,
-                after: Sequence(n),
-                epoch: query.epoch,
-                id: None,
-            }),
+            Some(n) => match hub.begin_recovery(&session, &general) {
+                Ok(start) => replays.push_back(Replay {
+                    room: general,
+                    start,
+                    after: Sequence(n),
+                    epoch: query.epoch,
+                }),
+                Err(e) => {
+                    tracing::warn!(error = %e, "recovering general failed");
+                    session
+                        .outbox
+                        .close(CloseCode::ServerError, "history unavailable", false);
+                }
+            },
             None => {
                 if let Err(e) = hub.subscribe(&session, &general) {
                     tracing::warn!(error = %e, "joining general failed");
@@ -339,16 +347,17 @@ fn start_replay(hub: &Hub, session: &Arc<Session>, r: Replay) -> ReplayFuture {
     let session = session.clone();
     Box::pin(async move {
         let result = hub
-            .subscribe_since(&session, &r.room, r.after, r.epoch.as_deref())
+            .recover(&session, r.start, r.after, r.epoch.as_deref())
             .await;
         if let Err(e) = result {
-            let (code, message) = match &e {
-                SubscribeError::TooManySubscriptions(_) => {
-                    (ErrorCode::TooManySubscriptions, e.to_string())
-                }
-                SubscribeError::History(_) => (ErrorCode::Unavailable, e.to_string()),
+            // The request was acked already: this error carries no id (one reply per
+            // id) and names the room, which the session is no longer subscribed to.
+            let code = match &e {
+                SubscribeError::TooManySubscriptions(_) => ErrorCode::TooManySubscriptions,
+                SubscribeError::History(_) => ErrorCode::Unavailable,
             };
-            push_error(&session, code, &message, r.id.as_ref());
+            let message = format!("recovery of room {} failed: {e}", r.room);
+            push_error(&session, code, &message, None);
         }
     })
 }

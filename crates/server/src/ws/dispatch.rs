@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use roomcast_engine::hub::{PublishError, SubscribeError};
+use roomcast_engine::hub::{PublishError, RecoveryStart, SubscribeError};
 use std::time::Instant;
 
 use roomcast_engine::auth::ForbiddenVerdict;
@@ -17,13 +17,15 @@ use roomcast_protocol::{
 use super::connection::{push_error, ConnCtx};
 use crate::app::AppState;
 
-/// A subscribe-with-recovery to run after the current frame.
+/// A subscribe-with-recovery to run after the current frame. Its room is already
+/// reserved in the session (and the request answered), so the replay itself never
+/// replies to the request's id again.
 #[derive(Debug)]
 pub(super) struct Replay {
     pub(super) room: RoomName,
+    pub(super) start: RecoveryStart,
     pub(super) after: Sequence,
     pub(super) epoch: Option<String>,
-    pub(super) id: Option<RequestId>,
 }
 
 fn push(session: &Session, reply: Reply<'_>) {
@@ -122,20 +124,20 @@ pub(super) fn handle_text(
             room,
             since: Some(since),
         } => {
-            match hub.room_head(&room) {
-                Ok(head) => {
-                    ack_position(session, id, &room, head.sequence, &head.epoch);
-                }
+            // Reserve (or refuse) now, so the request gets exactly one reply.
+            let start = match hub.begin_recovery(session, &room) {
+                Ok(start) => start,
                 Err(e) => {
-                    subscribe_error(session, e.into(), id);
+                    subscribe_error(session, e, id);
                     return None;
                 }
-            }
+            };
+            ack_position(session, id, &room, start.head.sequence, &start.head.epoch);
             return Some(Replay {
                 room,
+                start,
                 after: Sequence(since.sequence),
                 epoch: since.epoch,
-                id: id.cloned(),
             });
         }
         Request::Unsubscribe { room } => {
