@@ -101,21 +101,22 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// `GET /readyz`: 200 `ready` once the history store answers, the broker is connected and
-/// the server is not shutting down; 503 otherwise.
+/// `GET /readyz`: 200 `ready` once the history store answers and can write, the broker is
+/// connected and the server is not shutting down; 503 with the reason otherwise (a failed
+/// history disk reads `history store unavailable: <what failed, path, error>`).
 async fn readyz(
     axum::extract::State(state): axum::extract::State<AppState>,
-) -> (axum::http::StatusCode, &'static str) {
+) -> (axum::http::StatusCode, std::borrow::Cow<'static, str>) {
+    let unavailable = axum::http::StatusCode::SERVICE_UNAVAILABLE;
     if state.shutdown.is_cancelled() {
-        return (axum::http::StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+        return (unavailable, "shutting down".into());
+    }
+    let history = state.hub.history();
+    if let Err(e) = history.writable() {
+        return (unavailable, e.to_string().into());
     }
     match roomcast_protocol::RoomName::parse("readyz.probe") {
-        Ok(room) if state.hub.history().head(&room).is_ok() => {
-            (axum::http::StatusCode::OK, "ready")
-        }
-        _ => (
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            "history store unavailable",
-        ),
+        Ok(room) if history.head(&room).is_ok() => (axum::http::StatusCode::OK, "ready".into()),
+        _ => (unavailable, "history store unavailable".into()),
     }
 }

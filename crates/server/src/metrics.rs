@@ -51,6 +51,14 @@ fn describe() {
         "Refused authentications, by close code"
     );
     describe_gauge!("roomcast_rooms", "Rooms with state");
+    describe_gauge!(
+        "roomcast_history_store_failed",
+        "1 while the history disk is failing (publishes to rooms with history are refused), else 0"
+    );
+    describe_counter!(
+        "roomcast_history_write_errors_total",
+        "Failed history disk writes and reopen attempts"
+    );
     describe_gauge!("roomcast_subscriptions", "Room memberships");
     describe_counter!("roomcast_messages_in_total", "Client messages received");
     describe_counter!(
@@ -148,6 +156,13 @@ pub(crate) async fn render(State(state): State<AppState>) -> impl IntoResponse {
     metrics::counter!("roomcast_superseded_total").absolute(get(&s.superseded));
     metrics::counter!("roomcast_replayed_events_total").absolute(get(&s.replayed));
     metrics::counter!("roomcast_broker_errors_total").absolute(get(&s.broker_errors));
+    let history = hub.history();
+    metrics::gauge!("roomcast_history_store_failed").set(if history.writable().is_err() {
+        1.0
+    } else {
+        0.0
+    });
+    metrics::counter!("roomcast_history_write_errors_total").absolute(history.write_errors());
     let body = handle.render();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }

@@ -12,22 +12,37 @@
 //! - `events`: `(room, sequence)` → `(unix_millis, frame)`, the retained events;
 //! - `heads`: `room` → `(epoch, last_sequence, last_unix_millis)`, written in the same
 //!   transaction as the event it points at, so after any crash a room's head and events agree;
-//! - `meta`: `"format"` → the layout version, checked on open.
+//! - `meta`: `"format"` → the layout version, checked on open; `"clean"` → 1 when the store
+//!   was closed cleanly (everything handed out is on disk), 0 while it is open.
 //!
-//! Invariants: a room's stored events belong to the epoch in its head (an append under a new
-//! epoch first deletes the room's older events); the writer keeps at most `max_events` per
+//! Invariants: a room's stored events were numbered in the epoch of its head or, after a
+//! crash, in the epoch that head's epoch continues (an append under any other epoch first
+//! deletes the room's older events); the writer keeps at most `max_events` per
 //! room as it appends; `trim` expires events on disk in the background, off the publish path.
-//! On open, every room's head and retained events are loaded back, so sequences continue with
-//! the same epoch after a restart.
 //!
-//! The writer thread lives in [`writer`]. The writer's queue is bounded (`queue_capacity`): when the disk cannot keep up, `append`
-//! fails with [`HistoryError::Storage`] instead of letting memory grow without limit.
+//! No `(epoch, sequence)` names two events. Events are visible (and fanned out, and
+//! acknowledged over WebSocket) before they are committed, so a crash can forget sequences
+//! clients were told about. Opening therefore reads the clean-shutdown marker and clears it
+//! in the same transaction that loads the rooms: after a clean close every room continues
+//! under its epoch; after anything else every stored room continues its numbering (and keeps
+//! its retained events) under a NEW epoch, so a client resuming from the old epoch gets
+//! `epoch_changed` instead of a replay of events it never saw. A room with no stored head
+//! starts a new random epoch anyway.
+//!
+//! The writer thread lives in [`writer`]; the failure state it shares with publishers in
+//! [`health`]. The writer's queue is bounded (`queue_capacity`): when the disk cannot keep
+//! up, `append` fails with [`HistoryError::Storage`] instead of letting memory grow without
+//! limit. While the disk is failing (a commit failed and the writer has not yet reopened the
+//! store and rewritten what it owes), `append` fails with [`HistoryError::Unavailable`]
+//! before the event is sequenced.
 
+mod health;
 mod writer;
 
 use std::fmt::Display;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -37,8 +52,9 @@ use roomcast_protocol::{Epoch, RoomName, Sequence};
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
+use self::health::Health;
 use self::writer::{Command, Writer};
-use super::memory::{now_unix_millis, RoomSeed};
+use super::memory::{new_epoch, now_unix_millis, RoomSeed};
 use super::{
     AppendReceipt, Durable, History, HistoryError, MemoryHistory, ReadSince, Retention, RoomHead,
     StoredEvent,
@@ -47,8 +63,13 @@ use super::{
 /// The store's file name inside its directory.
 pub const FILE_NAME: &str = "roomcast-history.redb";
 
-/// Version of the on-disk layout described in the module docs.
-const FORMAT_VERSION: u64 = 1;
+/// Version of the on-disk layout described in the module docs. Version 2 added the
+/// clean-shutdown marker; a version-1 store is upgraded on open (as if it had crashed), and
+/// an older binary refuses a version-2 store, so it cannot reopen one without clearing the
+/// marker.
+const FORMAT_VERSION: u64 = 2;
+/// The `meta` key of the clean-shutdown marker.
+const CLEAN_KEY: &str = "clean";
 const EVENTS: TableDefinition<'static, (&str, u64), (i64, &[u8])> = TableDefinition::new("events");
 const HEADS: TableDefinition<'static, &str, (&str, u64, i64)> = TableDefinition::new("heads");
 const META: TableDefinition<'static, &str, u64> = TableDefinition::new("meta");
@@ -103,6 +124,7 @@ pub struct DurableHistory {
     path: PathBuf,
     /// `None` only while shutting down.
     queue: Option<SyncSender<Command>>,
+    health: Arc<Health>,
     writer: Option<JoinHandle<Result<(), HistoryError>>>,
 }
 
@@ -120,7 +142,8 @@ impl DurableHistory {
 
         let (queue, commands) = mpsc::sync_channel(config.queue_capacity.max(1));
         let fsync = config.fsync;
-        let writer = Writer::new(db, path.clone(), config, commands);
+        let health = Arc::new(Health::default());
+        let writer = Writer::new(db, path.clone(), config, commands, health.clone());
         let writer = std::thread::Builder::new()
             .name("roomcast-history-writer".into())
             .spawn(move || writer.run())
@@ -130,6 +153,7 @@ impl DurableHistory {
             fsync,
             path,
             queue: Some(queue),
+            health,
             writer: Some(writer),
         })
     }
@@ -200,6 +224,7 @@ impl History for DurableHistory {
             // Nothing to replay, so nothing to persist: only the sequence is checked.
             return self.cache.append(room, event);
         }
+        self.health.check()?;
         self.cache.append_then(room, event, |epoch, event| {
             let (done, receipt) = match self.fsync {
                 FsyncPolicy::Never => (None, AppendReceipt::ready()),
@@ -243,6 +268,14 @@ impl History for DurableHistory {
     fn room_count(&self) -> usize {
         self.cache.room_count()
     }
+
+    fn writable(&self) -> Result<(), HistoryError> {
+        self.health.check()
+    }
+
+    fn write_errors(&self) -> u64 {
+        self.health.write_errors()
+    }
 }
 
 fn receipt_future(receipt: oneshot::Receiver<Result<(), HistoryError>>) -> Durable {
@@ -266,7 +299,7 @@ fn load(db: &Database, cache: &MemoryHistory) -> Result<(), HistoryError> {
             .map(|v| v.value());
         match format {
             Some(FORMAT_VERSION) => {}
-            None => {
+            None | Some(1) => {
                 meta.insert("format", FORMAT_VERSION)
                     .map_err(context("meta table"))?;
             }
@@ -277,6 +310,15 @@ fn load(db: &Database, cache: &MemoryHistory) -> Result<(), HistoryError> {
             }
         }
     }
+    let clean = {
+        let mut meta = txn.open_table(META).map_err(context("meta table"))?;
+        let clean = meta
+            .insert(CLEAN_KEY, 0)
+            .map_err(context("meta table"))?
+            .is_some_and(|v| v.value() == 1);
+        clean
+    };
+    let mut renewed = Vec::new();
     {
         let heads = txn.open_table(HEADS).map_err(context("heads table"))?;
         let events = txn.open_table(EVENTS).map_err(context("events table"))?;
@@ -284,13 +326,26 @@ fn load(db: &Database, cache: &MemoryHistory) -> Result<(), HistoryError> {
             let (key, value) = entry.map_err(context("heads table"))?;
             let name = key.value();
             let (epoch, head, last_unix_millis) = value.value();
-            let room = RoomName::parse(name)
-                .map_err(context(format_args!("stored room name {name:?}")))?;
             if epoch.is_empty() || epoch.len() > 64 {
                 return Err(HistoryError::Storage(format!(
-                    "room {room}: stored epoch {epoch:?} is invalid"
+                    "room {name:?}: stored epoch {epoch:?} is invalid"
                 )));
             }
+            // After a crash the tail this head ends may have been longer: a new epoch.
+            let epoch = if clean {
+                Epoch::new(epoch)
+            } else {
+                let renewed_epoch = new_epoch();
+                renewed.push((
+                    name.to_owned(),
+                    renewed_epoch.clone(),
+                    head,
+                    last_unix_millis,
+                ));
+                renewed_epoch
+            };
+            let room = RoomName::parse(name)
+                .map_err(context(format_args!("stored room name {name:?}")))?;
             let Some(rule) = cache.retention().rule_for(&room).filter(|r| r.keeps()) else {
                 continue; // no longer keeps history: the next disk trim deletes it
             };
@@ -311,7 +366,7 @@ fn load(db: &Database, cache: &MemoryHistory) -> Result<(), HistoryError> {
                 });
             }
             let seed = RoomSeed {
-                epoch: Epoch::new(epoch),
+                epoch,
                 head: Sequence(head),
                 last_unix_millis,
                 events: stored,
@@ -320,6 +375,18 @@ fn load(db: &Database, cache: &MemoryHistory) -> Result<(), HistoryError> {
             if dropped > 0 {
                 tracing::warn!(%room, dropped, "stored history had a gap; kept only the events after it");
             }
+        }
+    }
+    if !renewed.is_empty() {
+        tracing::warn!(
+            rooms = renewed.len(),
+            "history store was not closed cleanly: every room continues under a new epoch"
+        );
+        let mut heads = txn.open_table(HEADS).map_err(context("heads table"))?;
+        for (name, epoch, head, last_unix_millis) in &renewed {
+            heads
+                .insert(name.as_str(), (epoch.as_str(), *head, *last_unix_millis))
+                .map_err(context("heads table"))?;
         }
     }
     txn.commit().map_err(context("commit"))

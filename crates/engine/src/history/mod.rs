@@ -16,7 +16,12 @@
 //! - `trim` may forget a room whose events have all expired and that has been idle (no
 //!   `append`, `head` or `read_since`) for longer than its TTL; the room then starts over
 //!   at sequence 0 under a new epoch. A caller that caches a room's head (the hub does)
-//!   treats [`HistoryError::OutOfOrder`] as "re-read the head".
+//!   treats [`HistoryError::OutOfOrder`] as "re-read the head";
+//! - no `(epoch, sequence)` ever names two different events, across restarts and crashes:
+//!   a store that may have lost events it already handed out continues those rooms under a
+//!   new epoch (see [`DurableHistory`]);
+//! - while [`History::writable`] fails, `append` to a room that keeps history fails with
+//!   [`HistoryError::Unavailable`] and changes nothing.
 //!
 //! Stores: [`MemoryHistory`] (rings in memory, lost on restart) and [`DurableHistory`] (the
 //! same rings as a cache over an embedded redb file written by a background group-commit
@@ -83,6 +88,10 @@ pub enum HistoryError {
         /// The sequence it was given.
         got: Sequence,
     },
+    /// The store cannot write (its disk failed) and is recovering by itself; nothing was
+    /// appended. The text says why and where.
+    #[error("history store unavailable: {0}")]
+    Unavailable(String),
     /// The store has shut down.
     #[error("history store is closed")]
     Closed,
@@ -130,4 +139,16 @@ pub trait History: Send + Sync + 'static {
 
     /// Number of rooms with stored state (for metrics and bounded-memory tests).
     fn room_count(&self) -> usize;
+
+    /// Whether `append` to a room that keeps history can succeed now: a store whose disk
+    /// failed answers [`HistoryError::Unavailable`] until it has recovered. Cheap (an atomic
+    /// load): callers check it before doing anything they cannot undo.
+    fn writable(&self) -> Result<(), HistoryError> {
+        Ok(())
+    }
+
+    /// Failed disk writes (commits, syncs, reopen attempts) since start, for metrics.
+    fn write_errors(&self) -> u64 {
+        0
+    }
 }

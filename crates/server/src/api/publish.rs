@@ -2,7 +2,8 @@
 //!
 //! A publish goes through the same `Hub::publish` path as a client message (same sequence,
 //! same fan-out, same history) and is acknowledged only once its history append is durable
-//! under the configured fsync policy.
+//! under the configured fsync policy. While the history disk is failing, a publish to a room
+//! with history answers 503 `UNAVAILABLE` before anything is sequenced or fanned out.
 
 use std::borrow::Cow;
 
@@ -181,9 +182,26 @@ pub(crate) async fn publish_batch(
         .enumerate()
         .map(|(i, item)| check_item(item, max, &format!("item {i}: ")))
         .collect::<Result<Vec<_>, _>>()?;
+    // A store that is known to be failing refuses the whole batch before anything is
+    // published, so a retry cannot duplicate a prefix of it.
+    let history = state.hub.history();
+    if checked.iter().any(|c| history.keeps(&c.room)) {
+        history
+            .writable()
+            .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    }
     let mut pending = Vec::with_capacity(checked.len());
-    for c in &checked {
-        pending.push((c.room.clone(), publish_one(&state, c)?));
+    for (i, c) in checked.iter().enumerate() {
+        match publish_one(&state, c) {
+            Ok(published) => pending.push((c.room.clone(), published)),
+            // The store failed during the batch: say how much of it went out.
+            Err(ApiError::Unavailable(e)) if i > 0 => {
+                return Err(ApiError::Unavailable(format!(
+                    "items 0..{i} were published, item {i} and later were not: {e}"
+                )))
+            }
+            Err(e) => return Err(e),
+        }
     }
     let mut results = Vec::with_capacity(pending.len());
     for (room, published) in pending {

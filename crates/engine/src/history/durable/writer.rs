@@ -4,26 +4,46 @@
 //! [`FsyncPolicy::Batch`], whatever arrives within `batch_window`; for `Never`, what is
 //! already queued; for `Always`, nothing), writes them all in one transaction, commits, then
 //! resolves every receipt in the batch with the outcome, so a receipt never resolves before
-//! its event is committed. A failed transaction fails every receipt in it; the thread goes on
-//! with the next batch. A batch's trims run after its receipts resolved, coalesced into one
-//! transaction of their own, so a trim over many rooms never delays an acknowledgement. With `Never`, commits are not synced; the writer syncs them every
-//! `checkpoint_interval` and before it exits.
+//! its event is committed. A batch's trims run after its receipts resolved, coalesced into
+//! one transaction of their own, so a trim over many rooms never delays an acknowledgement.
+//! With `Never`, commits are not synced; the writer syncs them every `checkpoint_interval`
+//! and before it exits.
 //!
-//! The thread exits when the store drops its queue sender, after writing what is left.
+//! A failed commit or sync never lets the thread carry on as if nothing happened (redb
+//! refuses every later transaction after an I/O error anyway). The writer marks the store
+//! failed in its shared [`Health`] (publishers, `/readyz` and metrics read it), logs the
+//! path and the error, fails the batch's receipts with [`HistoryError::Unavailable`] and
+//! keeps the batch's appends as *owed*: those events were already visible (and fanned out),
+//! so they must still reach the disk. It then reopens the database with exponential backoff
+//! and rewrites what it owes (rewriting is idempotent: same keys, same values); once that
+//! commits, the store is healthy again. Appends that slipped past the publishers' health
+//! check meanwhile join the owed list in queue order.
+//!
+//! The thread exits when the store drops its queue sender, after writing what is left. Only
+//! then, and only if nothing is owed and no unsynced commit was lost to a failure, does it
+//! write the clean-shutdown marker (see the parent module): every other exit makes the next
+//! start continue each room under a new epoch.
 
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use redb::{Database, Durability, ReadableTable};
 use roomcast_protocol::{Epoch, RoomName};
 use tokio::sync::oneshot;
 
-use super::{context, DurableConfig, FsyncPolicy, EVENTS, HEADS};
+use super::health::Health;
+use super::{context, DurableConfig, FsyncPolicy, CLEAN_KEY, EVENTS, HEADS, META};
 use crate::history::{HistoryError, Retention, StoredEvent};
 
 /// Most commands the writer puts in one transaction.
 const MAX_BATCH: usize = 4096;
+/// First wait before reopening a failed store; doubled after each failed attempt.
+const RETRY_FIRST: Duration = Duration::from_millis(100);
+/// Longest wait between two attempts to reopen a failed store: how long a store may stay
+/// failed after its disk is healthy again.
+const RETRY_MAX: Duration = Duration::from_secs(2);
 
 type EventsTable<'t> = redb::Table<'t, (&'static str, u64), (i64, &'static [u8])>;
 type HeadsTable<'t> = redb::Table<'t, &'static str, (&'static str, u64, i64)>;
@@ -44,9 +64,17 @@ pub(super) enum Command {
     },
 }
 
+/// An append whose commit failed: still owed to the disk.
+struct Owed {
+    room: RoomName,
+    epoch: Epoch,
+    event: StoredEvent,
+}
+
 /// The background thread's state. See the module docs.
 pub(super) struct Writer {
-    db: Database,
+    /// `None` only between dropping a failed database and reopening it.
+    db: Option<Database>,
     path: PathBuf,
     retention: Retention,
     fsync: FsyncPolicy,
@@ -55,6 +83,12 @@ pub(super) struct Writer {
     commands: Receiver<Command>,
     /// With [`FsyncPolicy::Never`]: when the oldest commit not yet synced was made.
     unsynced_since: Option<Instant>,
+    health: Arc<Health>,
+    /// Appends whose commit failed, in queue order; rewritten once the store reopens.
+    owed: Vec<Owed>,
+    /// A failure may have lost unsynced (`Never`) commits that cannot be rewritten: the
+    /// store must not be marked cleanly closed.
+    lost_unsynced: bool,
 }
 
 impl Writer {
@@ -63,9 +97,10 @@ impl Writer {
         path: PathBuf,
         config: DurableConfig,
         commands: Receiver<Command>,
+        health: Arc<Health>,
     ) -> Writer {
         Writer {
-            db,
+            db: Some(db),
             path,
             retention: config.retention,
             fsync: config.fsync,
@@ -73,19 +108,156 @@ impl Writer {
             checkpoint_interval: config.checkpoint_interval,
             commands,
             unsynced_since: None,
+            health,
+            owed: Vec::new(),
+            lost_unsynced: false,
         }
     }
 
     /// Runs until the store is closed (the queue's sender is dropped), then writes what is
-    /// left and syncs.
+    /// left, syncs and, if nothing was lost, marks the store cleanly closed.
     pub(super) fn run(mut self) -> Result<(), HistoryError> {
         let mut batch = Vec::new();
-        while let Some(first) = self.next_command() {
+        loop {
+            if self.health.is_failed() && !self.recover() {
+                break; // closed while failed
+            }
+            let Some(first) = self.next_command() else {
+                break;
+            };
             batch.push(first);
             self.gather(&mut batch);
             self.commit(&mut batch);
         }
-        self.sync()
+        if self.health.is_failed() {
+            tracing::error!(
+                path = %self.path.display(),
+                owed = self.owed.len(),
+                "history store closed while failed: the next start continues every room under a new epoch"
+            );
+            return self.health.check();
+        }
+        self.sync()?;
+        if self.lost_unsynced {
+            tracing::warn!(
+                path = %self.path.display(),
+                "unsynced history commits were lost to a disk error: the next start continues every room under a new epoch"
+            );
+            return Ok(());
+        }
+        self.mark_clean()
+    }
+
+    /// Writes the clean-shutdown marker: everything handed out is on disk.
+    fn mark_clean(&self) -> Result<(), HistoryError> {
+        let mark = || -> Result<(), redb::Error> {
+            let db = self.db.as_ref().ok_or_else(not_open)?;
+            let txn = db.begin_write()?;
+            txn.open_table(META)?.insert(CLEAN_KEY, 1)?;
+            txn.commit()?;
+            Ok(())
+        };
+        mark().map_err(context(format_args!(
+            "marking {} cleanly closed",
+            self.path.display()
+        )))
+    }
+
+    fn db(&self) -> Result<&Database, HistoryError> {
+        self.db.as_ref().ok_or_else(|| {
+            HistoryError::Unavailable(format!("{} is not open", self.path.display()))
+        })
+    }
+
+    /// Marks the store failed and says so, with the path.
+    fn fail(&mut self, what: &str, error: &dyn std::fmt::Display) {
+        let reason = format!("{what} {}: {error}", self.path.display());
+        tracing::error!(
+            path = %self.path.display(),
+            %error,
+            "history {what} failed: refusing publishes to rooms with history until the store recovers"
+        );
+        if self.fsync == FsyncPolicy::Never {
+            self.lost_unsynced = true;
+        }
+        self.health.failed(reason);
+    }
+
+    /// Reopens the failed database with backoff until everything owed is written. Returns
+    /// false if the store was closed first.
+    fn recover(&mut self) -> bool {
+        let mut backoff = RETRY_FIRST;
+        loop {
+            let deadline = Instant::now() + backoff;
+            loop {
+                let wait = deadline.saturating_duration_since(Instant::now());
+                match self.commands.recv_timeout(wait) {
+                    Ok(command) => self.owe(command),
+                    Err(RecvTimeoutError::Timeout) => break,
+                    Err(RecvTimeoutError::Disconnected) => return false,
+                }
+            }
+            match self.reopen() {
+                Ok(()) => {
+                    self.health.recovered();
+                    tracing::info!(path = %self.path.display(), "history store recovered");
+                    return true;
+                }
+                Err(e) => {
+                    self.fail("reopening", &e);
+                    backoff = (backoff * 2).min(RETRY_MAX);
+                }
+            }
+        }
+    }
+
+    /// While failed: an append joins the owed list (its receipt fails), a flush fails, a
+    /// trim is dropped (the next one covers it).
+    fn owe(&mut self, command: Command) {
+        let done = match command {
+            Command::Append {
+                room,
+                epoch,
+                event,
+                done,
+            } => {
+                self.owed.push(Owed { room, epoch, event });
+                done
+            }
+            Command::Flush { done } => Some(done),
+            Command::Trim { .. } => None,
+        };
+        if let Some(done) = done {
+            let _ = done.send(Err(self.unavailable()));
+        }
+    }
+
+    fn unavailable(&self) -> HistoryError {
+        match self.health.check() {
+            Err(e) => e,
+            Ok(()) => HistoryError::Unavailable(format!("{} is recovering", self.path.display())),
+        }
+    }
+
+    /// Drops the database handle (redb must be closed after an I/O error), opens it again
+    /// and writes what is owed in one durable transaction.
+    fn reopen(&mut self) -> Result<(), redb::Error> {
+        self.db = None;
+        self.db = Some(Database::create(&self.path)?);
+        let owed = std::mem::take(&mut self.owed);
+        let written = self.transact(Durability::Immediate, |w, events, heads| {
+            for o in &owed {
+                w.put(events, heads, &o.room, &o.epoch, &o.event)?;
+            }
+            Ok(())
+        });
+        if written.is_err() {
+            self.owed = owed;
+        } else {
+            // Everything before this durable commit is durable too.
+            self.unsynced_since = None;
+        }
+        written
     }
 
     /// Waits for the next command, syncing unsynced commits when they come due.
@@ -98,8 +270,10 @@ impl Writer {
             if wait.is_zero() {
                 // Due (checked before receiving, so a queue that never empties still syncs).
                 if let Err(e) = self.sync() {
-                    tracing::error!(path = %self.path.display(), error = %e, "history checkpoint");
-                    self.unsynced_since = Some(Instant::now()); // retry after another interval
+                    self.fail("syncing", &e);
+                    if !self.recover() {
+                        return None;
+                    }
                 }
                 continue;
             }
@@ -159,11 +333,17 @@ impl Writer {
             Ok(())
         } else {
             self.write(batch, durability)
-                .map_err(|e| format!("writing {}: {e}", self.path.display()))
         };
         match &outcome {
             Ok(()) => self.committed(appends),
-            Err(e) => tracing::error!(error = %e, appends, "history write failed"),
+            Err(e) => {
+                self.fail("writing", e);
+                // Every append of the batch is owed; its receipts fail below.
+                for command in batch.drain(..) {
+                    self.owe(command);
+                }
+                return;
+            }
         }
         for command in batch.drain(..) {
             let done = match command {
@@ -173,16 +353,16 @@ impl Writer {
             };
             if let Some(done) = done {
                 // The publisher may have stopped waiting; that is not the writer's problem.
-                let _ = done.send(outcome.clone().map_err(HistoryError::Storage));
+                let _ = done.send(Ok(()));
             }
         }
         if let Some(now) = trim_at {
-            match self.transact(durability, |w, events, heads| w.trim(events, heads, now)) {
-                Ok(()) => self.committed(1),
-                Err(e) => {
-                    tracing::error!(path = %self.path.display(), error = %e, "history trim failed")
-                }
+            if let Err(e) = self.transact(durability, |w, events, heads| w.trim(events, heads, now))
+            {
+                self.fail("trimming", &e);
+                return;
             }
+            self.committed(1);
         }
     }
 
@@ -214,7 +394,8 @@ impl Writer {
         durability: Durability,
         f: impl FnOnce(&Writer, &mut EventsTable<'_>, &mut HeadsTable<'_>) -> Result<(), redb::Error>,
     ) -> Result<(), redb::Error> {
-        let mut txn = self.db.begin_write()?;
+        let db = self.db.as_ref().ok_or_else(not_open)?;
+        let mut txn = db.begin_write()?;
         txn.set_durability(durability)?;
         {
             let mut events = txn.open_table(EVENTS)?;
@@ -313,7 +494,7 @@ impl Writer {
             return Ok(());
         }
         let txn = self
-            .db
+            .db()?
             .begin_write()
             .map_err(context(format_args!("syncing {}", self.path.display())))?;
         txn.commit()
@@ -321,6 +502,10 @@ impl Writer {
         self.unsynced_since = None;
         Ok(())
     }
+}
+
+fn not_open() -> redb::Error {
+    redb::Error::Io(std::io::Error::other("the database is not open"))
 }
 
 #[cfg(test)]
@@ -341,7 +526,7 @@ mod tests {
             batch_window: Duration::ZERO,
             ..DurableConfig::default()
         };
-        Writer::new(db, PathBuf::from("test"), config, commands)
+        Writer::new(db, PathBuf::from("test"), config, commands, Arc::default())
     }
 
     fn append(room: &RoomName, epoch: &str, seq: u64) -> Command {
@@ -376,9 +561,9 @@ mod tests {
         let r = RoomName::parse("r")?;
         let old: Vec<Command> = (1..=5).map(|s| append(&r, "old", s)).collect();
         w.write(&old, Durability::Immediate)?;
-        assert_eq!(stored(&w.db, "r")?, [3, 4, 5]);
+        assert_eq!(stored(w.db()?, "r")?, [3, 4, 5]);
         w.write(&[append(&r, "new", 1)], Durability::Immediate)?;
-        assert_eq!(stored(&w.db, "r")?, [1]);
+        assert_eq!(stored(w.db()?, "r")?, [1]);
         Ok(())
     }
 
@@ -397,8 +582,8 @@ mod tests {
         w.transact(Durability::Immediate, |w, events, heads| {
             w.trim(events, heads, now)
         })?;
-        assert!(stored(&w.db, "r")?.is_empty());
-        let txn = w.db.begin_write()?;
+        assert!(stored(w.db()?, "r")?.is_empty());
+        let txn = w.db()?.begin_write()?;
         assert!(txn.open_table(HEADS)?.get("r")?.is_none());
         Ok(())
     }

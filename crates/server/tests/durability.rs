@@ -1,0 +1,214 @@
+//! Delivery integrity against the real binary (issue 11, points 1 and 2): a crash never makes
+//! one `(epoch, sequence)` name two events, and a failing disk is visible, refuses publishes
+//! before fan-out and recovers by itself.
+
+mod util;
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use rand::Rng;
+use roomcast_client::{Connection, Incoming};
+use serde_json::{json, Value};
+use util::*;
+
+/// Every `(epoch, sequence)` any client was ever given, with the event it named.
+#[derive(Default)]
+struct Ledger {
+    events: HashMap<(String, u64), String>,
+    /// Per epoch, the acknowledged sequences and their content, in order.
+    acked: HashMap<String, BTreeMap<u64, String>>,
+}
+
+impl Ledger {
+    /// Records that a client was told `(epoch, sequence)` is `content`; panics if that pair
+    /// was already given for another event.
+    fn given(&mut self, epoch: &str, sequence: u64, content: &str, what: &str) {
+        let key = (epoch.to_owned(), sequence);
+        if let Some(before) = self.events.get(&key) {
+            assert_eq!(
+                before, content,
+                "({epoch}, {sequence}) named two events ({what})"
+            );
+        }
+        self.events.insert(key, content.to_owned());
+    }
+
+    fn acked(&mut self, epoch: &str, sequence: u64, content: &str) {
+        self.given(epoch, sequence, content, "ack");
+        self.acked
+            .entry(epoch.to_owned())
+            .or_default()
+            .insert(sequence, content.to_owned());
+    }
+}
+
+/// Sends `message`s to `room` in bursts and records each ack until the connection dies.
+/// Returns the epoch of the acks, if any arrived.
+async fn publish_until_killed(
+    c: &mut Connection,
+    room: &str,
+    cycle: u32,
+    ledger: &mut Ledger,
+) -> Option<String> {
+    const BURST: u64 = 16;
+    let mut sent = 0u64;
+    let mut acked = 0u64;
+    let mut acked_epoch = None;
+    let mut contents = HashMap::new();
+    'outer: loop {
+        for _ in 0..BURST {
+            let content = json!({"cycle":cycle,"n":sent});
+            let msg = json!({"type":"message","room":room,"content":content,"id":sent});
+            if c.send_json(&msg).await.is_err() {
+                break 'outer;
+            }
+            contents.insert(sent, content.to_string());
+            sent += 1;
+        }
+        while acked < sent {
+            let v = match c.recv_timeout(WAIT).await {
+                Ok(Incoming::Json(v)) => v,
+                _ => break 'outer,
+            };
+            if v["type"] != "ack" {
+                continue;
+            }
+            let (Some(id), Some(seq), Some(epoch)) = (
+                v["id"].as_u64(),
+                v["sequence"].as_u64(),
+                v["epoch"].as_str(),
+            ) else {
+                panic!("an ack with id, sequence and epoch: {v}");
+            };
+            ledger.acked(epoch, seq, &contents[&id]);
+            acked_epoch = Some(epoch.to_owned());
+            acked += 1;
+        }
+    }
+    acked_epoch
+}
+
+/// Subscribes with `since` and returns the replayed events and the end marker.
+async fn resume(c: &mut Connection, room: &str, epoch: &str, after: u64) -> (Vec<Value>, Value) {
+    let since = json!({"sequence":after,"epoch":epoch});
+    c.send_json(&json!({"type":"subscribe","room":room,"since":since,"id":"resume"}))
+        .await
+        .expect("send");
+    let mut events = Vec::new();
+    loop {
+        let v = recv_event(c).await;
+        match v["type"].as_str() {
+            Some("replay_complete" | "recovery_failed") => return (events, v),
+            Some("ack" | "welcome" | "user_left") => continue,
+            _ => events.push(v),
+        }
+    }
+}
+
+/// Checks a resume from a random acknowledged position of the last epoch that acked
+/// anything: either exactly the acknowledged events after it, or `epoch_changed`.
+/// Returns whether it replayed.
+async fn check_resume(server: &TestServer, cycle: u32, epoch: &str, ledger: &mut Ledger) -> bool {
+    let acked = ledger.acked[epoch].clone();
+    let (first, last) = (
+        *acked.keys().next().expect("some acks"),
+        *acked.keys().next_back().expect("some acks"),
+    );
+    let after = rand::rng().random_range(first - 1..=last);
+    let mut c = server.connect(&format!("resume-{cycle}")).await;
+    let (events, end) = resume(&mut c, "r", epoch, after).await;
+    if end["type"] == "recovery_failed" {
+        assert_eq!(end["reason"], "epoch_changed", "cycle {cycle}: {end}");
+        assert_ne!(end["epoch"], epoch, "cycle {cycle}: {end}");
+        assert!(events.is_empty(), "cycle {cycle}");
+        return false;
+    }
+    assert_eq!(end["type"], "replay_complete", "cycle {cycle}: {end}");
+    let mut replayed = BTreeMap::new();
+    for e in &events {
+        let (Some(seq), Some(e_epoch)) = (e["sequence"].as_u64(), e["epoch"].as_str()) else {
+            panic!("an event with sequence and epoch: {e}");
+        };
+        let content = e["content"].to_string();
+        ledger.given(e_epoch, seq, &content, "replay");
+        replayed.insert(seq, (e_epoch.to_owned(), content));
+    }
+    let expected: Vec<_> = (after + 1..).take(events.len()).collect();
+    let got: Vec<_> = replayed.keys().copied().collect();
+    assert_eq!(got, expected, "cycle {cycle}: replay in order, no gap");
+    for (seq, content) in acked.range(after + 1..) {
+        let Some((_, replayed)) = replayed.get(seq) else {
+            panic!("cycle {cycle}: acked ({epoch}, {seq}) missing from a replay_complete replay");
+        };
+        assert_eq!(replayed, content, "cycle {cycle}: ({epoch}, {seq})");
+    }
+    true
+}
+
+/// Issue 11, point 1: SIGKILL at random moments while a client publishes with acks, 60
+/// times, over each fsync policy; every 6th stop is a clean SIGTERM, after which resuming
+/// must replay rather than fail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_epoch_sequence_names_two_events_across_kill_9() {
+    const CYCLES: u32 = 60;
+    let data = std::sync::Arc::new(tempfile::tempdir().expect("temp dir"));
+    let mut ledger = Ledger::default();
+    let mut last_epoch: Option<String> = None;
+    let (mut kills, mut failed_resumes, mut replays) = (0, 0, 0);
+    for cycle in 0..CYCLES {
+        let fsync = ["always", "batch", "never"][cycle as usize % 3];
+        let server = TestServer::start_in(
+            data.clone(),
+            &["--fsync", fsync, "--history-max-events", "100000"],
+        )
+        .await;
+        let clean_before = cycle > 0 && (cycle - 1) % 6 == 5;
+        if let Some(epoch) = &last_epoch {
+            let replayed = check_resume(&server, cycle, epoch, &mut ledger).await;
+            if clean_before {
+                assert!(replayed, "cycle {cycle}: a clean restart keeps the epoch");
+            }
+            if replayed {
+                replays += 1;
+            } else {
+                failed_resumes += 1;
+            }
+        }
+        let mut c = server.connect(&format!("pub-{cycle}")).await;
+        subscribe(&mut c, "r").await;
+        let clean = cycle % 6 == 5;
+        let TestServer { mut child, .. } = server;
+        let stop_after = Duration::from_millis(rand::rng().random_range(5..40));
+        let stopper = tokio::spawn(async move {
+            tokio::time::sleep(stop_after).await;
+            if clean {
+                let pid = child.id().expect("running").to_string();
+                let status = std::process::Command::new("kill")
+                    .args(["-TERM", &pid])
+                    .status()
+                    .expect("run kill");
+                assert!(status.success());
+            } else {
+                child.start_kill().expect("SIGKILL");
+            }
+            child.wait().await.expect("wait")
+        });
+        let acked = publish_until_killed(&mut c, "r", cycle, &mut ledger).await;
+        if acked.is_some() {
+            last_epoch = acked;
+        }
+        let status = stopper.await.expect("stopper");
+        if clean {
+            assert!(status.success(), "cycle {cycle}: clean exit {status}");
+        } else {
+            kills += 1;
+        }
+    }
+    println!(
+        "{kills} kills, {} acks, {replays} replays, {failed_resumes} epoch_changed",
+        ledger.events.len()
+    );
+    assert!(kills >= 50);
+    assert!(replays > 0, "the clean restarts must have replayed");
+}
