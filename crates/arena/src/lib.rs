@@ -1,15 +1,47 @@
 //! The roomcast trading arena: the trading domain that collectives play on top of roomcast.
 //!
+//! Module map, from the bottom up:
+//!
 //! - [`matching`]: the order-matching engine, one [`matching::OrderBook`] per symbol with
 //!   price-time priority, self-trade prevention and bounded memory.
+//! - [`decimal`]: exact decimal strings ↔ integers (no floating point anywhere).
+//! - [`config`]: [`ArenaConfig`] as read from the config file; [`instrument`]: its
+//!   validated form, every instrument's tick, lot and cash units.
+//! - [`account`]: cash and positions of a collective, reservations, average entry price and
+//!   realised PnL.
+//! - [`state`]: [`state::ExchangeState`], the whole exchange as a deterministic state machine
+//!   driven by logged [`state::Command`]s, with its conservation check.
+//! - [`store`]: the durable command log and snapshots in `<data_dir>/arena.redb`.
+//! - [`exchange`]: the single exchange task: bounded command queue, batching, one write
+//!   transaction per batch, then events published into rooms, then replies; stream attach.
+//! - [`arena`]: [`Arena`], the handle the server calls; [`funding`]: the collectives-file
+//!   fields; [`rooms`]: the arena's room names; [`views`]: wire types; [`demo`]: the bots.
 //!
-//! Later this crate will hold portfolios (positions and cash per collective) and market data
-//! (trades and depth published to rooms). It exists as its own crate so the trading rules stay
-//! a plain, synchronous, deterministic library that can be tested and benchmarked without a
-//! network.
+//! It exists as its own crate so the trading rules stay a plain, deterministic library that
+//! can be tested and benchmarked without a network.
 //!
 //! Architecture invariant: the arena talks only to the engine crate's public API (to publish
 //! into rooms), never to the server: it knows nothing about HTTP, sockets or axum. Money and
-//! quantities are integers everywhere (price ticks and lots), never floating point.
+//! quantities are integers everywhere (price ticks, lots, cash units), never floating point.
+//! The exchange task is the only publisher into arena rooms.
 
+pub mod account;
+pub mod arena;
+pub mod config;
+pub mod decimal;
+pub mod demo;
+pub mod error;
+pub mod exchange;
+pub mod funding;
+pub mod instrument;
 pub mod matching;
+pub mod rooms;
+pub mod state;
+pub mod store;
+pub mod views;
+
+pub use account::Funding;
+pub use arena::{Arena, ArenaStats, SymbolStats};
+pub use config::{ArenaConfig, DemoConfig, FsyncPolicy, InstrumentConfig};
+pub use error::{ArenaError, AttachError, FundingError, OrderError, OrderErrorKind, RejectReason};
+pub use views::*;

@@ -26,7 +26,7 @@ use super::ladder::Ladder;
 use super::level::{Node, OrderSlab};
 use super::limits::BookLimits;
 use super::types::{
-    NewOrder, OrderId, OrderKind, Price, Quantity, RestingOrder, Side, TimeInForce,
+    AccountId, NewOrder, OrderId, OrderKind, Price, Quantity, RestingOrder, Side, TimeInForce,
 };
 
 /// The order book of one symbol. See the [module docs](super) for its invariants.
@@ -202,6 +202,43 @@ impl OrderBook {
             bids: side(&self.bids),
             asks: side(&self.asks),
         }
+    }
+
+    /// The total quantity resting at `price` on `side` (0 when no level is there).
+    pub fn level_quantity(&self, side: Side, price: Price) -> Quantity {
+        Quantity(self.ladder(side).level(price).map_or(0, |l| l.total()))
+    }
+
+    /// What a taker of `account` on `side` would trade right now for up to `quantity` lots
+    /// at `limit` (`None`: any price): the lots and their notional in tick-lots. The
+    /// account's own resting orders are skipped, as matching would cancel them rather than
+    /// trade (self-trade prevention). The arena uses it to reserve cash for a market buy.
+    pub fn fill_estimate(
+        &self,
+        side: Side,
+        account: AccountId,
+        limit: Option<Price>,
+        quantity: Quantity,
+    ) -> (Quantity, u128) {
+        let mut left = quantity.0;
+        let mut notional = 0u128;
+        for (price, level) in self.ladder(side.opposite()).iter() {
+            if left == 0 || !crosses(side, limit, price) {
+                break;
+            }
+            for node in self.orders.iter(level) {
+                if node.account == account {
+                    continue;
+                }
+                let take = left.min(node.remaining);
+                notional = notional.saturating_add(price.notional(Quantity(take)));
+                left -= take;
+                if left == 0 {
+                    break;
+                }
+            }
+        }
+        (Quantity(quantity.0 - left), notional)
     }
 
     /// The resting order with this id, if any.

@@ -62,6 +62,11 @@ impl Ladder {
         self.levels.get_mut(&key)
     }
 
+    /// The level at `price`, if any order rests there.
+    pub(super) fn level(&self, price: Price) -> Option<&Level> {
+        self.levels.get(&key_of(self.side, price))
+    }
+
     /// The level at `price`, created empty if needed.
     pub(super) fn level_or_insert(&mut self, price: Price) -> &mut Level {
         let key = key_of(self.side, price);

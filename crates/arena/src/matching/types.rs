@@ -60,7 +60,10 @@ impl fmt::Display for OrderId {
 
 /// The account (a collective) that owns an order. Two orders of one account never trade with
 /// each other (see self-trade prevention in [`super`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(transparent)]
 pub struct AccountId(pub u64);
 
 impl fmt::Display for AccountId {

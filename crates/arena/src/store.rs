@@ -1,0 +1,191 @@
+//! The exchange's durable state in `<data_dir>/arena.redb`: an append-only command log and
+//! periodic snapshots.
+//!
+//! # Invariants
+//!
+//! - **Log.** Table `log` maps a sequence number (from 1, gapless while kept) to the JSON of
+//!   one [`Command`], the exact value the state machine applied, with its order id and
+//!   timestamp. Only accepted state changes are logged (not rejects, duplicates or reads).
+//! - **Snapshot.** Table `snapshot` holds the JSON [`StateSnapshot`] under `state` and the
+//!   last log sequence it includes under meta `snapshot_seq`. A snapshot, its `snapshot_seq`
+//!   and the deletion of the log entries it covers are written in one transaction, so the
+//!   state is always `snapshot + log entries after snapshot_seq`.
+//! - **Batch.** The commands of one exchange batch are written in one transaction; with
+//!   fsync `always` or `batch` it commits with immediate durability before any reply is sent.
+//! - **Instruments.** Meta `instruments` records each symbol's tick, lot and quote currency;
+//!   opening with a configuration that changes them for a known symbol is refused, since
+//!   the stored integers would change meaning.
+//!
+//! An in-memory database (no data dir) runs the same code on redb's in-memory backend.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+
+use crate::error::ArenaError;
+use crate::instrument::Instruments;
+use crate::state::{Command, StateSnapshot};
+
+/// The database file inside the data dir.
+pub const FILE_NAME: &str = "arena.redb";
+
+const LOG: TableDefinition<'static, u64, &[u8]> = TableDefinition::new("log");
+const SNAPSHOT: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("snapshot");
+const META: TableDefinition<'static, &str, u64> = TableDefinition::new("meta");
+
+/// What was recovered: the snapshot (if any) and the commands logged after it.
+#[derive(Debug)]
+pub struct Recovered {
+    /// The latest snapshot.
+    pub snapshot: Option<StateSnapshot>,
+    /// Commands after it, in order.
+    pub commands: Vec<Command>,
+    /// The sequence the next logged command gets.
+    pub next_seq: u64,
+}
+
+/// One batch to write.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// Sequence of the first command.
+    pub first_seq: u64,
+    /// The commands' JSON.
+    pub commands: Vec<Vec<u8>>,
+    /// A snapshot covering everything up to the last command of this batch.
+    pub snapshot: Option<Vec<u8>>,
+}
+
+/// The arena's database. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<Database>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").finish_non_exhaustive()
+    }
+}
+
+fn storage(e: impl std::fmt::Display) -> ArenaError {
+    ArenaError::Storage(e.to_string())
+}
+
+impl Store {
+    /// Opens (or creates) `<dir>/arena.redb`, or an in-memory database for `None`.
+    ///
+    /// # Errors
+    /// [`ArenaError::Storage`] when the file cannot be opened.
+    pub fn open(dir: Option<&Path>) -> Result<Store, ArenaError> {
+        let db = match dir {
+            Some(dir) => {
+                std::fs::create_dir_all(dir).map_err(storage)?;
+                Database::create(dir.join(FILE_NAME)).map_err(storage)?
+            }
+            None => Database::builder()
+                .create_with_backend(redb::backends::InMemoryBackend::new())
+                .map_err(storage)?,
+        };
+        let txn = db.begin_write().map_err(storage)?;
+        {
+            txn.open_table(LOG).map_err(storage)?;
+            txn.open_table(SNAPSHOT).map_err(storage)?;
+            txn.open_table(META).map_err(storage)?;
+        }
+        txn.commit().map_err(storage)?;
+        Ok(Store { db: Arc::new(db) })
+    }
+
+    /// Checks that no known symbol changed units, then records the current instruments.
+    ///
+    /// # Errors
+    /// [`ArenaError::Conservation`] when a symbol's tick, lot or quote changed.
+    pub fn check_instruments(&self, instruments: &Instruments) -> Result<(), ArenaError> {
+        let txn = self.db.begin_write().map_err(storage)?;
+        {
+            let mut table = txn.open_table(SNAPSHOT).map_err(storage)?;
+            let mut known: BTreeMap<String, (String, String, String)> = match table.get("instruments").map_err(storage)? {
+                Some(v) => serde_json::from_slice(v.value()).map_err(storage)?,
+                None => BTreeMap::new(),
+            };
+            for ins in instruments.iter() {
+                let now = (ins.tick_size.clone(), ins.lot_size.clone(), ins.quote.clone());
+                if let Some(before) = known.get(&ins.symbol) {
+                    let same = crate::decimal::parse_units(&before.0, 18) == crate::decimal::parse_units(&now.0, 18)
+                        && crate::decimal::parse_units(&before.1, 18) == crate::decimal::parse_units(&now.1, 18)
+                        && before.2 == now.2;
+                    if !same {
+                        return Err(ArenaError::Conservation(format!(
+                            "instrument {} changed from tick {} lot {} {} to tick {} lot {} {}: the stored state would change meaning",
+                            ins.symbol, before.0, before.1, before.2, now.0, now.1, now.2
+                        )));
+                    }
+                }
+                known.insert(ins.symbol.clone(), now);
+            }
+            let bytes = serde_json::to_vec(&known).map_err(storage)?;
+            table.insert("instruments", bytes.as_slice()).map_err(storage)?;
+        }
+        txn.commit().map_err(storage)
+    }
+
+    /// Reads the snapshot and the log after it.
+    ///
+    /// # Errors
+    /// [`ArenaError::Storage`] on a read failure or an entry that does not decode.
+    pub fn recover(&self) -> Result<Recovered, ArenaError> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let meta = txn.open_table(META).map_err(storage)?;
+        let snap_seq = meta.get("snapshot_seq").map_err(storage)?.map_or(0, |v| v.value());
+        let snapshots = txn.open_table(SNAPSHOT).map_err(storage)?;
+        let snapshot = match snapshots.get("state").map_err(storage)? {
+            Some(v) => Some(serde_json::from_slice(v.value()).map_err(|e| storage(format!("snapshot: {e}")))?),
+            None => None,
+        };
+        let log = txn.open_table(LOG).map_err(storage)?;
+        let mut commands = Vec::new();
+        let mut next_seq = snap_seq + 1;
+        for entry in log.range(snap_seq + 1..).map_err(storage)? {
+            let (k, v) = entry.map_err(storage)?;
+            let seq = k.value();
+            if seq != next_seq {
+                return Err(storage(format!("command log gap: expected {next_seq}, found {seq}")));
+            }
+            let cmd: Command =
+                serde_json::from_slice(v.value()).map_err(|e| storage(format!("log entry {seq}: {e}")))?;
+            commands.push(cmd);
+            next_seq += 1;
+        }
+        Ok(Recovered {
+            snapshot,
+            commands,
+            next_seq,
+        })
+    }
+
+    /// Writes one batch in one transaction (blocking: call from a blocking thread).
+    ///
+    /// # Errors
+    /// The storage error; then nothing of the batch is stored.
+    pub fn write(&self, batch: &Batch, durability: Durability) -> Result<(), ArenaError> {
+        let mut txn = self.db.begin_write().map_err(storage)?;
+        txn.set_durability(durability).map_err(storage)?;
+        {
+            let mut log = txn.open_table(LOG).map_err(storage)?;
+            for (i, cmd) in batch.commands.iter().enumerate() {
+                log.insert(batch.first_seq + i as u64, cmd.as_slice()).map_err(storage)?;
+            }
+            if let Some(snapshot) = &batch.snapshot {
+                let last = (batch.first_seq + batch.commands.len() as u64).saturating_sub(1);
+                log.retain_in(..=last, |_, _| false).map_err(storage)?;
+                let mut snap = txn.open_table(SNAPSHOT).map_err(storage)?;
+                snap.insert("state", snapshot.as_slice()).map_err(storage)?;
+                let mut meta = txn.open_table(META).map_err(storage)?;
+                meta.insert("snapshot_seq", last).map_err(storage)?;
+            }
+        }
+        txn.commit().map_err(storage)
+    }
+}
