@@ -38,6 +38,10 @@ pub struct Shared {
     pub security: Arc<Security>,
     /// When the server started.
     pub started: std::time::Instant,
+    /// The trading arena, when it runs.
+    pub arena: Option<roomcast_arena::Arena>,
+    /// Verifies signed REST requests and remembers used signatures.
+    pub signed: roomcast_engine::auth::SignedRequestVerifier,
 }
 
 impl std::ops::Deref for AppState {
@@ -49,22 +53,88 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
-    /// State for a hub and configuration. Fails when keys or files are unusable.
+    /// State for a hub and configuration, without the arena (an embedder's server, or a
+    /// test that needs none). Fails when keys or files are unusable.
     pub fn new(hub: Hub, config: ServerConfig) -> Result<AppState, SecurityError> {
+        AppState::build(
+            hub,
+            config,
+            None,
+            CancellationToken::new(),
+            TaskTracker::new(),
+        )
+    }
+
+    /// State with the arena `config` asks for: the arena starts on the hub (its tasks on
+    /// the state's tracker, stopped by its shutdown token), registers its room rules and
+    /// collective profile, and opens an account for every registered collective.
+    pub async fn start(hub: Hub, config: ServerConfig) -> Result<AppState, StartError> {
+        let shutdown = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        let arena = match &config.arena {
+            None => None,
+            Some(arena_config) => {
+                let dir = match config.history.store {
+                    crate::config::HistoryStore::Durable => Some(config.history.data_dir.as_path()),
+                    crate::config::HistoryStore::Memory => None,
+                };
+                Some(
+                    roomcast_arena::Arena::start(
+                        arena_config.clone(),
+                        hub.clone(),
+                        dir,
+                        &tasks,
+                        shutdown.child_token(),
+                    )
+                    .await?,
+                )
+            }
+        };
+        let state = AppState::build(hub, config, arena, shutdown, tasks)?;
+        if let Some(arena) = &state.arena {
+            crate::arena::open_accounts(arena, &state.security.collectives).await?;
+        }
+        Ok(state)
+    }
+
+    fn build(
+        hub: Hub,
+        config: ServerConfig,
+        arena: Option<roomcast_arena::Arena>,
+        shutdown: CancellationToken,
+        tasks: TaskTracker,
+    ) -> Result<AppState, SecurityError> {
+        let (rules, schema) = match &arena {
+            Some(arena) => (
+                crate::arena::room_rules(),
+                Some(Arc::new(crate::arena::FundingSchema::new(arena))
+                    as Arc<dyn roomcast_engine::auth::ProfileSchema>),
+            ),
+            None => (roomcast_engine::auth::RoomRules::default(), None),
+        };
         Ok(AppState(Arc::new(Shared {
-            security: Arc::new(Security::new(
-                &config,
-                &crate::arena::room_rules(),
-                Some(Arc::new(crate::arena::FundingSchema)),
-            )?),
+            security: Arc::new(Security::new(&config, &rules, schema)?),
             hub,
             api_keys: ApiKeys::new(config.api_keys.clone()),
             config: Arc::new(config),
-            shutdown: CancellationToken::new(),
-            tasks: TaskTracker::new(),
+            shutdown,
+            tasks,
             started: std::time::Instant::now(),
+            arena,
+            signed: roomcast_engine::auth::SignedRequestVerifier::default(),
         })))
     }
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Keys, files or the room policy are unusable.
+    #[error(transparent)]
+    Security(#[from] SecurityError),
+    /// The arena could not start (store, conservation check) or open an account.
+    #[error(transparent)]
+    Arena(#[from] roomcast_arena::ArenaError),
 }
 
 /// The whole HTTP surface.
@@ -94,6 +164,28 @@ pub fn router(state: AppState) -> Router {
             axum::routing::delete(admin::remove_collective),
         )
         .route("/api/admin/stream", get(crate::dashboard::stream))
+        .route(
+            "/ws/{collective_id}/{stream}",
+            get(crate::ws::upgrade_stream),
+        )
+        .route(
+            "/api/v1/orders",
+            get(crate::arena::rest::list_orders).post(crate::arena::rest::place_order),
+        )
+        .route(
+            "/api/v1/orders/{order_id}",
+            get(crate::arena::rest::get_order).delete(crate::arena::rest::cancel_order),
+        )
+        .route("/api/v1/portfolio", get(crate::arena::rest::portfolio))
+        .route("/api/v1/markets", get(crate::arena::rest::markets))
+        .route(
+            "/api/v1/markets/{symbol}/book",
+            get(crate::arena::rest::book),
+        )
+        .route(
+            "/api/v1/markets/{symbol}/trades",
+            get(crate::arena::rest::trades),
+        )
         .route("/dashboard", get(crate::dashboard::page))
         .route("/dashboard/app.js", get(crate::dashboard::script))
         .route("/dashboard/app.css", get(crate::dashboard::style))

@@ -9,7 +9,7 @@ use roomcast_engine::history::FsyncPolicy;
 use roomcast_engine::SlowConsumerPolicy;
 
 use crate::config::{
-    RawAuth, RawConfig, RawConnection, RawHeartbeat, RawHistory, RawLimits, RawServer,
+    RawArena, RawAuth, RawConfig, RawConnection, RawHeartbeat, RawHistory, RawLimits, RawServer,
 };
 
 /// roomcast: a real-time WebSocket server with rooms, history and recovery.
@@ -182,6 +182,18 @@ pub struct ServeArgs {
     /// Log format: text or json. [default: text]
     #[arg(long, env = "ROOMCAST_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<String>,
+    /// Do not run the trading arena (its REST API, streams and market rooms).
+    #[arg(long, env = "ROOMCAST_NO_ARENA")]
+    pub no_arena: bool,
+    /// Run demo bots that trade a random walk on the arena's markets.
+    #[arg(long, env = "ROOMCAST_DEMO")]
+    pub demo: bool,
+    /// Demo orders per second, all bots together. [default: 5]
+    #[arg(long, env = "ROOMCAST_DEMO_RATE", value_name = "N")]
+    pub demo_rate: Option<u32>,
+    /// Let collectives sell more than they hold (short selling). [default: off]
+    #[arg(long, env = "ROOMCAST_ALLOW_SHORTS")]
+    pub allow_shorts: bool,
 }
 
 fn parse_fsync(s: &str) -> Result<FsyncPolicy, String> {
@@ -255,6 +267,13 @@ impl ServeArgs {
                 max_connections: self.max_connections,
                 max_connections_per_client: self.max_connections_per_client,
                 max_forbidden: None,
+            },
+            arena: RawArena {
+                enabled: self.no_arena.then_some(false),
+                demo: self.demo.then_some(true),
+                demo_rate: self.demo_rate,
+                allow_shorts: self.allow_shorts.then_some(true),
+                instruments: None,
             },
         }
     }

@@ -37,6 +37,25 @@ pub struct RawConfig {
     /// `[limits]`
     #[serde(default)]
     pub limits: RawLimits,
+    /// `[arena]`
+    #[serde(default)]
+    pub arena: RawArena,
+}
+
+/// `[arena]` section: the trading arena that runs inside `roomcast serve` by default.
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawArena {
+    /// Whether the arena runs (default true).
+    pub enabled: Option<bool>,
+    /// Run demo bots that trade a random walk (default false).
+    pub demo: Option<bool>,
+    /// Demo orders per second, all bots together (default 5).
+    pub demo_rate: Option<u32>,
+    /// Allow selling more than one holds (default false).
+    pub allow_shorts: Option<bool>,
+    /// The instruments (default BTC-USD and ETH-USD).
+    pub instruments: Option<Vec<roomcast_arena::InstrumentConfig>>,
 }
 
 /// `[auth]` section.
@@ -214,6 +233,13 @@ impl RawConfig {
                 max_connections_per_client: Some(10),
                 max_forbidden: Some(5),
             },
+            arena: RawArena {
+                enabled: Some(true),
+                demo: Some(false),
+                demo_rate: Some(roomcast_arena::DemoConfig::default().orders_per_second),
+                allow_shorts: Some(false),
+                instruments: Some(roomcast_arena::ArenaConfig::default().instruments),
+            },
         }
     }
 }
@@ -252,6 +278,8 @@ pub struct ServerConfig {
     pub auth: AuthConfig,
     /// Abuse limits.
     pub limits: LimitsConfig,
+    /// The trading arena; `None` when it is turned off.
+    pub arena: Option<roomcast_arena::ArenaConfig>,
 }
 
 /// Validated authentication settings.
@@ -340,6 +368,7 @@ impl Default for ServerConfig {
                 max_connections_per_client: 10,
                 forbidden: ForbiddenLimit::default(),
             },
+            arena: Some(roomcast_arena::ArenaConfig::default()),
         }
     }
 }
@@ -421,6 +450,11 @@ impl RawConfig {
             limits.max_forbidden,
             heartbeat.interval,
             heartbeat.timeout,
+            arena.enabled,
+            arena.demo,
+            arena.demo_rate,
+            arena.allow_shorts,
+            arena.instruments,
             connection.outbox_capacity,
             connection.outbox_max_bytes,
             connection.max_queued_bytes,
@@ -580,6 +614,8 @@ impl RawConfig {
         let dev = self.server.dev.unwrap_or(false);
         let auth = validate_auth(self.auth, dev)?;
         let limits = validate_limits(self.limits, dev)?;
+        let fsync = self.history.fsync.unwrap_or(d.history.fsync);
+        let arena = validate_arena(self.arena, fsync)?;
         Ok(ServerConfig {
             bind,
             dev,
@@ -605,13 +641,50 @@ impl RawConfig {
             history: HistoryConfig {
                 store,
                 data_dir: self.history.data_dir.unwrap_or(d.history.data_dir),
-                fsync: self.history.fsync.unwrap_or(d.history.fsync),
+                fsync,
                 retention,
             },
             auth,
             limits,
+            arena,
         })
     }
+}
+
+/// The arena's settings; its durability follows the history store's fsync policy.
+fn validate_arena(
+    raw: RawArena,
+    fsync: FsyncPolicy,
+) -> Result<Option<roomcast_arena::ArenaConfig>, ConfigError> {
+    if !raw.enabled.unwrap_or(true) {
+        return Ok(None);
+    }
+    let mut config = roomcast_arena::ArenaConfig {
+        allow_shorts: raw.allow_shorts.unwrap_or(false),
+        fsync: match fsync {
+            FsyncPolicy::Always => roomcast_arena::FsyncPolicy::Always,
+            FsyncPolicy::Batch => roomcast_arena::FsyncPolicy::Batch,
+            FsyncPolicy::Never => roomcast_arena::FsyncPolicy::Never,
+        },
+        ..roomcast_arena::ArenaConfig::default()
+    };
+    if let Some(instruments) = raw.instruments {
+        config.instruments = instruments;
+    }
+    if raw.demo.unwrap_or(false) {
+        let mut demo = roomcast_arena::DemoConfig::default();
+        if let Some(rate) = raw.demo_rate {
+            if rate > 10_000 {
+                return Err(invalid("arena.demo_rate", "must be at most 10000 orders/s"));
+            }
+            demo.orders_per_second = rate;
+        }
+        config.demo = Some(demo);
+    }
+    config
+        .validate()
+        .map_err(|e| invalid("arena.instruments", e.to_string()))?;
+    Ok(Some(config))
 }
 
 fn validate_auth(raw: RawAuth, dev: bool) -> Result<AuthConfig, ConfigError> {

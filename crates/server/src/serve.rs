@@ -74,7 +74,7 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     let listener = bind(config.bind).with_context(|| format!("binding {}", config.bind))?;
     crate::metrics::install();
-    let state = AppState::new(build_hub(&config)?, config)?;
+    let state = AppState::start(build_hub(&config)?, config).await?;
     if let Some(v) = &state.security.verifier {
         tracing::info!(algorithms = ?v.algorithms(), "JWT authentication enabled");
     }
@@ -98,14 +98,18 @@ pub async fn serve_on(
         tracing::warn!("authentication is NOT required: anonymous clients may connect");
     }
     let sweeper = {
-        let security = state.security.clone();
+        let state = state.clone();
         let cancel = state.shutdown.child_token();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
             loop {
                 tokio::select! {
                     _ = cancel.cancelled() => return,
-                    _ = tick.tick() => { security.handshakes.sweep(std::time::Instant::now()); }
+                    _ = tick.tick() => {
+                        state.security.handshakes.sweep(std::time::Instant::now());
+                        let now_ms = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+                        state.signed.sweep(now_ms as i64);
+                    }
                 }
             }
         })

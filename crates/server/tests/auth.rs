@@ -797,7 +797,9 @@ async fn reserved_rooms_are_private_to_their_collective() {
     request_t.collective_id = Some("acme".to_owned());
     let mut trader = login(&server, "trader1", &mint(&request_t)).await;
     subscribe(&mut trader, "portfolio:acme").await;
-    subscribe(&mut trader, "order:acme/1").await;
+    subscribe(&mut trader, "orders:acme").await;
+    // A per-order room exists only for an order the collective placed (the arena's rule).
+    subscribe_forbidden(&mut trader, "order:acme/1").await;
     subscribe_forbidden(&mut trader, "portfolio:trader1").await;
     subscribe_forbidden(&mut trader, "portfolio:alice").await;
 

@@ -604,7 +604,7 @@ impl Hub {
         if total <= cap {
             return 0;
         }
-        queued.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        queued.sort_unstable_by_key(|q| std::cmp::Reverse(q.0));
         let mut closed = 0;
         for (_, s) in queued {
             if total <= cap {

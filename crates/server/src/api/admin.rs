@@ -286,6 +286,24 @@ pub(crate) async fn add_collective(
         state.security.profile_schema.as_deref(),
     )
     .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    if let Some(arena) = &state.arena {
+        // The account first (idempotent, durable), so a registered collective always has
+        // one; a duplicate id below leaves the existing account as it was.
+        let funding = arena
+            .parse_funding(&collective.profile)
+            .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        if state
+            .security
+            .collectives
+            .get(collective.id.as_str())
+            .is_none()
+        {
+            arena
+                .open_account(collective.id.clone(), funding)
+                .await
+                .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+        }
+    }
     let added = state
         .security
         .collectives

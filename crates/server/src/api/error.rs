@@ -24,6 +24,34 @@ pub enum ApiError {
     /// A store failed; the event may not be durable.
     #[error("storage unavailable")]
     Unavailable(String),
+    /// A caller that could not be authenticated, with the machine-readable reason
+    /// (`invalid_signature`, `stale_timestamp`, ...). 401.
+    #[error("{message}")]
+    Unauthenticated {
+        /// The code for the body.
+        code: &'static str,
+        /// Human-readable detail.
+        message: String,
+    },
+    /// Input that parsed but breaks a rule of the domain (an order refused by a risk
+    /// check), with its machine-readable reason. 422.
+    #[error("{message}")]
+    Rejected {
+        /// The reason, also the body's code.
+        reason: &'static str,
+        /// Human-readable detail.
+        message: String,
+    },
+    /// A coded failure with its own status (409 `not_open`, 503 `busy`, ...).
+    #[error("{message}")]
+    Coded {
+        /// The HTTP status.
+        status: StatusCode,
+        /// The code for the body.
+        code: &'static str,
+        /// Human-readable detail.
+        message: String,
+    },
 }
 
 impl ApiError {
@@ -34,6 +62,9 @@ impl ApiError {
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "NOT_FOUND"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "CONFLICT"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE"),
+            ApiError::Unauthenticated { code, .. } => (StatusCode::UNAUTHORIZED, code),
+            ApiError::Rejected { reason, .. } => (StatusCode::UNPROCESSABLE_ENTITY, reason),
+            ApiError::Coded { status, code, .. } => (*status, code),
         }
     }
 }
@@ -44,11 +75,11 @@ impl IntoResponse for ApiError {
         if let ApiError::Unavailable(detail) = &self {
             tracing::error!(%detail, "API request failed in storage");
         }
-        let mut resp = (
-            status,
-            Json(json!({"error": {"code": code, "message": self.to_string()}})),
-        )
-            .into_response();
+        let mut error = json!({"code": code, "message": self.to_string()});
+        if let ApiError::Rejected { reason, .. } = &self {
+            error["reason"] = json!(reason);
+        }
+        let mut resp = (status, Json(json!({ "error": error }))).into_response();
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,

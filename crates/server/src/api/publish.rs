@@ -96,7 +96,40 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     state.api_keys.check(headers)
 }
 
+/// Rooms a domain registered as its own (private streams, server-only market rooms) are
+/// written only by that domain: an API key may not forge events there.
+fn writable(state: &AppState, room: &RoomName) -> Result<(), ApiError> {
+    let policy = &state.security.policy;
+    if policy.is_reserved(room.as_str()) || policy.is_server_only(room.as_str()) {
+        return Err(ApiError::Coded {
+            status: axum::http::StatusCode::FORBIDDEN,
+            code: "FORBIDDEN",
+            message: format!("room {room} is written only by the server"),
+        });
+    }
+    Ok(())
+}
+
+/// Private rooms (a collective's streams) are readable through the history API with the
+/// admin key only, and never without a configured one (not even in `--dev`): an API key
+/// is a backend's, not the collective's.
+fn authorize_read(state: &AppState, room: &RoomName, headers: &HeaderMap) -> Result<(), ApiError> {
+    if !state.security.policy.is_reserved(room.as_str()) {
+        return authorize(state, headers);
+    }
+    let admin = &state.security.admin;
+    if admin.is_empty() || admin.check(headers).is_err() {
+        return Err(ApiError::Coded {
+            status: axum::http::StatusCode::FORBIDDEN,
+            code: "FORBIDDEN",
+            message: format!("room {room} is private; its history needs the admin key"),
+        });
+    }
+    Ok(())
+}
+
 fn publish_one(state: &AppState, c: &Checked<'_>) -> Result<Published, ApiError> {
+    writable(state, &c.room)?;
     state
         .hub
         .publish(&c.room, &c.ty, &c.body, None)
@@ -182,6 +215,9 @@ pub(crate) async fn publish_batch(
         .enumerate()
         .map(|(i, item)| check_item(item, max, &format!("item {i}: ")))
         .collect::<Result<Vec<_>, _>>()?;
+    for c in &checked {
+        writable(&state, &c.room)?;
+    }
     // A store that is known to be failing refuses the whole batch before anything is
     // published, so a retry cannot duplicate a prefix of it.
     let history = state.hub.history();
@@ -241,8 +277,8 @@ pub(crate) async fn history(
     Path(room): Path<String>,
     query: Result<Query<HistoryQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<HistoryReply>, ApiError> {
-    authorize(&state, &headers)?;
     let room = RoomName::parse(&room).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    authorize_read(&state, &room, &headers)?;
     let Query(q) = query.map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let limit = q.limit.unwrap_or(100).clamp(1, MAX_HISTORY_LIMIT);
     let history = state.hub.history();

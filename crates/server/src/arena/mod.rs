@@ -1,21 +1,42 @@
-//! The trading arena on the server: the room rules and collective profile the arena
-//! registers with the engine at start-up.
+//! The trading arena on the server: what the arena registers with the engine at start-up
+//! (its room rules, its collective profile), its REST API ([`rest`]) and who calls it
+//! ([`caller`]). The streams are WebSocket sessions (`crate::ws`).
+//!
+//! Everything domain-specific is decided by `roomcast-arena`; this module only adapts it
+//! to HTTP and to the engine's registration points.
 
-use roomcast_engine::auth::{Profile, ProfileSchema, RoomRules};
+pub(crate) mod caller;
+pub(crate) mod rest;
+
+use roomcast_arena::instrument::Instruments;
+use roomcast_arena::rooms::{MARKET_PREFIX, PRIVATE_PREFIXES};
+use roomcast_arena::{Arena, ArenaError};
+use roomcast_engine::auth::{Collectives, Profile, ProfileSchema, RoomRules};
 
 /// The arena's rooms: private streams per collective, and public market rooms only the
 /// arena publishes to.
 pub fn room_rules() -> RoomRules {
     RoomRules {
-        private_prefixes: vec!["portfolio:".into(), "orders:".into(), "order:".into()],
-        server_only_prefixes: vec!["market:".into()],
+        private_prefixes: PRIVATE_PREFIXES.map(String::from).to_vec(),
+        server_only_prefixes: vec![MARKET_PREFIX.to_owned()],
     }
 }
 
 /// The arena's collective profile: `starting_cash` (integer cents) and
-/// `starting_positions` (symbol → decimal string).
-#[derive(Debug, Default)]
-pub struct FundingSchema;
+/// `starting_positions` (symbol → decimal string), checked against the instruments.
+#[derive(Debug)]
+pub struct FundingSchema {
+    instruments: Instruments,
+}
+
+impl FundingSchema {
+    /// The schema of a running arena.
+    pub fn new(arena: &Arena) -> FundingSchema {
+        FundingSchema {
+            instruments: arena.instruments().clone(),
+        }
+    }
+}
 
 impl ProfileSchema for FundingSchema {
     fn fields(&self) -> &[&'static str] {
@@ -23,18 +44,18 @@ impl ProfileSchema for FundingSchema {
     }
 
     fn validate(&self, profile: &Profile) -> Result<(), String> {
-        if let Some(cash) = profile.get("starting_cash") {
-            if cash.as_i64().is_none_or(|c| c < 0) {
-                return Err(format!(
-                    "starting_cash must be a whole number of cents >= 0 (got {cash})"
-                ));
-            }
-        }
-        if let Some(positions) = profile.get("starting_positions") {
-            if !positions.is_object() {
-                return Err("starting_positions must be a table of symbol = \"quantity\"".into());
-            }
-        }
-        Ok(())
+        roomcast_arena::funding::parse_funding(&self.instruments, profile)
+            .map(drop)
+            .map_err(|e| e.to_string())
     }
+}
+
+/// Opens an account (once; an existing one is left as it is) for every registered
+/// collective, funded from its profile.
+pub async fn open_accounts(arena: &Arena, collectives: &Collectives) -> Result<(), ArenaError> {
+    for collective in collectives.list() {
+        let funding = arena.parse_funding(&collective.profile)?;
+        arena.open_account(collective.id.clone(), funding).await?;
+    }
+    Ok(())
 }

@@ -82,6 +82,50 @@ pub(crate) async fn authenticate(
     }
 }
 
+/// Decides who a stream connection (`/ws/{collective_id}/{stream}`) is: the collective
+/// itself, proven by a bearer token whose `collective_id` claim (or, without one, `sub`)
+/// is the collective, or by the Ed25519 challenge, which is the default (no flag needed).
+/// Anonymous access never opens a collective's stream, whatever `--dev` says.
+pub(crate) async fn authenticate_stream(
+    ws: &mut WebSocket,
+    security: &Security,
+    client_id: &ClientId,
+    collective: &CollectiveId,
+    credentials: Credentials,
+) -> Result<Principal, Refusal> {
+    match credentials {
+        Credentials::Token(token) => {
+            let verifier = security.verifier.as_ref().ok_or_else(|| {
+                Refusal::new(
+                    CloseCode::InvalidToken,
+                    "no JWT key is configured; use the Ed25519 challenge",
+                )
+            })?;
+            let claims = verifier
+                .verify(&token, OffsetDateTime::now_utc())
+                .map_err(|e| Refusal::new(e.close_code(), e.close_reason()))?;
+            let named = claims.collective_id.as_deref().unwrap_or(&claims.sub);
+            if named != collective.as_str() {
+                return Err(Refusal::new(
+                    CloseCode::Unauthorized,
+                    "the token is not for this collective",
+                ));
+            }
+            Ok(Principal::collective(client_id.clone(), collective.clone()))
+        }
+        Credentials::Ed25519 | Credentials::None => {
+            let timeout = security.auth_timeout;
+            match tokio::time::timeout(timeout, challenge_step(ws, security, collective)).await {
+                Ok(result) => result.map(|c| Principal::collective(client_id.clone(), c)),
+                Err(_) => Err(Refusal::new(
+                    CloseCode::AuthTimeout,
+                    CloseCode::AuthTimeout.default_reason(),
+                )),
+            }
+        }
+    }
+}
+
 /// The Ed25519 challenge-response step (see docs/PROTOCOL.md). The challenge lives only in
 /// this future: single use, bound to this connection, forgotten on any outcome.
 pub(crate) async fn challenge_step(

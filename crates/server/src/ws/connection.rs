@@ -19,15 +19,15 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use roomcast_engine::auth::{ForbiddenTracker, Principal};
-use roomcast_engine::hub::SubscribeError;
+use roomcast_engine::hub::{Recovery, SubscribeError};
 use roomcast_engine::limits::{ConnectionPermit, RateDecision, RateLimiter};
 use roomcast_engine::outbox::Outgoing;
-use roomcast_engine::{Hub, Session, SessionMeta};
+use roomcast_engine::{Session, SessionMeta};
 use roomcast_protocol::server::Reply;
 use roomcast_protocol::{ClientId, CloseCode, ErrorCode, RequestId, RoomName, Sequence};
 
 use super::auth::{self, Credentials};
-use super::dispatch::{self, Replay};
+use super::dispatch::{self, Attach, Job, Replay};
 use super::WsQuery;
 use crate::app::AppState;
 
@@ -51,6 +51,8 @@ pub(super) struct Handshake {
     pub(super) remote: SocketAddr,
     pub(super) query: WsQuery,
     pub(super) credentials: Credentials,
+    /// The arena stream this connection follows (`/ws/{collective_id}/{stream}`), if any.
+    pub(super) stream: Option<super::Stream>,
 }
 
 /// An open session: what the connection task keeps for as long as the connection lives.
@@ -58,7 +60,7 @@ struct Live {
     state: AppState,
     session: Arc<Session>,
     ctx: ConnCtx,
-    replays: VecDeque<Replay>,
+    replays: VecDeque<Job>,
     _permit: ConnectionPermit,
 }
 
@@ -89,11 +91,24 @@ async fn open(ws: &mut WebSocket, handshake: Box<Handshake>) -> Option<Live> {
         remote,
         query,
         credentials,
+        stream,
     } = *handshake;
     let security = state.security.clone();
     // Nothing is delivered before authentication succeeds.
-    let principal = match Box::pin(auth::authenticate(ws, &security, &client_id, credentials)).await
-    {
+    let authenticated = match &stream {
+        None => Box::pin(auth::authenticate(ws, &security, &client_id, credentials)).await,
+        Some(s) => {
+            Box::pin(auth::authenticate_stream(
+                ws,
+                &security,
+                &client_id,
+                &s.collective,
+                credentials,
+            ))
+            .await
+        }
+    };
+    let principal = match authenticated {
         Ok(p) => p,
         Err(refusal) => {
             security.auth_failures.fetch_add(1, Ordering::Relaxed);
@@ -138,16 +153,37 @@ async fn open(ws: &mut WebSocket, handshake: Box<Handshake>) -> Option<Live> {
     session.outbox.push(Bytes::from(welcome.to_json()));
 
     let general = RoomName::general();
-    let mut replays: VecDeque<Replay> = VecDeque::new();
-    if security.policy.can_subscribe(&ctx.principal, &general) {
+    let mut replays: VecDeque<Job> = VecDeque::new();
+    if let Some(stream) = &stream {
+        // A stream starts on its own room, from a snapshot or from the client's position.
+        if let Some(room) = stream.room() {
+            match query.last_sequence {
+                Some(n) => match hub.begin_recovery(&session, &room) {
+                    Ok(start) => replays.push_back(Job::Replay(Replay {
+                        room,
+                        start,
+                        after: Sequence(n),
+                        epoch: query.epoch,
+                    })),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "recovering a stream failed");
+                        session
+                            .outbox
+                            .close(CloseCode::ServerError, "history unavailable", false);
+                    }
+                },
+                None => replays.push_back(Job::Attach(Attach { room, id: None })),
+            }
+        }
+    } else if security.policy.can_subscribe(&ctx.principal, &general) {
         match query.last_sequence {
             Some(n) => match hub.begin_recovery(&session, &general) {
-                Ok(start) => replays.push_back(Replay {
+                Ok(start) => replays.push_back(Job::Replay(Replay {
                     room: general,
                     start,
                     after: Sequence(n),
                     epoch: query.epoch,
-                }),
+                })),
                 Err(e) => {
                     tracing::warn!(error = %e, "recovering general failed");
                     session
@@ -185,7 +221,7 @@ impl Live {
                 replay = self
                     .replays
                     .pop_front()
-                    .map(|r| start_replay(&self.state.hub, &self.session, r));
+                    .map(|job| start_job(&self.state, &self.session, job));
             }
             tokio::select! {
                 biased;
@@ -266,7 +302,7 @@ fn on_frame(
     session: &Arc<Session>,
     ctx: &mut ConnCtx,
     msg: Message,
-    replays: &mut VecDeque<Replay>,
+    replays: &mut VecDeque<Job>,
 ) -> bool {
     match msg {
         Message::Text(text) => {
@@ -298,8 +334,8 @@ fn on_frame(
                     return true;
                 }
             }
-            if let Some(replay) = dispatch::handle_text(state, session, ctx, text.as_str()) {
-                replays.push_back(replay);
+            if let Some(job) = dispatch::handle_text(state, session, ctx, text.as_str()) {
+                replays.push_back(job);
             }
             true
         }
@@ -342,13 +378,78 @@ async fn write_batch(ws: &mut WebSocket, batch: &mut VecDeque<Bytes>) -> Result<
     ws.flush().await
 }
 
-fn start_replay(hub: &Hub, session: &Arc<Session>, r: Replay) -> ReplayFuture {
-    let hub = hub.clone();
+fn start_job(state: &AppState, session: &Arc<Session>, job: Job) -> ReplayFuture {
+    match job {
+        Job::Replay(r) => start_replay(state, session, r),
+        Job::Attach(a) => {
+            let state = state.clone();
+            let session = session.clone();
+            Box::pin(async move { attach(&state, &session, a).await })
+        }
+    }
+}
+
+/// Runs an [`Attach`]: the arena pushes the snapshot and joins the room; the request is
+/// then acked with the snapshot's position, or gets the one error.
+async fn attach(state: &AppState, session: &Arc<Session>, a: Attach) {
+    use roomcast_arena::AttachError;
+    let Some(arena) = state.arena.as_ref() else {
+        return;
+    };
+    // The room policy (or the stream's own authentication) already decided that this
+    // session may read the room; the arena is told the room's owner so it can show it.
+    let owner = state
+        .security
+        .policy
+        .owner_of(a.room.as_str())
+        .and_then(|o| roomcast_engine::auth::CollectiveId::parse(o).ok());
+    match arena
+        .attach(session.clone(), &a.room, owner.as_ref(), None)
+        .await
+    {
+        Ok(head) => {
+            if a.id.is_some() {
+                let ack = Reply::Ack {
+                    id: a.id.as_ref(),
+                    room: Some(&a.room),
+                    members: None,
+                    sequence: Some(head.sequence),
+                    epoch: Some(&head.epoch),
+                };
+                session.outbox.push(Bytes::from(ack.to_json()));
+            }
+        }
+        Err(e) => {
+            let code = match &e {
+                AttachError::Forbidden | AttachError::UnknownOrder => ErrorCode::Forbidden,
+                AttachError::NotArenaRoom
+                | AttachError::BadRoom(_)
+                | AttachError::UnknownSymbol => ErrorCode::InvalidRoom,
+                AttachError::Subscribe(_) | AttachError::Unavailable => ErrorCode::Unavailable,
+            };
+            let message = match code {
+                ErrorCode::Forbidden => format!("not allowed to read room {}", a.room),
+                _ => format!("room {}: {e}", a.room),
+            };
+            push_error(session, code, &message, a.id.as_ref());
+        }
+    }
+}
+
+fn start_replay(state: &AppState, session: &Arc<Session>, r: Replay) -> ReplayFuture {
+    let state = state.clone();
     let session = session.clone();
     Box::pin(async move {
+        let hub = &state.hub;
         let result = hub
             .recover(&session, r.start, r.after, r.epoch.as_deref())
             .await;
+        // A stream whose gap cannot be replayed gets a fresh snapshot, never a skip.
+        if matches!(result, Ok(Recovery::Failed { .. })) && dispatch::attaches(&state, &r.room) {
+            let room = r.room.clone();
+            attach(&state, &session, Attach { room, id: None }).await;
+            return;
+        }
         if let Err(e) = result {
             // The request was acked already: this error carries no id (one reply per
             // id) and names the room, which the session is no longer subscribed to.

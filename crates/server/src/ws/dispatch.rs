@@ -17,6 +17,25 @@ use roomcast_protocol::{
 use super::connection::{push_error, ConnCtx};
 use crate::app::AppState;
 
+/// Work a request leaves for the connection task to run after the current frame, one at
+/// a time and in order.
+#[derive(Debug)]
+pub(super) enum Job {
+    /// A subscribe-with-recovery.
+    Replay(Replay),
+    /// Joining a room whose domain sends a snapshot first (the arena's rooms).
+    Attach(Attach),
+}
+
+/// A subscribe to a room with a snapshot: the exchange pushes the snapshot and joins the
+/// session to the room atomically; the connection then acks the request with the
+/// snapshot's position (or answers the one error).
+#[derive(Debug)]
+pub(super) struct Attach {
+    pub(super) room: RoomName,
+    pub(super) id: Option<RequestId>,
+}
+
 /// A subscribe-with-recovery to run after the current frame. Its room is already
 /// reserved in the session (and the request answered), so the replay itself never
 /// replies to the request's id again.
@@ -83,13 +102,18 @@ fn forbidden(
     );
 }
 
-/// Handles one text frame; returns a replay to start when the request asks for one.
+/// Whether `room` is joined through the arena (snapshot first) on this server.
+pub(super) fn attaches(state: &AppState, room: &RoomName) -> bool {
+    state.arena.is_some() && roomcast_arena::Arena::is_arena_room(room)
+}
+
+/// Handles one text frame; returns a job to run when the request asks for one.
 pub(super) fn handle_text(
     state: &AppState,
     session: &Arc<Session>,
     ctx: &mut ConnCtx,
     text: &str,
-) -> Option<Replay> {
+) -> Option<Job> {
     let hub = &state.hub;
     let policy = &state.security.policy;
     let ParsedRequest { id, request } = match parse_request(text) {
@@ -114,6 +138,12 @@ pub(super) fn handle_text(
         _ => {}
     }
     match request {
+        Request::Subscribe { room, since: None } if attaches(state, &room) => {
+            return Some(Job::Attach(Attach {
+                room,
+                id: id.cloned(),
+            }));
+        }
         Request::Subscribe { room, since: None } => match hub.subscribe(session, &room) {
             Ok(head) => {
                 ack_position(session, id, &room, head.sequence, &head.epoch);
@@ -133,12 +163,12 @@ pub(super) fn handle_text(
                 }
             };
             ack_position(session, id, &room, start.head.sequence, &start.head.epoch);
-            return Some(Replay {
+            return Some(Job::Replay(Replay {
                 room,
                 start,
                 after: Sequence(since.sequence),
                 epoch: since.epoch,
-            });
+            }));
         }
         Request::Unsubscribe { room } => {
             hub.unsubscribe(session, &room);
@@ -184,12 +214,23 @@ pub(super) fn handle_text(
                 },
             );
         }
-        Request::SubscribeOrder { .. } => push_error(
-            session,
-            ErrorCode::UnknownType,
-            "subscribe_order is only available on /ws/{collective_id}/orders",
-            id,
-        ),
+        Request::SubscribeOrder { order_id } => {
+            let room = ctx.principal.collective_id.as_ref().and_then(|c| {
+                state
+                    .arena
+                    .as_ref()
+                    .and_then(|_| roomcast_arena::rooms::order(c, order_id))
+            });
+            match room {
+                Some(room) => return Some(Job::Attach(Attach { room, id: id.cloned() })),
+                None => push_error(
+                    session,
+                    ErrorCode::Forbidden,
+                    "subscribe_order needs a collective's connection (/ws/{collective_id}/orders) and a running arena",
+                    id,
+                ),
+            }
+        }
         Request::AuthResponse { .. } => push_error(
             session,
             ErrorCode::UnknownType,

@@ -1,6 +1,8 @@
-//! The `/ws/{client_id}` endpoint: validation before upgrade, then one task per
-//! connection ([`connection`]) that reads requests, dispatches them ([`dispatch`]) and
-//! drains the session's outbox to the socket.
+//! The `/ws/{client_id}` endpoint and the arena's `/ws/{collective_id}/{stream}` streams:
+//! validation before upgrade, then one task per connection ([`connection`]) that reads
+//! requests, dispatches them ([`dispatch`]) and drains the session's outbox to the socket.
+//! A stream connection is an ordinary session (client id `{collective_id}:{stream}`)
+//! authenticated as its collective, that starts on its stream's room instead of `general`.
 
 pub(crate) mod auth;
 mod connection;
@@ -13,8 +15,9 @@ use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use roomcast_engine::auth::CollectiveId;
 use roomcast_engine::limits::HandshakeDecision;
-use roomcast_protocol::ClientId;
+use roomcast_protocol::{ClientId, RoomName};
 use serde::Deserialize;
 
 use crate::app::AppState;
@@ -42,6 +45,97 @@ pub struct WsQuery {
     pub auth: Option<String>,
 }
 
+/// Which arena stream a connection follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StreamKind {
+    /// `portfolio:{collective}`, from a `portfolio_snapshot`.
+    Portfolio,
+    /// `orders:{collective}`, from an `orders_snapshot`; `subscribe_order` follows one order.
+    Orders,
+    /// Nothing until the client subscribes to `market:{SYMBOL}` rooms.
+    Market,
+}
+
+/// The stream of a `/ws/{collective_id}/{stream}` connection.
+#[derive(Debug, Clone)]
+pub(crate) struct Stream {
+    pub(crate) kind: StreamKind,
+    pub(crate) collective: CollectiveId,
+}
+
+impl Stream {
+    /// The room the stream starts on (none for `market`).
+    pub(crate) fn room(&self) -> Option<RoomName> {
+        match self.kind {
+            StreamKind::Portfolio => roomcast_arena::rooms::portfolio(&self.collective),
+            StreamKind::Orders => roomcast_arena::rooms::orders(&self.collective),
+            StreamKind::Market => None,
+        }
+    }
+}
+
+/// `GET /ws/{collective_id}/{stream}` with `stream` = `portfolio`, `orders` or `market`:
+/// 404 for another stream or when the arena is not running, 400 for a bad id; then as
+/// `/ws/{client_id}`, except that the connection authenticates as the collective (a
+/// bearer token for it, or the Ed25519 challenge without asking for it).
+pub async fn upgrade_stream(
+    State(state): State<AppState>,
+    Path((collective_id, stream)): Path<(String, String)>,
+    query: Result<Query<WsQuery>, axum::extract::rejection::QueryRejection>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let kind = match stream.as_str() {
+        "portfolio" => StreamKind::Portfolio,
+        "orders" => StreamKind::Orders,
+        "market" => StreamKind::Market,
+        _ => {
+            return (
+                StatusCode::NOT_FOUND,
+                "streams are portfolio, orders and market",
+            )
+                .into_response()
+        }
+    };
+    if state.arena.is_none() {
+        return (StatusCode::NOT_FOUND, "the trading arena is not running").into_response();
+    }
+    let collective = match CollectiveId::parse(&collective_id) {
+        Ok(id) => id,
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                format!("invalid collective_id: {e}"),
+            )
+                .into_response()
+        }
+    };
+    let client_id = match ClientId::parse(&format!("{collective}:{stream}")) {
+        Ok(id) => id,
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                format!("invalid collective_id: {e}"),
+            )
+                .into_response()
+        }
+    };
+    let Query(query) = match query {
+        Ok(q) => q,
+        Err(e) => return (StatusCode::BAD_REQUEST, format!("invalid query: {e}")).into_response(),
+    };
+    accept(
+        state,
+        client_id,
+        query,
+        remote,
+        headers,
+        ws,
+        Some(Stream { kind, collective }),
+    )
+}
+
 /// `GET /ws/{client_id}`. Before upgrading: 400 for a bad id or query, 403 for a forbidden
 /// `Origin`, 429 past the per-IP handshake rate, 503 while shutting down. Authentication
 /// happens after the upgrade so the client can read the close code.
@@ -63,6 +157,19 @@ pub async fn upgrade(
         Ok(q) => q,
         Err(e) => return (StatusCode::BAD_REQUEST, format!("invalid query: {e}")).into_response(),
     };
+    accept(state, client_id, query, remote, headers, ws, None)
+}
+
+/// The checks and upgrade shared by both endpoints.
+fn accept(
+    state: AppState,
+    client_id: ClientId,
+    query: WsQuery,
+    remote: SocketAddr,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+    stream: Option<Stream>,
+) -> Response {
     let security = &state.security;
     if !security.origin_allowed(&headers) {
         return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
@@ -105,6 +212,7 @@ pub async fn upgrade(
         remote,
         query,
         credentials,
+        stream,
     });
     ws.max_message_size(max)
         .max_frame_size(max)
