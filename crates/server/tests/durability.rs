@@ -71,6 +71,7 @@ async fn publish_until_killed(
                 Ok(Incoming::Json(v)) => v,
                 _ => break 'outer,
             };
+            assert_ne!(v["type"], "error", "cycle {cycle}: {v}");
             if v["type"] != "ack" {
                 continue;
             }
@@ -146,9 +147,9 @@ async fn check_resume(server: &TestServer, cycle: u32, epoch: &str, ledger: &mut
     true
 }
 
-/// Issue 11, point 1: SIGKILL at random moments while a client publishes with acks, 60
-/// times, over each fsync policy; every 6th stop is a clean SIGTERM, after which resuming
-/// must replay rather than fail.
+/// Issue 11, point 1: SIGKILL at random moments while a client publishes with acks, 52
+/// times, rotating the fsync policy; every 7th stop is a clean SIGTERM (so each policy gets
+/// some), after which resuming must replay rather than fail.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_epoch_sequence_names_two_events_across_kill_9() {
     const CYCLES: u32 = 60;
@@ -160,10 +161,17 @@ async fn no_epoch_sequence_names_two_events_across_kill_9() {
         let fsync = ["always", "batch", "never"][cycle as usize % 3];
         let server = TestServer::start_in(
             data.clone(),
-            &["--fsync", fsync, "--history-max-events", "100000"],
+            &[
+                "--fsync",
+                fsync,
+                "--history-max-events",
+                "100000",
+                "--rate-limit",
+                "0",
+            ],
         )
         .await;
-        let clean_before = cycle > 0 && (cycle - 1) % 6 == 5;
+        let clean_before = cycle > 0 && (cycle - 1) % 7 == 6;
         if let Some(epoch) = &last_epoch {
             let replayed = check_resume(&server, cycle, epoch, &mut ledger).await;
             if clean_before {
@@ -177,7 +185,7 @@ async fn no_epoch_sequence_names_two_events_across_kill_9() {
         }
         let mut c = server.connect(&format!("pub-{cycle}")).await;
         subscribe(&mut c, "r").await;
-        let clean = cycle % 6 == 5;
+        let clean = cycle % 7 == 6;
         let TestServer { mut child, .. } = server;
         let stop_after = Duration::from_millis(rand::rng().random_range(5..40));
         let stopper = tokio::spawn(async move {
@@ -357,6 +365,16 @@ async fn full_disk_refuses_publishes_before_fan_out_and_recovers_by_itself() {
     ]);
     let (status, body) = post_json(&server, "/api/publish/batch", None, &batch).await;
     assert_eq!(status, 503, "{body}");
+    let mut ws = server.connect("ws-publisher").await;
+    subscribe(&mut ws, "fill").await;
+    let reply = request(
+        &mut ws,
+        json!({"type":"message","room":"fill","content":{"n":4000}}),
+        json!("refused"),
+    )
+    .await;
+    assert_eq!(reply["type"], "error", "{reply}");
+    assert_eq!(reply["code"], "UNAVAILABLE", "{reply}");
     let after = received(&mut sub).await;
     assert!(
         after.is_empty(),
