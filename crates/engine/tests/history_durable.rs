@@ -111,6 +111,37 @@ mod history {
         Ok(())
     }
 
+    /// A store last written by a build without the clean-shutdown marker (layout 1) may have
+    /// crashed: it opens under new epochs, numbering and events intact, and is upgraded.
+    #[tokio::test]
+    async fn a_store_without_the_clean_marker_opens_under_new_epochs() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let r = room("r")?;
+        let store = DurableHistory::open(dir.path(), config(FsyncPolicy::Batch, roomy()))?;
+        append_n(&store, &r, 3, now_millis()?).await?;
+        let before = store.head(&r)?;
+        store.close()?;
+        {
+            let db = redb::Database::create(dir.path().join(FILE_NAME))?;
+            let txn = db.begin_write()?;
+            {
+                let mut meta = txn.open_table(redb::TableDefinition::<&str, u64>::new("meta"))?;
+                meta.insert("format", 1)?;
+                meta.remove("clean")?;
+            }
+            txn.commit()?;
+        }
+        let store = DurableHistory::open(dir.path(), config(FsyncPolicy::Batch, roomy()))?;
+        let after = store.head(&r)?;
+        assert_ne!(after.epoch, before.epoch);
+        assert_eq!(after.sequence, before.sequence);
+        assert_eq!(seqs(&store, &r)?, [1, 2, 3]);
+        store.close()?;
+        let store = DurableHistory::open(dir.path(), config(FsyncPolicy::Batch, roomy()))?;
+        assert_eq!(store.head(&r)?, after, "upgraded, then closed cleanly");
+        Ok(())
+    }
+
     #[tokio::test]
     async fn every_fsync_policy_persists_after_clean_close() -> TestResult {
         for policy in [FsyncPolicy::Batch, FsyncPolicy::Always, FsyncPolicy::Never] {
