@@ -176,6 +176,7 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/orders/{order_id}",
             get(crate::arena::rest::get_order).delete(crate::arena::rest::cancel_order),
         )
+        .route("/api/openapi.json", get(crate::openapi::document))
         .route("/api/v1/portfolio", get(crate::arena::rest::portfolio))
         .route("/api/v1/markets", get(crate::arena::rest::markets))
         .route(

@@ -8,6 +8,7 @@
 //! - [`ws`]: the WebSocket endpoint: upgrade, the per-connection task, request dispatch.
 //! - [`dashboard`]: the admin web dashboard and its live stats stream.
 //! - [`metrics`]: Prometheus metrics.
+//! - [`openapi`]: the OpenAPI document of the HTTP APIs, generated from the handlers.
 //! - [`security`]: JWT verifier, room policy, collectives, limits, Origin rule.
 //! - [`tools`]: `roomcast token` and `roomcast keygen`.
 //! - [`serve`]: binding, the maintenance task and graceful shutdown.
@@ -19,6 +20,7 @@ pub mod cli;
 pub mod config;
 pub mod dashboard;
 pub mod metrics;
+pub mod openapi;
 pub mod security;
 pub mod serve;
 pub mod tools;

@@ -59,6 +59,9 @@ pub(crate) fn stats_json(state: &AppState) -> Value {
 }
 
 /// `GET /api/admin/stats`.
+#[utoipa::path(get, path = "/api/admin/stats", tag = "admin", security(("admin_key" = [])),
+    responses((status = 200, description = "the server's figures", body = Object),
+        (status = 401, description = "missing or wrong admin key")))]
 pub(crate) async fn stats(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -68,13 +71,20 @@ pub(crate) async fn stats(
 }
 
 /// Query of `GET /api/admin/connections`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub(crate) struct ConnectionsQuery {
+    /// Only members of this room.
     room: Option<String>,
+    /// Most connections listed (default 100, at most 10,000).
     limit: Option<usize>,
 }
 
 /// `GET /api/admin/connections?room=&limit=` (default limit 100, at most 10,000).
+#[utoipa::path(get, path = "/api/admin/connections", tag = "admin", security(("admin_key" = [])),
+    params(ConnectionsQuery),
+    responses((status = 200, description = "connections", body = Object),
+        (status = 400, description = "bad room or limit"),
+        (status = 401, description = "missing or wrong admin key")))]
 pub(crate) async fn connections(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -114,6 +124,9 @@ pub(crate) async fn connections(
 }
 
 /// `GET /api/admin/rooms`: rooms with member counts, largest first.
+#[utoipa::path(get, path = "/api/admin/rooms", tag = "admin", security(("admin_key" = [])),
+    responses((status = 200, description = "rooms", body = Object),
+        (status = 401, description = "missing or wrong admin key")))]
 pub(crate) async fn rooms(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -140,14 +153,25 @@ pub(crate) fn rooms_json(hub: &roomcast_engine::Hub, rooms: &[(RoomName, usize)]
         .collect()
 }
 
-#[derive(Debug, Deserialize, Default)]
-struct DisconnectBody {
+/// Body of a disconnect.
+#[derive(Debug, Deserialize, Default, utoipa::ToSchema)]
+pub(crate) struct DisconnectBody {
+    /// A roomcast close code (default 1008).
     code: Option<u16>,
+    /// The close reason (default "Disconnected by admin"), cut to 123 bytes.
     reason: Option<String>,
 }
 
 /// `POST /api/admin/connections/{client_id}/disconnect` with optional
 /// `{"code":4xxx|1000|1001|1008,"reason":".."}` (default 1008 "Disconnected by admin").
+#[utoipa::path(post, path = "/api/admin/connections/{client_id}/disconnect", tag = "admin",
+    security(("admin_key" = [])),
+    params(("client_id" = String, Path, description = "the client")),
+    request_body(content = Option<DisconnectBody>, description = "optional"),
+    responses((status = 200, description = "closed", body = Object),
+        (status = 400, description = "bad id or code"),
+        (status = 401, description = "missing or wrong admin key"),
+        (status = 404, description = "no such connection")))]
 pub(crate) async fn disconnect(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -184,17 +208,27 @@ pub(crate) async fn disconnect(
     ))
 }
 
-#[derive(Debug, Deserialize)]
-struct BroadcastBody {
+/// Body of a broadcast.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub(crate) struct BroadcastBody {
+    /// One room (through its history), or every connection without it.
     room: Option<String>,
+    /// The event type (default `broadcast`).
     #[serde(rename = "type")]
     ty: Option<String>,
+    /// Any JSON value.
+    #[schema(value_type = Object, required = true)]
     data: Option<Box<serde_json::value::RawValue>>,
 }
 
 /// `POST /api/admin/broadcast` with `{"type":T,"data":..,"room":R?}`: to one room (through
 /// history, like `/api/publish`) or, without `room`, to every connection (ephemeral,
 /// `{"type":T,"data":..,"timestamp":..}`).
+#[utoipa::path(post, path = "/api/admin/broadcast", tag = "admin", security(("admin_key" = [])),
+    request_body = BroadcastBody,
+    responses((status = 200, description = "delivered (and, with a room, its position)", body = Object),
+        (status = 400, description = "bad body"),
+        (status = 401, description = "missing or wrong admin key")))]
 pub(crate) async fn broadcast(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -236,13 +270,17 @@ pub(crate) async fn broadcast(
     }
 }
 
-#[derive(Debug, Deserialize)]
-struct CollectiveBody {
+/// Body of a collective registration.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub(crate) struct CollectiveBody {
+    /// Its id (client-id rules).
     id: String,
+    /// Its Ed25519 public key: PEM, or base64 of the raw 32 bytes.
     public_key: String,
     /// The domain's profile fields (e.g. the arena's `starting_cash`), checked against the
     /// registered schema.
     #[serde(flatten)]
+    #[schema(value_type = crate::openapi::CollectiveFunding)]
     profile: roomcast_engine::auth::Profile,
 }
 
@@ -254,6 +292,9 @@ fn collective_json(c: &Collective) -> Value {
 }
 
 /// `GET /api/admin/collectives`.
+#[utoipa::path(get, path = "/api/admin/collectives", tag = "admin", security(("admin_key" = [])),
+    responses((status = 200, description = "registered collectives", body = Object),
+        (status = 401, description = "missing or wrong admin key")))]
 pub(crate) async fn list_collectives(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -271,6 +312,12 @@ pub(crate) async fn list_collectives(
 
 /// `POST /api/admin/collectives` with `{"id","public_key","starting_cash"?}` → 201; 409 if
 /// the id exists.
+#[utoipa::path(post, path = "/api/admin/collectives", tag = "admin", security(("admin_key" = [])),
+    request_body = CollectiveBody,
+    responses((status = 201, description = "registered (and its arena account opened)", body = Object),
+        (status = 400, description = "bad id, key or funding"),
+        (status = 401, description = "missing or wrong admin key"),
+        (status = 409, description = "the id is taken")))]
 pub(crate) async fn add_collective(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -318,6 +365,11 @@ pub(crate) async fn add_collective(
 }
 
 /// `DELETE /api/admin/collectives/{id}`: removes it and closes its connections with 4012.
+#[utoipa::path(delete, path = "/api/admin/collectives/{id}", tag = "admin", security(("admin_key" = [])),
+    params(("id" = String, Path, description = "the collective")),
+    responses((status = 200, description = "removed; its connections closed with 4012", body = Object),
+        (status = 401, description = "missing or wrong admin key"),
+        (status = 404, description = "no such collective")))]
 pub(crate) async fn remove_collective(
     State(state): State<AppState>,
     headers: HeaderMap,

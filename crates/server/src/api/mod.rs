@@ -5,7 +5,7 @@
 pub(crate) mod admin;
 mod error;
 mod keys;
-mod publish;
+pub(crate) mod publish;
 
 pub use error::ApiError;
 pub(crate) use keys::bearer;

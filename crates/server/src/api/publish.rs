@@ -25,21 +25,36 @@ pub(crate) const MAX_BATCH: usize = 1000;
 /// Most events one history read returns.
 pub(crate) const MAX_HISTORY_LIMIT: usize = 1000;
 
-#[derive(Deserialize)]
-struct PublishItem<'a> {
+/// One event to publish. The fields are optional in the type only so that a missing one
+/// gets an error naming it; all three are required.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = PublishRequest)]
+pub(crate) struct PublishItem<'a> {
+    /// The room: 1-128 characters of `[A-Za-z0-9_.:/-]`.
     #[serde(borrow)]
+    #[schema(value_type = String, required = true, example = "chat:lobby")]
     room: Option<Cow<'a, str>>,
+    /// The event type: 1-64 characters of `[A-Za-z0-9_.:-]`, not one of the server's own.
     #[serde(rename = "type", borrow)]
+    #[schema(value_type = String, required = true, example = "news")]
     ty: Option<Cow<'a, str>>,
+    /// Any JSON value, delivered verbatim as the event's `data`.
     #[serde(borrow)]
+    #[schema(value_type = Object, required = true)]
     data: Option<&'a RawValue>,
 }
 
 /// The reply to one published event.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct PublishReply {
+    /// The room.
+    #[schema(value_type = String)]
     room: RoomName,
+    /// The event's sequence in the room.
+    #[schema(value_type = u64)]
     sequence: Sequence,
+    /// The room's epoch.
+    #[schema(value_type = String)]
     epoch: roomcast_protocol::Epoch,
 }
 
@@ -154,6 +169,16 @@ async fn durable(published: Published) -> Result<PublishReply, ApiError> {
 }
 
 /// `POST /api/publish` with `{"room":R,"type":T,"data":<JSON>}`.
+#[utoipa::path(post, path = "/api/publish", tag = "publish",
+    request_body = PublishItem,
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "published and durable", body = PublishReply),
+        (status = 400, description = "bad body, room or type"),
+        (status = 401, description = "missing or wrong API key"),
+        (status = 403, description = "a room only the server writes"),
+        (status = 503, description = "the history store is failing; nothing was published"),
+    ))]
 pub(crate) async fn publish(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -185,14 +210,25 @@ fn parse_batch(body: &[u8]) -> Result<Vec<PublishItem<'_>>, serde_json::Error> {
 }
 
 /// The reply to a batch: one result per item, in order.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct BatchReply {
+    /// How many were published.
     published: usize,
+    /// One result per item, in order.
     results: Vec<PublishReply>,
 }
 
 /// `POST /api/publish/batch` with a JSON array of items (or `{"items":[...]}`), at most
 /// 1000. All items are validated before any is published.
+#[utoipa::path(post, path = "/api/publish/batch", tag = "publish",
+    request_body(content = Vec<PublishItem>, description = "1-1000 items (or `{\"items\":[...]}`)"),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "all published and durable", body = BatchReply),
+        (status = 400, description = "a bad item (none was published)"),
+        (status = 401, description = "missing or wrong API key"),
+        (status = 503, description = "the history store is failing"),
+    ))]
 pub(crate) async fn publish_batch(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -252,25 +288,45 @@ pub(crate) async fn publish_batch(
 }
 
 /// Query of `GET /api/history/{room}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub(crate) struct HistoryQuery {
+    /// Events after this sequence (default 0).
     since: Option<u64>,
+    /// Most events (default 100, at most 1000).
     limit: Option<usize>,
 }
 
 /// A history page.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct HistoryReply {
+    /// The room.
+    #[schema(value_type = String)]
     room: RoomName,
+    /// The room's epoch.
+    #[schema(value_type = String)]
     epoch: roomcast_protocol::Epoch,
+    /// The room's current sequence.
+    #[schema(value_type = u64)]
     sequence: Sequence,
+    /// False when events after `since` were trimmed.
     complete: bool,
+    /// The stored events, as delivered.
+    #[schema(value_type = Vec<Object>)]
     events: Vec<Box<RawValue>>,
 }
 
 /// `GET /api/history/{room}?since=N&limit=M`: stored events with sequence > N (default 0),
 /// at most M (default 100, at most 1000). `complete` is false when events after N were
 /// trimmed.
+#[utoipa::path(get, path = "/api/history/{room}", tag = "publish",
+    params(("room" = String, Path, description = "the room"), HistoryQuery),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "a page of history", body = HistoryReply),
+        (status = 400, description = "bad room or query"),
+        (status = 401, description = "missing or wrong API key"),
+        (status = 403, description = "a private room without the admin key"),
+    ))]
 pub(crate) async fn history(
     State(state): State<AppState>,
     headers: HeaderMap,
