@@ -122,9 +122,14 @@ pub fn keygen(args: KeygenArgs) -> anyhow::Result<()> {
         .try_fill_bytes(&mut seed)
         .context("reading the OS random number generator")?;
     let key = SigningKey::from_bytes(&seed);
-    let private = key
-        .to_pkcs8_pem(LineEnding::LF)
-        .context("encoding the private key")?;
+    // PKCS#8 v1 (the seed only): OpenSSL 3.0 and most tools read it; the v2 form with the
+    // public key attached is refused by `openssl pkey` 3.0.
+    let private = ed25519_dalek::pkcs8::KeypairBytes {
+        secret_key: key.to_bytes(),
+        public_key: None,
+    }
+    .to_pkcs8_pem(LineEnding::LF)
+    .context("encoding the private key")?;
     let public = key
         .verifying_key()
         .to_public_key_pem(LineEnding::LF)
