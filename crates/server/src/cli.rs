@@ -121,6 +121,9 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     pub jwt_secret: Option<String>,
+    /// File holding the HS256 secret (keeps it off the command line, where `ps` shows it).
+    #[arg(long, env = "ROOMCAST_JWT_SECRET_FILE", value_name = "FILE")]
+    pub jwt_secret_file: Option<PathBuf>,
     /// PEM file with the Ed25519 (EdDSA) or RSA (RS256) public key that verifies JWTs.
     #[arg(long, env = "ROOMCAST_JWT_PUBLIC_KEY", value_name = "FILE")]
     pub jwt_public_key: Option<PathBuf>,
@@ -141,6 +144,12 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     pub admin_key: Option<String>,
+    /// File holding the admin key.
+    #[arg(long, env = "ROOMCAST_ADMIN_KEY_FILE", value_name = "FILE")]
+    pub admin_key_file: Option<PathBuf>,
+    /// File of publish/history API keys, one per line.
+    #[arg(long, env = "ROOMCAST_API_KEY_FILE", value_name = "FILE")]
+    pub api_key_file: Option<PathBuf>,
     /// TOML or JSON file of collectives: id, public_key (PEM or base64), starting_cash.
     #[arg(long, env = "ROOMCAST_COLLECTIVES", value_name = "FILE")]
     pub collectives: Option<PathBuf>,
@@ -225,6 +234,7 @@ impl ServeArgs {
                 shutdown_close_code: self.shutdown_close_code,
                 log_format: self.log_format.clone(),
                 api_keys: (!self.api_keys.is_empty()).then(|| self.api_keys.clone()),
+                api_key_file: self.api_key_file.clone(),
             },
             heartbeat: RawHeartbeat {
                 interval: self.heartbeat_interval,
@@ -249,11 +259,13 @@ impl ServeArgs {
             auth: RawAuth {
                 required: None,
                 jwt_secret: self.jwt_secret.clone(),
+                jwt_secret_file: self.jwt_secret_file.clone(),
                 jwt_public_key: self.jwt_public_key.clone(),
                 jwt_issuer: self.jwt_issuer.clone(),
                 jwt_audience: self.jwt_audience.clone(),
                 jwt_leeway: self.jwt_leeway,
                 admin_key: self.admin_key.clone(),
+                admin_key_file: self.admin_key_file.clone(),
                 collectives: self.collectives.clone(),
                 auth_timeout: self.auth_timeout,
                 allowed_origins: (!self.allowed_origins.is_empty())

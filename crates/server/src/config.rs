@@ -66,6 +66,8 @@ pub struct RawAuth {
     pub required: Option<bool>,
     /// HS256 shared secret.
     pub jwt_secret: Option<String>,
+    /// File holding the HS256 secret (so it never appears on a command line).
+    pub jwt_secret_file: Option<PathBuf>,
     /// PEM file with an Ed25519 (EdDSA) or RSA (RS256) public key.
     pub jwt_public_key: Option<PathBuf>,
     /// Required `iss`.
@@ -76,6 +78,8 @@ pub struct RawAuth {
     pub jwt_leeway: Option<u64>,
     /// Key of the admin API.
     pub admin_key: Option<String>,
+    /// File holding the admin key.
+    pub admin_key_file: Option<PathBuf>,
     /// TOML/JSON file of collectives (id, public_key, starting_cash).
     pub collectives: Option<PathBuf>,
     /// Seconds a connection has to complete authentication.
@@ -140,6 +144,8 @@ pub struct RawServer {
     pub log_format: Option<String>,
     /// Keys accepted by the publish and history APIs (`Authorization: Bearer <key>`).
     pub api_keys: Option<Vec<String>>,
+    /// File of API keys, one per line (`#` starts a comment).
+    pub api_key_file: Option<PathBuf>,
 }
 
 /// `[heartbeat]` section.
@@ -195,6 +201,7 @@ impl RawConfig {
                 shutdown_close_code: Some(d.shutdown_close.as_u16()),
                 log_format: Some("text".into()),
                 api_keys: Some(Vec::new()),
+                api_key_file: None,
             },
             heartbeat: RawHeartbeat {
                 interval: Some(d.hub.heartbeat_interval.as_secs()),
@@ -425,6 +432,7 @@ impl RawConfig {
             server.shutdown_close_code,
             server.log_format,
             server.api_keys,
+            server.api_key_file,
             history.store,
             history.data_dir,
             history.fsync,
@@ -433,11 +441,13 @@ impl RawConfig {
             history.rules,
             auth.required,
             auth.jwt_secret,
+            auth.jwt_secret_file,
             auth.jwt_public_key,
             auth.jwt_issuer,
             auth.jwt_audience,
             auth.jwt_leeway,
             auth.admin_key,
+            auth.admin_key_file,
             auth.collectives,
             auth.auth_timeout,
             auth.allowed_origins,
@@ -598,13 +608,17 @@ impl RawConfig {
             }
             retention.rules.push(rule);
         }
-        let api_keys: Vec<String> = self
-            .server
-            .api_keys
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|k| !k.is_empty())
-            .collect();
+        let mut api_keys: Vec<String> = self.server.api_keys.unwrap_or_default();
+        if let Some(path) = &self.server.api_key_file {
+            let text = read_secret_file("server.api_key_file", path)?;
+            api_keys.extend(
+                text.lines()
+                    .map(str::trim)
+                    .filter(|l| !l.starts_with('#'))
+                    .map(str::to_owned),
+            );
+        }
+        api_keys.retain(|k| !k.is_empty());
         if api_keys.iter().any(|k| k.len() < 8) {
             return Err(invalid(
                 "server.api_keys",
@@ -687,6 +701,37 @@ fn validate_arena(
     Ok(Some(config))
 }
 
+/// Reads a secret from a file (surrounding whitespace, e.g. the final newline, removed).
+fn read_secret_file(name: &'static str, path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path)
+        .map(|s| s.trim().to_owned())
+        .map_err(|e| invalid(name, format!("cannot read {}: {e}", path.display())))
+}
+
+/// A secret given directly or in a file, not both.
+fn secret_setting(
+    name: &'static str,
+    direct: Option<String>,
+    file: Option<&Path>,
+) -> Result<Option<String>, ConfigError> {
+    let direct = direct.filter(|s| !s.is_empty());
+    match (direct, file) {
+        (Some(_), Some(_)) => Err(invalid(
+            name,
+            "set either the value or its _file variant, not both",
+        )),
+        (Some(v), None) => Ok(Some(v)),
+        (None, Some(path)) => {
+            let v = read_secret_file(name, path)?;
+            if v.is_empty() {
+                return Err(invalid(name, format!("{} is empty", path.display())));
+            }
+            Ok(Some(v))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
 fn validate_auth(raw: RawAuth, dev: bool) -> Result<AuthConfig, ConfigError> {
     let required = raw.required.unwrap_or(!dev);
     let public_key_pem = match &raw.jwt_public_key {
@@ -698,7 +743,11 @@ fn validate_auth(raw: RawAuth, dev: bool) -> Result<AuthConfig, ConfigError> {
             )
         })?),
     };
-    let secret = raw.jwt_secret.filter(|s| !s.is_empty());
+    let secret = secret_setting(
+        "auth.jwt_secret",
+        raw.jwt_secret,
+        raw.jwt_secret_file.as_deref(),
+    )?;
     if let Some(secret) = &secret {
         if secret.len() < 16 && !dev {
             return Err(invalid(
@@ -730,7 +779,11 @@ fn validate_auth(raw: RawAuth, dev: bool) -> Result<AuthConfig, ConfigError> {
         Some(0) => return Err(invalid("auth.auth_timeout", "must be at least 1 second")),
         Some(s) => Duration::from_secs(s.min(3600)),
     };
-    let admin_key = raw.admin_key.filter(|k| !k.is_empty());
+    let admin_key = secret_setting(
+        "auth.admin_key",
+        raw.admin_key,
+        raw.admin_key_file.as_deref(),
+    )?;
     if admin_key.as_ref().is_some_and(|k| k.len() < 8) {
         return Err(invalid("auth.admin_key", "must be at least 8 characters"));
     }

@@ -177,3 +177,88 @@ async fn admin_stats_connections_rooms_disconnect_broadcast() {
     .await;
     assert_eq!(status, 400);
 }
+
+/// Secrets can come from files, so none has to appear on a command line (`ps`).
+#[tokio::test]
+async fn secrets_are_read_from_files() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).expect("write secret");
+        path.display().to_string()
+    };
+    let secret = "file-secret-0123456789abcdef";
+    let jwt = write("jwt", &format!("{secret}\n"));
+    let admin = write("admin", "admin-from-file\n");
+    let api = write("api", "# publishers\npublisher-one\n\npublisher-two\n");
+    let server = TestServer::start_secure(&[
+        "--jwt-secret-file",
+        &jwt,
+        "--admin-key-file",
+        &admin,
+        "--api-key-file",
+        &api,
+    ])
+    .await;
+    let (status, _) = server
+        .http_request("GET", "/api/admin/stats", Some("admin-from-file"), None)
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = server
+        .http_request("GET", "/api/admin/stats", Some("admin-key-123"), None)
+        .await;
+    assert_eq!(status, 401);
+    for key in ["publisher-one", "publisher-two"] {
+        let (status, body) = post_json(
+            &server,
+            "/api/publish",
+            Some(key),
+            &json!({"room":"news","type":"note","data":1}),
+        )
+        .await;
+        assert_eq!(status, 200, "{key}: {body}");
+    }
+    let (status, _) = post_json(
+        &server,
+        "/api/publish",
+        Some("# publishers"),
+        &json!({"room":"news","type":"note","data":1}),
+    )
+    .await;
+    assert_eq!(status, 401, "a comment line is not a key");
+    // A token signed with the file's secret opens a connection.
+    let request = roomcast_engine::auth::MintRequest {
+        sub: "alice".to_owned(),
+        rooms: None,
+        publish: None,
+        roles: Vec::new(),
+        collective_id: None,
+        issuer: None,
+        audience: None,
+        ttl: std::time::Duration::from_secs(60),
+    };
+    let token =
+        roomcast_engine::auth::mint_hs256(secret, &request, time::OffsetDateTime::now_utc())
+            .expect("mint");
+    let mut alice =
+        roomcast_client::Connection::connect(&server.url(&format!("/ws/alice?token={token}")))
+            .await
+            .expect("connect");
+    assert_eq!(recv_json(&mut alice).await["type"], "welcome");
+
+    // Both the value and its file is a configuration error naming the setting.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_roomcast"))
+        .args([
+            "check-config",
+            "--dev",
+            "--admin-key",
+            "admin-key-123",
+            "--admin-key-file",
+            &admin,
+        ])
+        .output()
+        .expect("run check-config");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("auth.admin_key"), "{stderr}");
+}
