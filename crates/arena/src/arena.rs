@@ -137,7 +137,10 @@ impl Arena {
     ///
     /// # Errors
     /// [`FundingError`] naming the bad field.
-    pub fn parse_funding(&self, fields: &serde_json::Map<String, serde_json::Value>) -> Result<Funding, FundingError> {
+    pub fn parse_funding(
+        &self,
+        fields: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Funding, FundingError> {
         crate::funding::parse_funding(&self.shared.instruments, fields)
     }
 
@@ -152,7 +155,10 @@ impl Arena {
         rx.await.ok()
     }
 
-    async fn read<T: Send + 'static>(&self, f: impl FnOnce(&ExchangeState) -> T + Send + 'static) -> Option<T> {
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&ExchangeState) -> T + Send + 'static,
+    ) -> Option<T> {
         self.call(|tx| {
             Request::Read(Box::new(move |state: &ExchangeState| {
                 drop(tx.send(f(state)));
@@ -175,7 +181,11 @@ impl Arena {
     ///
     /// # Errors
     /// See [`OrderError`].
-    pub async fn place_order(&self, id: &CollectiveId, request: OrderRequest) -> Result<OrderView, OrderError> {
+    pub async fn place_order(
+        &self,
+        id: &CollectiveId,
+        request: OrderRequest,
+    ) -> Result<OrderView, OrderError> {
         let id = id.clone();
         self.call(|reply| Request::Place { id, request, reply })
             .await
@@ -186,18 +196,30 @@ impl Arena {
     ///
     /// # Errors
     /// See [`OrderError`].
-    pub async fn cancel_order(&self, id: &CollectiveId, order_id: u64) -> Result<OrderView, OrderError> {
+    pub async fn cancel_order(
+        &self,
+        id: &CollectiveId,
+        order_id: u64,
+    ) -> Result<OrderView, OrderError> {
         let id = id.clone();
-        self.call(|reply| Request::Cancel { id, order_id, reply })
-            .await
-            .unwrap_or(Err(OrderError::Unavailable))
+        self.call(|reply| Request::Cancel {
+            id,
+            order_id,
+            reply,
+        })
+        .await
+        .unwrap_or(Err(OrderError::Unavailable))
     }
 
     /// The orders of `id`: open ones, or also the recent closed ones.
     ///
     /// # Errors
     /// [`ArenaError::Unavailable`].
-    pub async fn orders(&self, id: &CollectiveId, open_only: bool) -> Result<Vec<OrderView>, ArenaError> {
+    pub async fn orders(
+        &self,
+        id: &CollectiveId,
+        open_only: bool,
+    ) -> Result<Vec<OrderView>, ArenaError> {
         let id = id.clone();
         self.read(move |s| s.orders_of(&id, open_only))
             .await
@@ -208,7 +230,11 @@ impl Arena {
     ///
     /// # Errors
     /// [`ArenaError::Unavailable`].
-    pub async fn order(&self, id: &CollectiveId, order_id: u64) -> Result<Option<OrderView>, ArenaError> {
+    pub async fn order(
+        &self,
+        id: &CollectiveId,
+        order_id: u64,
+    ) -> Result<Option<OrderView>, ArenaError> {
         let id = id.clone();
         self.read(move |s| s.order_of(&id, order_id))
             .await
@@ -246,7 +272,11 @@ impl Arena {
     ///
     /// # Errors
     /// [`ArenaError::Unavailable`].
-    pub async fn trades(&self, symbol: &str, limit: usize) -> Result<Option<Vec<TradeView>>, ArenaError> {
+    pub async fn trades(
+        &self,
+        symbol: &str,
+        limit: usize,
+    ) -> Result<Option<Vec<TradeView>>, ArenaError> {
         let symbol = symbol.to_owned();
         self.read(move |s| s.trades_view(&symbol, limit))
             .await
@@ -312,11 +342,17 @@ fn recover(
     let replayed = recovered.commands.len() as u64;
     let mut emit = Emit::discard();
     for (i, command) in recovered.commands.iter().enumerate() {
-        state
-            .apply(command, &mut emit, Mode::Replay)
-            .map_err(|e| ArenaError::Conservation(format!("log entry {} of {replayed}: {e}", i + 1)))?;
+        state.apply(command, &mut emit, Mode::Replay).map_err(|e| {
+            ArenaError::Conservation(format!("log entry {} of {replayed}: {e}", i + 1))
+        })?;
     }
-    state.check_conservation().map_err(ArenaError::Conservation)?;
-    tracing::info!(replayed, accounts = state.account_count(), "arena state recovered");
+    state
+        .check_conservation()
+        .map_err(ArenaError::Conservation)?;
+    tracing::info!(
+        replayed,
+        accounts = state.account_count(),
+        "arena state recovered"
+    );
     Ok((store, state, recovered.next_seq, replayed))
 }

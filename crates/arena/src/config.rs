@@ -168,7 +168,9 @@ pub enum ConfigError {
         value: String,
     },
     /// Tick and lot decimals together are finer than cash can count exactly.
-    #[error("instrument {0}: tick and lot sizes together need more than 18 decimal places of cash")]
+    #[error(
+        "instrument {0}: tick and lot sizes together need more than 18 decimal places of cash"
+    )]
     TooFine(String),
     /// A demo symbol is not an instrument.
     #[error("demo symbol {0} is not a configured instrument")]

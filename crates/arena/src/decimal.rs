@@ -151,7 +151,12 @@ mod tests {
 
     #[test]
     fn round_trips() {
-        for (units, scale) in [(1i128, 8u32), (123_456_789, 3), (10, 1), (i128::from(u64::MAX), 6)] {
+        for (units, scale) in [
+            (1i128, 8u32),
+            (123_456_789, 3),
+            (10, 1),
+            (i128::from(u64::MAX), 6),
+        ] {
             let s = format_units(units, scale);
             assert_eq!(parse_units(&s, scale), Ok(units), "{s}");
         }

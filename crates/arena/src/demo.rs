@@ -47,7 +47,11 @@ struct Walk {
 /// Runs the bots until `cancel` fires.
 pub async fn run(arena: Arena, config: DemoConfig, cancel: CancellationToken) {
     let symbols: Vec<String> = if config.symbols.is_empty() {
-        arena.instruments().iter().map(|i| i.symbol.clone()).collect()
+        arena
+            .instruments()
+            .iter()
+            .map(|i| i.symbol.clone())
+            .collect()
     } else {
         config.symbols.clone()
     };
@@ -58,7 +62,10 @@ pub async fn run(arena: Arena, config: DemoConfig, cancel: CancellationToken) {
         };
         let funding = Funding {
             cash_cents: config.starting_cash,
-            positions: symbols.iter().map(|s| (s.clone(), BOT_STARTING_LOTS)).collect::<BTreeMap<_, _>>(),
+            positions: symbols
+                .iter()
+                .map(|s| (s.clone(), BOT_STARTING_LOTS))
+                .collect::<BTreeMap<_, _>>(),
         };
         if let Err(e) = arena.open_account(id.clone(), funding).await {
             tracing::warn!(error = %e, "demo bot account not opened");
@@ -74,7 +81,10 @@ pub async fn run(arena: Arena, config: DemoConfig, cancel: CancellationToken) {
         .iter()
         .filter_map(|s| {
             let ins = arena.instruments().get(s)?;
-            let last = markets.iter().find(|m| &m.symbol == s).and_then(|m| m.last_price.clone());
+            let last = markets
+                .iter()
+                .find(|m| &m.symbol == s)
+                .and_then(|m| m.last_price.clone());
             let start = last
                 .and_then(|p| ins.parse_price(&p).ok())
                 .or_else(|| ins.parse_price(default_mid(s)).ok())?
@@ -88,7 +98,9 @@ pub async fn run(arena: Arena, config: DemoConfig, cancel: CancellationToken) {
         })
         .collect();
     let mut rng = StdRng::seed_from_u64(config.seed);
-    let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / u64::from(config.orders_per_second)));
+    let mut tick = tokio::time::interval(Duration::from_micros(
+        1_000_000 / u64::from(config.orders_per_second),
+    ));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -99,12 +111,25 @@ pub async fn run(arena: Arena, config: DemoConfig, cancel: CancellationToken) {
         let w = rng.random_range(0..walks.len());
         let walk = &mut walks[w];
         let step: i64 = rng.random_range(-3..=3);
-        walk.mid = walk.mid.saturating_add_signed(step).clamp(walk.low, walk.high);
-        let side = if rng.random_bool(0.5) { OrderSide::Buy } else { OrderSide::Sell };
+        walk.mid = walk
+            .mid
+            .saturating_add_signed(step)
+            .clamp(walk.low, walk.high);
+        let side = if rng.random_bool(0.5) {
+            OrderSide::Buy
+        } else {
+            OrderSide::Sell
+        };
         let crossing = rng.random_bool(0.25);
-        let offset: u64 = if crossing { rng.random_range(1..=5) } else { rng.random_range(1..=25) };
+        let offset: u64 = if crossing {
+            rng.random_range(1..=5)
+        } else {
+            rng.random_range(1..=25)
+        };
         let price = match (side, crossing) {
-            (OrderSide::Buy, false) | (OrderSide::Sell, true) => walk.mid.saturating_sub(offset).max(1),
+            (OrderSide::Buy, false) | (OrderSide::Sell, true) => {
+                walk.mid.saturating_sub(offset).max(1)
+            }
             (OrderSide::Buy, true) | (OrderSide::Sell, false) => walk.mid.saturating_add(offset),
         };
         let Some(ins) = arena.instruments().get(&walk.symbol) else {

@@ -80,8 +80,14 @@ pub(crate) enum Request {
 }
 
 enum Reply {
-    Open(oneshot::Sender<Result<(), ArenaError>>, Result<(), ArenaError>),
-    Order(oneshot::Sender<Result<OrderView, OrderError>>, Result<OrderView, OrderError>),
+    Open(
+        oneshot::Sender<Result<(), ArenaError>>,
+        Result<(), ArenaError>,
+    ),
+    Order(
+        oneshot::Sender<Result<OrderView, OrderError>>,
+        Result<OrderView, OrderError>,
+    ),
 }
 
 impl Reply {
@@ -124,7 +130,11 @@ impl Exchange {
     /// Runs until `cancel` fires or every sender is gone, then handles what is still
     /// queued and writes a final snapshot.
     pub(crate) async fn run(mut self, mut rx: mpsc::Receiver<Request>, cancel: CancellationToken) {
-        let max = if self.fsync == FsyncPolicy::Always { 1 } else { MAX_BATCH };
+        let max = if self.fsync == FsyncPolicy::Always {
+            1
+        } else {
+            MAX_BATCH
+        };
         loop {
             let first = tokio::select! {
                 biased;
@@ -184,7 +194,10 @@ impl Exchange {
                 }
                 Request::Place { id, request, reply } => {
                     let order_id = self.state.next_order_id();
-                    let result = match self.state.place(&id, &request, at_ms, Mode::Live, &mut emit) {
+                    let result = match self
+                        .state
+                        .place(&id, &request, at_ms, Mode::Live, &mut emit)
+                    {
                         Ok(Placed::New(view)) => {
                             accepted += 1;
                             logged.push(Command::Place {
@@ -203,7 +216,11 @@ impl Exchange {
                     };
                     replies.push(Reply::Order(reply, result));
                 }
-                Request::Cancel { id, order_id, reply } => {
+                Request::Cancel {
+                    id,
+                    order_id,
+                    reply,
+                } => {
                     let result = self.state.cancel(&id, order_id, at_ms, &mut emit);
                     if result.is_ok() {
                         logged.push(Command::Cancel {
@@ -280,7 +297,11 @@ impl Exchange {
         match result {
             Ok(Ok(())) => {
                 self.next_seq += n;
-                self.since_snapshot = if has_snapshot { 0 } else { self.since_snapshot + n };
+                self.since_snapshot = if has_snapshot {
+                    0
+                } else {
+                    self.since_snapshot + n
+                };
                 true
             }
             Ok(Err(e)) => {
@@ -305,9 +326,9 @@ impl Exchange {
                     continue;
                 }
             };
-            if let Err(e) = self
-                .hub
-                .publish(&event.room, event.event_type, &EventBody::data(&raw), None)
+            if let Err(e) =
+                self.hub
+                    .publish(&event.room, event.event_type, &EventBody::data(&raw), None)
             {
                 tracing::warn!(room = %event.room, error = %e, "arena publish failed");
             }
@@ -352,21 +373,33 @@ impl Exchange {
         }
         let (ty, data) = match &kind {
             ArenaRoom::Portfolio(c) => {
-                let view = self.state.portfolio_view(c).unwrap_or_else(|| PortfolioView {
-                    collective_id: c.clone(),
-                    balances: Vec::new(),
-                    positions: Vec::new(),
-                    equity: Vec::new(),
-                });
+                let view = self
+                    .state
+                    .portfolio_view(c)
+                    .unwrap_or_else(|| PortfolioView {
+                        collective_id: c.clone(),
+                        balances: Vec::new(),
+                        positions: Vec::new(),
+                        equity: Vec::new(),
+                    });
                 ("portfolio_snapshot", serde_json::to_string(&view))
             }
-            ArenaRoom::Orders(c) => ("orders_snapshot", serde_json::to_string(&self.state.orders_snapshot(c))),
+            ArenaRoom::Orders(c) => (
+                "orders_snapshot",
+                serde_json::to_string(&self.state.orders_snapshot(c)),
+            ),
             ArenaRoom::Order(c, id) => {
-                let view = self.state.order_of(c, *id).ok_or(AttachError::UnknownOrder)?;
+                let view = self
+                    .state
+                    .order_of(c, *id)
+                    .ok_or(AttachError::UnknownOrder)?;
                 ("order_snapshot", serde_json::to_string(&view))
             }
             ArenaRoom::Market(symbol) => {
-                let view = self.state.book_view(symbol, usize::MAX).ok_or(AttachError::UnknownSymbol)?;
+                let view = self
+                    .state
+                    .book_view(symbol, usize::MAX)
+                    .ok_or(AttachError::UnknownSymbol)?;
                 ("book_snapshot", serde_json::to_string(&view))
             }
         };
@@ -384,14 +417,22 @@ impl Exchange {
 fn fail(request: Request) {
     match request {
         Request::Open { reply, .. } => drop(reply.send(Err(ArenaError::Unavailable))),
-        Request::Place { reply, .. } | Request::Cancel { reply, .. } => drop(reply.send(Err(OrderError::Unavailable))),
+        Request::Place { reply, .. } | Request::Cancel { reply, .. } => {
+            drop(reply.send(Err(OrderError::Unavailable)))
+        }
         Request::Read(_) => {}
         Request::Attach { reply, .. } => drop(reply.send(Err(AttachError::Unavailable))),
     }
 }
 
 /// `{"type":T,"room":R,"sequence":n,"epoch":E[,"id":I],"data":D}`.
-fn snapshot_frame(ty: &str, room: &RoomName, head: &RoomHead, id: Option<&RequestId>, data: &str) -> String {
+fn snapshot_frame(
+    ty: &str,
+    room: &RoomName,
+    head: &RoomHead,
+    id: Option<&RequestId>,
+    data: &str,
+) -> String {
     let quote = |s: &str| serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_owned());
     let mut s = String::with_capacity(data.len() + 128);
     s.push_str("{\"type\":\"");

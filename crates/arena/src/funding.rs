@@ -13,13 +13,19 @@ use crate::instrument::Instruments;
 ///
 /// # Errors
 /// [`FundingError`] naming the bad field.
-pub fn parse_funding(instruments: &Instruments, fields: &Map<String, Value>) -> Result<Funding, FundingError> {
+pub fn parse_funding(
+    instruments: &Instruments,
+    fields: &Map<String, Value>,
+) -> Result<Funding, FundingError> {
     let cash_cents = match fields.get("starting_cash") {
         None | Some(Value::Null) => 0,
         Some(Value::Number(n)) => n.as_u64().ok_or(FundingError::BadCash)?,
         Some(_) => return Err(FundingError::BadCash),
     };
-    if instruments.cents_to_units(cash_cents).is_none_or(|u| u > i128::from(i64::MAX)) {
+    if instruments
+        .cents_to_units(cash_cents)
+        .is_none_or(|u| u > i128::from(i64::MAX))
+    {
         return Err(FundingError::BadCash);
     }
     let mut funding = Funding {
@@ -86,17 +92,41 @@ mod tests {
     fn refuses_bad_funding() {
         let ins = ArenaConfig::default().validate().expect("valid");
         let bad = |v: Value| parse_funding(&ins, &fields(v));
-        assert_eq!(bad(serde_json::json!({"starting_cash": -1})), Err(FundingError::BadCash));
-        assert_eq!(bad(serde_json::json!({"starting_cash": 1.5})), Err(FundingError::BadCash));
-        assert_eq!(bad(serde_json::json!({"starting_cash": "100"})), Err(FundingError::BadCash));
-        assert_eq!(bad(serde_json::json!({"starting_cash": u64::MAX})), Err(FundingError::BadCash));
-        assert_eq!(bad(serde_json::json!({"starting_positions": ["x"]})), Err(FundingError::BadPositions));
+        assert_eq!(
+            bad(serde_json::json!({"starting_cash": -1})),
+            Err(FundingError::BadCash)
+        );
+        assert_eq!(
+            bad(serde_json::json!({"starting_cash": 1.5})),
+            Err(FundingError::BadCash)
+        );
+        assert_eq!(
+            bad(serde_json::json!({"starting_cash": "100"})),
+            Err(FundingError::BadCash)
+        );
+        assert_eq!(
+            bad(serde_json::json!({"starting_cash": u64::MAX})),
+            Err(FundingError::BadCash)
+        );
+        assert_eq!(
+            bad(serde_json::json!({"starting_positions": ["x"]})),
+            Err(FundingError::BadPositions)
+        );
         assert_eq!(
             bad(serde_json::json!({"starting_positions": {"DOGE": "1"}})),
             Err(FundingError::UnknownSymbol("DOGE".into()))
         );
-        assert!(matches!(bad(serde_json::json!({"starting_positions": {"BTC-USD": 1}})), Err(FundingError::BadQuantity { .. })));
-        assert!(matches!(bad(serde_json::json!({"starting_positions": {"BTC-USD": "0.00001"}})), Err(FundingError::BadQuantity { .. })));
-        assert!(matches!(bad(serde_json::json!({"starting_positions": {"BTC-USD": "-1"}})), Err(FundingError::BadQuantity { .. })));
+        assert!(matches!(
+            bad(serde_json::json!({"starting_positions": {"BTC-USD": 1}})),
+            Err(FundingError::BadQuantity { .. })
+        ));
+        assert!(matches!(
+            bad(serde_json::json!({"starting_positions": {"BTC-USD": "0.00001"}})),
+            Err(FundingError::BadQuantity { .. })
+        ));
+        assert!(matches!(
+            bad(serde_json::json!({"starting_positions": {"BTC-USD": "-1"}})),
+            Err(FundingError::BadQuantity { .. })
+        ));
     }
 }

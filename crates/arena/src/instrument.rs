@@ -169,8 +169,9 @@ impl Instruments {
 fn valid_symbol(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 32
-        && s.bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || matches!(b, b'_' | b'.' | b'-'))
+        && s.bytes().all(|b| {
+            b.is_ascii_uppercase() || b.is_ascii_digit() || matches!(b, b'_' | b'.' | b'-')
+        })
 }
 
 fn positive(symbol: &str, field: &'static str, value: &str) -> Result<(u32, i128), ConfigError> {
@@ -200,9 +201,15 @@ impl ArenaConfig {
             return Err(ConfigError::NoInstruments);
         }
         for (name, v) in [
-            ("max_open_orders_per_collective", self.max_open_orders_per_collective),
+            (
+                "max_open_orders_per_collective",
+                self.max_open_orders_per_collective,
+            ),
             ("max_orders_per_book", self.max_orders_per_book),
-            ("recent_orders_per_collective", self.recent_orders_per_collective),
+            (
+                "recent_orders_per_collective",
+                self.recent_orders_per_collective,
+            ),
             ("recent_trades_per_symbol", self.recent_trades_per_symbol),
             ("queue_capacity", self.queue_capacity),
         ] {
@@ -220,10 +227,18 @@ impl ArenaConfig {
                 return Err(ConfigError::BadSymbol(ic.symbol.clone()));
             }
             let q = &ic.quote_currency;
-            if q.is_empty() || q.len() > 12 || !q.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()) {
+            if q.is_empty()
+                || q.len() > 12
+                || !q
+                    .bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+            {
                 return Err(ConfigError::BadCurrency(q.clone()));
             }
-            if parsed.iter().any(|(c, ..): &(&crate::config::InstrumentConfig, _, _)| c.symbol == ic.symbol) {
+            if parsed
+                .iter()
+                .any(|(c, ..): &(&crate::config::InstrumentConfig, _, _)| c.symbol == ic.symbol)
+            {
                 return Err(ConfigError::DuplicateSymbol(ic.symbol.clone()));
             }
             let tick = positive(&ic.symbol, "tick_size", &ic.tick_size)?;
@@ -257,7 +272,9 @@ impl ArenaConfig {
                 }
             };
             // Book sums (max orders × max lots) must fit u64 (see matching::BookLimits).
-            if (self.max_orders_per_book as u128) * u128::from(max_order_lots) > u128::from(u64::MAX) {
+            if (self.max_orders_per_book as u128) * u128::from(max_order_lots)
+                > u128::from(u64::MAX)
+            {
                 return Err(ConfigError::BadLimit("max_order_size"));
             }
             order.push(ic.symbol.clone());
@@ -323,8 +340,10 @@ mod tests {
 
     #[test]
     fn odd_ticks_are_checked_against_their_step() {
-        let mut c = ArenaConfig::default();
-        c.instruments = vec![InstrumentConfig::new("X", "0.05", "2")];
+        let c = ArenaConfig {
+            instruments: vec![InstrumentConfig::new("X", "0.05", "2")],
+            ..ArenaConfig::default()
+        };
         let ins = c.validate().expect("valid");
         let x = ins.get("X").expect("x");
         assert_eq!(x.parse_price("1.05"), Ok(Price(21)));
@@ -343,20 +362,39 @@ mod tests {
             instruments: vec![ic],
             ..ArenaConfig::default()
         };
-        assert!(matches!(with(InstrumentConfig::new("btc", "0.01", "1")).validate(), Err(ConfigError::BadSymbol(_))));
-        assert!(matches!(with(InstrumentConfig::new("B", "0", "1")).validate(), Err(ConfigError::BadSize { .. })));
-        assert!(matches!(with(InstrumentConfig::new("B", "-1", "1")).validate(), Err(ConfigError::BadSize { .. })));
+        assert!(matches!(
+            with(InstrumentConfig::new("btc", "0.01", "1")).validate(),
+            Err(ConfigError::BadSymbol(_))
+        ));
+        assert!(matches!(
+            with(InstrumentConfig::new("B", "0", "1")).validate(),
+            Err(ConfigError::BadSize { .. })
+        ));
+        assert!(matches!(
+            with(InstrumentConfig::new("B", "-1", "1")).validate(),
+            Err(ConfigError::BadSize { .. })
+        ));
         assert!(matches!(
             with(InstrumentConfig::new("B", "0.0000000001", "0.0000000001")).validate(),
             Err(ConfigError::TooFine(_))
         ));
         let dup = ArenaConfig {
-            instruments: vec![InstrumentConfig::new("B", "1", "1"), InstrumentConfig::new("B", "1", "1")],
+            instruments: vec![
+                InstrumentConfig::new("B", "1", "1"),
+                InstrumentConfig::new("B", "1", "1"),
+            ],
             ..ArenaConfig::default()
         };
-        assert!(matches!(dup.validate(), Err(ConfigError::DuplicateSymbol(_))));
         assert!(matches!(
-            ArenaConfig { instruments: vec![], ..ArenaConfig::default() }.validate(),
+            dup.validate(),
+            Err(ConfigError::DuplicateSymbol(_))
+        ));
+        assert!(matches!(
+            ArenaConfig {
+                instruments: vec![],
+                ..ArenaConfig::default()
+            }
+            .validate(),
             Err(ConfigError::NoInstruments)
         ));
     }

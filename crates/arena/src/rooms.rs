@@ -68,9 +68,9 @@ impl ArenaRoom {
             return Ok(Some(ArenaRoom::Orders(CollectiveId::parse(rest)?)));
         }
         if let Some(rest) = s.strip_prefix("order:") {
-            let (cid, id) = rest
-                .rsplit_once('/')
-                .ok_or_else(|| AttachError::BadRoom("expected order:{collective}/{order_id}".into()))?;
+            let (cid, id) = rest.rsplit_once('/').ok_or_else(|| {
+                AttachError::BadRoom("expected order:{collective}/{order_id}".into())
+            })?;
             let id: u64 = id
                 .parse()
                 .map_err(|_| AttachError::BadRoom("order id must be an integer".into()))?;
@@ -108,9 +108,18 @@ mod tests {
     #[test]
     fn classifies_arena_rooms() {
         let acme = CollectiveId::parse("acme").expect("id");
-        assert_eq!(ArenaRoom::parse(&room("portfolio:acme")).ok().flatten(), Some(ArenaRoom::Portfolio(acme.clone())));
-        assert_eq!(ArenaRoom::parse(&room("order:acme/12")).ok().flatten(), Some(ArenaRoom::Order(acme, 12)));
-        assert_eq!(ArenaRoom::parse(&room("market:BTC-USD")).ok().flatten(), Some(ArenaRoom::Market("BTC-USD".into())));
+        assert_eq!(
+            ArenaRoom::parse(&room("portfolio:acme")).ok().flatten(),
+            Some(ArenaRoom::Portfolio(acme.clone()))
+        );
+        assert_eq!(
+            ArenaRoom::parse(&room("order:acme/12")).ok().flatten(),
+            Some(ArenaRoom::Order(acme, 12))
+        );
+        assert_eq!(
+            ArenaRoom::parse(&room("market:BTC-USD")).ok().flatten(),
+            Some(ArenaRoom::Market("BTC-USD".into()))
+        );
         assert_eq!(ArenaRoom::parse(&room("chat")).ok().flatten(), None);
         assert!(ArenaRoom::parse(&room("order:acme/x")).is_err());
         assert!(ArenaRoom::parse(&room("orders:a/b")).is_err());

@@ -106,15 +106,22 @@ impl Store {
         let txn = self.db.begin_write().map_err(storage)?;
         {
             let mut table = txn.open_table(SNAPSHOT).map_err(storage)?;
-            let mut known: BTreeMap<String, (String, String, String)> = match table.get("instruments").map_err(storage)? {
-                Some(v) => serde_json::from_slice(v.value()).map_err(storage)?,
-                None => BTreeMap::new(),
-            };
+            let mut known: BTreeMap<String, (String, String, String)> =
+                match table.get("instruments").map_err(storage)? {
+                    Some(v) => serde_json::from_slice(v.value()).map_err(storage)?,
+                    None => BTreeMap::new(),
+                };
             for ins in instruments.iter() {
-                let now = (ins.tick_size.clone(), ins.lot_size.clone(), ins.quote.clone());
+                let now = (
+                    ins.tick_size.clone(),
+                    ins.lot_size.clone(),
+                    ins.quote.clone(),
+                );
                 if let Some(before) = known.get(&ins.symbol) {
-                    let same = crate::decimal::parse_units(&before.0, 18) == crate::decimal::parse_units(&now.0, 18)
-                        && crate::decimal::parse_units(&before.1, 18) == crate::decimal::parse_units(&now.1, 18)
+                    let same = crate::decimal::parse_units(&before.0, 18)
+                        == crate::decimal::parse_units(&now.0, 18)
+                        && crate::decimal::parse_units(&before.1, 18)
+                            == crate::decimal::parse_units(&now.1, 18)
                         && before.2 == now.2;
                     if !same {
                         return Err(ArenaError::Conservation(format!(
@@ -126,7 +133,9 @@ impl Store {
                 known.insert(ins.symbol.clone(), now);
             }
             let bytes = serde_json::to_vec(&known).map_err(storage)?;
-            table.insert("instruments", bytes.as_slice()).map_err(storage)?;
+            table
+                .insert("instruments", bytes.as_slice())
+                .map_err(storage)?;
         }
         txn.commit().map_err(storage)
     }
@@ -138,10 +147,15 @@ impl Store {
     pub fn recover(&self) -> Result<Recovered, ArenaError> {
         let txn = self.db.begin_read().map_err(storage)?;
         let meta = txn.open_table(META).map_err(storage)?;
-        let snap_seq = meta.get("snapshot_seq").map_err(storage)?.map_or(0, |v| v.value());
+        let snap_seq = meta
+            .get("snapshot_seq")
+            .map_err(storage)?
+            .map_or(0, |v| v.value());
         let snapshots = txn.open_table(SNAPSHOT).map_err(storage)?;
         let snapshot = match snapshots.get("state").map_err(storage)? {
-            Some(v) => Some(serde_json::from_slice(v.value()).map_err(|e| storage(format!("snapshot: {e}")))?),
+            Some(v) => Some(
+                serde_json::from_slice(v.value()).map_err(|e| storage(format!("snapshot: {e}")))?,
+            ),
             None => None,
         };
         let log = txn.open_table(LOG).map_err(storage)?;
@@ -151,10 +165,12 @@ impl Store {
             let (k, v) = entry.map_err(storage)?;
             let seq = k.value();
             if seq != next_seq {
-                return Err(storage(format!("command log gap: expected {next_seq}, found {seq}")));
+                return Err(storage(format!(
+                    "command log gap: expected {next_seq}, found {seq}"
+                )));
             }
-            let cmd: Command =
-                serde_json::from_slice(v.value()).map_err(|e| storage(format!("log entry {seq}: {e}")))?;
+            let cmd: Command = serde_json::from_slice(v.value())
+                .map_err(|e| storage(format!("log entry {seq}: {e}")))?;
             commands.push(cmd);
             next_seq += 1;
         }
@@ -175,7 +191,8 @@ impl Store {
         {
             let mut log = txn.open_table(LOG).map_err(storage)?;
             for (i, cmd) in batch.commands.iter().enumerate() {
-                log.insert(batch.first_seq + i as u64, cmd.as_slice()).map_err(storage)?;
+                log.insert(batch.first_seq + i as u64, cmd.as_slice())
+                    .map_err(storage)?;
             }
             if let Some(snapshot) = &batch.snapshot {
                 let last = (batch.first_seq + batch.commands.len() as u64).saturating_sub(1);

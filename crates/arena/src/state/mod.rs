@@ -32,7 +32,9 @@ use crate::config::ArenaConfig;
 use crate::error::OrderError;
 use crate::instrument::Instruments;
 use crate::matching::{AccountId, BookLimits, OrderBook, Quantity};
-use crate::views::{CancelReason, OrderRequest, OrderSide, OrderStatus, OrderType, OrderView, TimeInForce};
+use crate::views::{
+    CancelReason, OrderRequest, OrderSide, OrderStatus, OrderType, OrderView, TimeInForce,
+};
 
 pub use snapshot::StateSnapshot;
 
@@ -103,7 +105,12 @@ impl Emit {
         Emit::default()
     }
 
-    fn push<T: Serialize>(&mut self, room: Option<RoomName>, event_type: &'static str, data: impl FnOnce() -> T) {
+    fn push<T: Serialize>(
+        &mut self,
+        room: Option<RoomName>,
+        event_type: &'static str,
+        data: impl FnOnce() -> T,
+    ) {
         if !self.enabled {
             return;
         }
@@ -181,7 +188,10 @@ pub struct OrderRecord {
 impl OrderRecord {
     /// Whether it still rests (open or partially filled).
     pub fn is_open(&self) -> bool {
-        matches!(self.status, OrderStatus::Open | OrderStatus::PartiallyFilled)
+        matches!(
+            self.status,
+            OrderStatus::Open | OrderStatus::PartiallyFilled
+        )
     }
 
     /// Lots still open.
@@ -271,8 +281,9 @@ impl ExchangeState {
         let mut books = BTreeMap::new();
         let mut markets = BTreeMap::new();
         for ins in instruments.iter() {
-            let book_limits = BookLimits::new(limits.max_orders_per_book, Quantity(ins.max_order_lots))
-                .unwrap_or_default();
+            let book_limits =
+                BookLimits::new(limits.max_orders_per_book, Quantity(ins.max_order_lots))
+                    .unwrap_or_default();
             books.insert(ins.symbol.clone(), OrderBook::new(book_limits));
             markets.insert(ins.symbol.clone(), MarketData::default());
         }
@@ -337,7 +348,10 @@ impl ExchangeState {
     /// A description of the mismatch.
     pub fn apply(&mut self, command: &Command, emit: &mut Emit, mode: Mode) -> Result<(), String> {
         match command {
-            Command::OpenAccount { collective, funding } => {
+            Command::OpenAccount {
+                collective,
+                funding,
+            } => {
                 self.open_account(collective, funding, emit);
                 Ok(())
             }
@@ -355,7 +369,9 @@ impl ExchangeState {
                 }
                 match self.place(collective, request, *at_ms, mode, emit) {
                     Ok(Placed::New(_)) => Ok(()),
-                    Ok(Placed::Duplicate(_)) => Err(format!("logged order {order_id} is a duplicate")),
+                    Ok(Placed::Duplicate(_)) => {
+                        Err(format!("logged order {order_id} is a duplicate"))
+                    }
                     Err(e) => Err(format!("logged order {order_id} is refused on replay: {e}")),
                 }
             }
@@ -366,7 +382,9 @@ impl ExchangeState {
             } => self
                 .cancel(collective, *order_id, *at_ms, emit)
                 .map(|_| ())
-                .map_err(|e| format!("logged cancel of order {order_id} is refused on replay: {e}")),
+                .map_err(|e| {
+                    format!("logged cancel of order {order_id} is refused on replay: {e}")
+                }),
         }
     }
 
@@ -385,13 +403,18 @@ impl ExchangeState {
             account.cash_mut(currency);
             account.funded_cash.insert(currency.to_owned(), 0);
         }
-        let cash = self.instruments.cents_to_units(funding.cash_cents).unwrap_or(0);
+        let cash = self
+            .instruments
+            .cents_to_units(funding.cash_cents)
+            .unwrap_or(0);
         account.cash_mut(&primary).total = cash;
         account.funded_cash.insert(primary.clone(), cash);
         for ins in self.instruments.iter() {
             let lots = funding.positions.get(&ins.symbol).copied().unwrap_or(0);
             account.position_mut(&ins.symbol).quantity = i128::from(lots);
-            account.funded_positions.insert(ins.symbol.clone(), i128::from(lots));
+            account
+                .funded_positions
+                .insert(ins.symbol.clone(), i128::from(lots));
         }
         self.by_handle.insert(handle, id.clone());
         self.accounts.insert(id.clone(), account);
@@ -411,7 +434,13 @@ impl ExchangeState {
     /// # Errors
     /// [`OrderError::NotFound`] for an unknown order or someone else's,
     /// [`OrderError::NotOpen`] for a closed one.
-    pub fn cancel(&mut self, id: &CollectiveId, order_id: u64, at_ms: i64, emit: &mut Emit) -> Result<OrderView, OrderError> {
+    pub fn cancel(
+        &mut self,
+        id: &CollectiveId,
+        order_id: u64,
+        at_ms: i64,
+        emit: &mut Emit,
+    ) -> Result<OrderView, OrderError> {
         let (symbol, side, price) = match self.orders.get(&order_id) {
             Some(o) if &o.owner == id => {
                 if !o.is_open() {
@@ -425,7 +454,10 @@ impl ExchangeState {
             return Err(OrderError::NotFound);
         };
         let mut touched = place::Touched {
-            top_before: Some((book.best_bid().map(|b| b.0 .0), book.best_ask().map(|a| a.0 .0))),
+            top_before: Some((
+                book.best_bid().map(|b| b.0 .0),
+                book.best_ask().map(|a| a.0 .0),
+            )),
             ..place::Touched::default()
         };
         if book.cancel(crate::matching::OrderId(order_id)).is_err() {

@@ -20,8 +20,8 @@ use crate::instrument::AmountError;
 use crate::matching::{self, MatchEvent, NewOrder, OrderId, OrderKind, Price, Quantity};
 use crate::rooms;
 use crate::views::{
-    BookView, CancelReason, FillView, LevelView, Liquidity, OrderEventView, OrderRequest, OrderSide, OrderStatus,
-    OrderType, RejectView, TimeInForce,
+    BookView, CancelReason, FillView, LevelView, Liquidity, OrderEventView, OrderRequest,
+    OrderSide, OrderStatus, OrderType, RejectView, TimeInForce,
 };
 
 /// Largest cash value of one order, in cash units: keeps every later sum far inside `i128`.
@@ -129,9 +129,17 @@ impl ExchangeState {
     }
 
     /// Every check that can refuse the order; changes nothing.
-    fn check(&self, id: &CollectiveId, request: &OrderRequest, mode: Mode) -> Result<Checked, OrderError> {
+    fn check(
+        &self,
+        id: &CollectiveId,
+        request: &OrderRequest,
+        mode: Mode,
+    ) -> Result<Checked, OrderError> {
         let Some(account) = self.accounts.get(id) else {
-            return Err(reject(RejectReason::UnknownAccount, "the collective has no trading account"));
+            return Err(reject(
+                RejectReason::UnknownAccount,
+                "the collective has no trading account",
+            ));
         };
         if let Some(coid) = &request.client_order_id {
             if !valid_client_order_id(coid) {
@@ -142,46 +150,73 @@ impl ExchangeState {
             }
         }
         let Some(ins) = self.instruments.get(&request.symbol) else {
-            return Err(reject(RejectReason::UnknownSymbol, format!("unknown symbol {:?}", request.symbol)));
+            return Err(reject(
+                RejectReason::UnknownSymbol,
+                format!("unknown symbol {:?}", request.symbol),
+            ));
         };
         if mode == Mode::Live && !ins.open {
-            return Err(reject(RejectReason::MarketClosed, format!("market {} is closed", ins.symbol)));
+            return Err(reject(
+                RejectReason::MarketClosed,
+                format!("market {} is closed", ins.symbol),
+            ));
         }
         let quantity = match ins.parse_quantity(&request.quantity) {
             Ok(q) => q.0,
             Err(AmountError::Invalid) => {
-                return Err(reject(RejectReason::InvalidQuantity, "quantity must be a positive decimal string"))
+                return Err(reject(
+                    RejectReason::InvalidQuantity,
+                    "quantity must be a positive decimal string",
+                ))
             }
             Err(AmountError::Misaligned) => {
                 return Err(reject(
                     RejectReason::InvalidLot,
-                    format!("quantity must be a multiple of the lot size {}", ins.lot_size),
+                    format!(
+                        "quantity must be a multiple of the lot size {}",
+                        ins.lot_size
+                    ),
                 ))
             }
         };
         if mode == Mode::Live && quantity > ins.max_order_lots {
             return Err(reject(
                 RejectReason::OrderTooLarge,
-                format!("quantity is above the max order size {}", ins.format_quantity(i128::from(ins.max_order_lots))),
+                format!(
+                    "quantity is above the max order size {}",
+                    ins.format_quantity(i128::from(ins.max_order_lots))
+                ),
             ));
         }
         let price = match (request.order_type, &request.price) {
             (OrderType::Limit, None) => {
-                return Err(reject(RejectReason::InvalidPrice, "a limit order needs a price"));
+                return Err(reject(
+                    RejectReason::InvalidPrice,
+                    "a limit order needs a price",
+                ));
             }
             (OrderType::Market, Some(_)) => {
-                return Err(reject(RejectReason::InvalidPrice, "a market order takes no price"));
+                return Err(reject(
+                    RejectReason::InvalidPrice,
+                    "a market order takes no price",
+                ));
             }
             (OrderType::Market, None) => None,
             (OrderType::Limit, Some(p)) => match ins.parse_price(p) {
                 Ok(p) => Some(p.0),
                 Err(AmountError::Invalid) => {
-                    return Err(reject(RejectReason::InvalidPrice, "price must be a positive decimal string"))
+                    return Err(reject(
+                        RejectReason::InvalidPrice,
+                        "price must be a positive decimal string",
+                    ))
                 }
                 Err(AmountError::Misaligned) => {
                     return Err(reject(
                         RejectReason::InvalidTick,
-                        format!("price must be a multiple of the tick size {}", ins.tick_size),
+                        format!(
+                            "price must be a multiple of the tick size {}",
+                            ins.tick_size
+                        ),
                     ))
                 }
             },
@@ -195,18 +230,32 @@ impl ExchangeState {
             if account.open_orders.len() >= self.limits.max_open_orders {
                 return Err(reject(
                     RejectReason::TooManyOpenOrders,
-                    format!("at most {} open orders per collective", self.limits.max_open_orders),
+                    format!(
+                        "at most {} open orders per collective",
+                        self.limits.max_open_orders
+                    ),
                 ));
             }
             if book.len() >= book.limits().max_orders() {
-                return Err(reject(RejectReason::BookFull, format!("the {} book is full", ins.symbol)));
+                return Err(reject(
+                    RejectReason::BookFull,
+                    format!("the {} book is full", ins.symbol),
+                ));
             }
         }
-        let too_large = || reject(RejectReason::OrderTooLarge, "the order's value is too large");
+        let too_large = || {
+            reject(
+                RejectReason::OrderTooLarge,
+                "the order's value is too large",
+            )
+        };
         let side = request.side;
         let reserve_cash = match (side, price) {
             (_, Some(p)) => {
-                let v = ins.value(p, quantity).filter(|v| *v <= MAX_ORDER_VALUE).ok_or_else(too_large)?;
+                let v = ins
+                    .value(p, quantity)
+                    .filter(|v| *v <= MAX_ORDER_VALUE)
+                    .ok_or_else(too_large)?;
                 if side == OrderSide::Buy {
                     v
                 } else {
@@ -214,7 +263,12 @@ impl ExchangeState {
                 }
             }
             (OrderSide::Buy, None) => {
-                let (_, notional) = book.fill_estimate(matching::Side::Buy, account.handle, None, Quantity(quantity));
+                let (_, notional) = book.fill_estimate(
+                    matching::Side::Buy,
+                    account.handle,
+                    None,
+                    Quantity(quantity),
+                );
                 i128::try_from(notional)
                     .ok()
                     .and_then(|n| n.checked_mul(ins.cash_per_tick_lot))
@@ -239,7 +293,10 @@ impl ExchangeState {
                 }
             }
             OrderSide::Sell => {
-                let free = account.positions.get(&ins.symbol).map_or(0, |p| p.available());
+                let free = account
+                    .positions
+                    .get(&ins.symbol)
+                    .map_or(0, |p| p.available());
                 if !self.limits.allow_shorts && i128::from(quantity) > free {
                     return Err(reject(
                         RejectReason::InsufficientPosition,
@@ -330,7 +387,10 @@ impl ExchangeState {
         let Some(book) = self.books.get_mut(&symbol) else {
             unreachable!("every instrument has a book");
         };
-        touched.top_before = Some((book.best_bid().map(|b| b.0 .0), book.best_ask().map(|a| a.0 .0)));
+        touched.top_before = Some((
+            book.best_bid().map(|b| b.0 .0),
+            book.best_ask().map(|a| a.0 .0),
+        ));
         if let Err(e) = book.submit(new, &mut events) {
             // The checks make this unreachable; should it happen, the book is untouched and
             // the order is closed as unfilled, which releases its reservation.
@@ -341,7 +401,9 @@ impl ExchangeState {
             match *event {
                 MatchEvent::Fill(fill) => self.settle(&ins, fill, at_ms, &mut touched, emit),
                 MatchEvent::Rested { side, price, .. } => touched.level(side.into(), price.0),
-                MatchEvent::Cancelled { id: oid, reason, .. } => {
+                MatchEvent::Cancelled {
+                    id: oid, reason, ..
+                } => {
                     if oid.0 != order_id {
                         if let Some(o) = self.orders.get(&oid.0) {
                             if let Some(p) = o.price {
@@ -390,7 +452,9 @@ impl ExchangeState {
                 continue;
             };
             let consumed = match (side, order.price, order.order_type) {
-                (OrderSide::Buy, Some(limit), OrderType::Limit) => ins.value(limit, lots).unwrap_or(value),
+                (OrderSide::Buy, Some(limit), OrderType::Limit) => {
+                    ins.value(limit, lots).unwrap_or(value)
+                }
                 (OrderSide::Buy, _, _) => value,
                 (OrderSide::Sell, ..) => 0,
             }
@@ -400,7 +464,11 @@ impl ExchangeState {
             order.filled_value += value;
             order.updated_ms = at_ms;
             let done = order.filled >= order.quantity;
-            order.status = if done { OrderStatus::Filled } else { OrderStatus::PartiallyFilled };
+            order.status = if done {
+                OrderStatus::Filled
+            } else {
+                OrderStatus::PartiallyFilled
+            };
             let owner = order.owner.clone();
             let Some(account) = self.accounts.get_mut(&owner) else {
                 continue;
@@ -428,7 +496,11 @@ impl ExchangeState {
             account.cash_mut(&ins.quote).realised_pnl += pnl;
             touched.balance(&owner, &ins.quote);
             touched.position(&owner, &ins.symbol);
-            let liquidity = if order_id == fill.taker.0 { Liquidity::Taker } else { Liquidity::Maker };
+            let liquidity = if order_id == fill.taker.0 {
+                Liquidity::Taker
+            } else {
+                Liquidity::Maker
+            };
             let fill_view = FillView {
                 trade_id,
                 price: ins.format_price(fill.price.0),
@@ -439,7 +511,11 @@ impl ExchangeState {
                 self.finish(order_id, touched);
             }
             if let Some(order) = self.orders.get(&order_id) {
-                let ty = if done { "order_filled" } else { "order_partial" };
+                let ty = if done {
+                    "order_filled"
+                } else {
+                    "order_partial"
+                };
                 self.emit_order(order, ty, Some(fill_view), emit);
             }
         }
@@ -540,7 +616,13 @@ impl ExchangeState {
         }
     }
 
-    fn emit_order(&self, order: &OrderRecord, ty: &'static str, fill: Option<FillView>, emit: &mut Emit) {
+    fn emit_order(
+        &self,
+        order: &OrderRecord,
+        ty: &'static str,
+        fill: Option<FillView>,
+        emit: &mut Emit,
+    ) {
         if !emit.enabled {
             return;
         }
@@ -591,7 +673,10 @@ impl ExchangeState {
             }
             emit.push(rooms::market(symbol), "book_update", || update);
         }
-        let top = (book.best_bid().map(|b| b.0 .0), book.best_ask().map(|a| a.0 .0));
+        let top = (
+            book.best_bid().map(|b| b.0 .0),
+            book.best_ask().map(|a| a.0 .0),
+        );
         if touched.traded || touched.top_before.is_some_and(|before| before != top) {
             if let Some(ticker) = self.ticker_view(symbol) {
                 emit.push(rooms::market(symbol), "ticker", || ticker);

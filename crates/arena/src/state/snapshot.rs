@@ -57,16 +57,22 @@ impl ExchangeState {
         let mut events = Vec::new();
         for order in snap.orders {
             if order.is_open() {
-                let book = self
-                    .books
-                    .get_mut(&order.symbol)
-                    .ok_or_else(|| format!("order {} is for unknown symbol {}", order.id, order.symbol))?;
+                let book = self.books.get_mut(&order.symbol).ok_or_else(|| {
+                    format!("order {} is for unknown symbol {}", order.id, order.symbol)
+                })?;
                 let handle = self
                     .accounts
                     .get(&order.owner)
                     .map(|a| a.handle)
-                    .ok_or_else(|| format!("order {} belongs to unknown account {}", order.id, order.owner))?;
-                let price = order.price.ok_or_else(|| format!("open order {} has no price", order.id))?;
+                    .ok_or_else(|| {
+                        format!(
+                            "order {} belongs to unknown account {}",
+                            order.id, order.owner
+                        )
+                    })?;
+                let price = order
+                    .price
+                    .ok_or_else(|| format!("open order {} has no price", order.id))?;
                 events.clear();
                 let new = NewOrder::limit(
                     OrderId(order.id),
@@ -76,9 +82,14 @@ impl ExchangeState {
                     Quantity(order.remaining()),
                     TimeInForce::Gtc,
                 );
-                let outcome = book.submit(new, &mut events).map_err(|e| format!("order {}: {e}", order.id))?;
+                let outcome = book
+                    .submit(new, &mut events)
+                    .map_err(|e| format!("order {}: {e}", order.id))?;
                 if outcome.rested != Quantity(order.remaining()) {
-                    return Err(format!("order {} would trade on rebuild: the snapshot's book is crossed", order.id));
+                    return Err(format!(
+                        "order {} would trade on rebuild: the snapshot's book is crossed",
+                        order.id
+                    ));
                 }
             }
             self.orders.insert(order.id, order);

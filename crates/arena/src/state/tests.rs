@@ -39,7 +39,11 @@ fn req(side: OrderSide, qty: &str, price: Option<&str>, tif: TimeInForce) -> Ord
     OrderRequest {
         symbol: "BTC-USD".into(),
         side,
-        order_type: if price.is_some() { OrderType::Limit } else { OrderType::Market },
+        order_type: if price.is_some() {
+            OrderType::Limit
+        } else {
+            OrderType::Market
+        },
         quantity: qty.into(),
         price: price.map(str::to_owned),
         time_in_force: tif,
@@ -68,20 +72,36 @@ fn position(s: &ExchangeState, who: &str) -> crate::views::PositionView {
 #[test]
 fn a_buy_at_a_better_price_releases_the_difference() {
     let (mut s, _) = funded(&ArenaConfig::default());
-    place(&mut s, "a", req(OrderSide::Sell, "1", Some("100"), TimeInForce::Gtc)).expect("sell rests");
+    place(
+        &mut s,
+        "a",
+        req(OrderSide::Sell, "1", Some("100"), TimeInForce::Gtc),
+    )
+    .expect("sell rests");
     assert_eq!(position(&s, "a").reserved, "1");
-    let buy = place(&mut s, "b", req(OrderSide::Buy, "2", Some("101"), TimeInForce::Gtc)).expect("buy");
+    let buy = place(
+        &mut s,
+        "b",
+        req(OrderSide::Buy, "2", Some("101"), TimeInForce::Gtc),
+    )
+    .expect("buy");
     assert_eq!(buy.filled_quantity, "1");
     assert_eq!(buy.status, OrderStatus::PartiallyFilled);
     assert_eq!(buy.average_fill_price.as_deref(), Some("100"));
     // b paid 100 for 1 BTC and still reserves 101 for the resting 1 BTC.
     let b = balance(&s, "b");
-    assert_eq!((b.total.as_str(), b.reserved.as_str(), b.available.as_str()), ("9900", "101", "9799"));
+    assert_eq!(
+        (b.total.as_str(), b.reserved.as_str(), b.available.as_str()),
+        ("9900", "101", "9799")
+    );
     let a = balance(&s, "a");
     assert_eq!(a.total, "10100");
     assert_eq!(position(&s, "a").quantity, "9");
     assert_eq!(position(&s, "b").quantity, "11");
-    assert_eq!(s.book_view("BTC-USD", 10).expect("book").bids[0].price, "101");
+    assert_eq!(
+        s.book_view("BTC-USD", 10).expect("book").bids[0].price,
+        "101"
+    );
     s.check_conservation().expect("conserved");
 }
 
@@ -94,16 +114,46 @@ fn every_reject_reason_of_the_checks() {
     });
     let (mut s, _) = funded(&config);
     let cases = [
-        (req(OrderSide::Buy, "1", Some("1000000"), TimeInForce::Gtc), "insufficient_funds"),
-        (req(OrderSide::Sell, "11", Some("1"), TimeInForce::Gtc), "insufficient_position"),
-        (req(OrderSide::Buy, "1", Some("1.001"), TimeInForce::Gtc), "invalid_tick"),
-        (req(OrderSide::Buy, "0.00001", Some("1"), TimeInForce::Gtc), "invalid_lot"),
-        (req(OrderSide::Buy, "0", Some("1"), TimeInForce::Gtc), "invalid_quantity"),
-        (req(OrderSide::Buy, "-1", Some("1"), TimeInForce::Gtc), "invalid_quantity"),
-        (req(OrderSide::Buy, "1e2", Some("1"), TimeInForce::Gtc), "invalid_quantity"),
-        (req(OrderSide::Buy, "1", Some("0"), TimeInForce::Gtc), "invalid_price"),
-        (req(OrderSide::Buy, "1", Some("abc"), TimeInForce::Gtc), "invalid_price"),
-        (req(OrderSide::Buy, "101", Some("1"), TimeInForce::Gtc), "order_too_large"),
+        (
+            req(OrderSide::Buy, "1", Some("1000000"), TimeInForce::Gtc),
+            "insufficient_funds",
+        ),
+        (
+            req(OrderSide::Sell, "11", Some("1"), TimeInForce::Gtc),
+            "insufficient_position",
+        ),
+        (
+            req(OrderSide::Buy, "1", Some("1.001"), TimeInForce::Gtc),
+            "invalid_tick",
+        ),
+        (
+            req(OrderSide::Buy, "0.00001", Some("1"), TimeInForce::Gtc),
+            "invalid_lot",
+        ),
+        (
+            req(OrderSide::Buy, "0", Some("1"), TimeInForce::Gtc),
+            "invalid_quantity",
+        ),
+        (
+            req(OrderSide::Buy, "-1", Some("1"), TimeInForce::Gtc),
+            "invalid_quantity",
+        ),
+        (
+            req(OrderSide::Buy, "1e2", Some("1"), TimeInForce::Gtc),
+            "invalid_quantity",
+        ),
+        (
+            req(OrderSide::Buy, "1", Some("0"), TimeInForce::Gtc),
+            "invalid_price",
+        ),
+        (
+            req(OrderSide::Buy, "1", Some("abc"), TimeInForce::Gtc),
+            "invalid_price",
+        ),
+        (
+            req(OrderSide::Buy, "101", Some("1"), TimeInForce::Gtc),
+            "order_too_large",
+        ),
         (
             OrderRequest {
                 order_type: OrderType::Limit,
@@ -143,14 +193,22 @@ fn every_reject_reason_of_the_checks() {
     for (r, want) in cases {
         let mut emit = Emit::new();
         let got = s.place(&cid("a"), &r, 1, Mode::Live, &mut emit);
-        assert_eq!(got.as_ref().err().map(OrderError::reason), Some(want), "{r:?}");
+        assert_eq!(
+            got.as_ref().err().map(OrderError::reason),
+            Some(want),
+            "{r:?}"
+        );
         assert_eq!(emit.events.len(), 1, "one order_rejected event for {want}");
         assert_eq!(emit.events[0].event_type, "order_rejected");
         assert_eq!(emit.events[0].room.as_str(), "orders:a");
         assert!(emit.events[0].data.contains(want));
     }
     assert_eq!(
-        reason(place(&mut s, "nobody", req(OrderSide::Buy, "1", Some("1"), TimeInForce::Gtc))),
+        reason(place(
+            &mut s,
+            "nobody",
+            req(OrderSide::Buy, "1", Some("1"), TimeInForce::Gtc)
+        )),
         Some("unknown_account")
     );
     assert_eq!(s.next_order_id(), 1, "rejects consume no order id");
@@ -164,10 +222,23 @@ fn shorts_need_the_flag() {
         ..ArenaConfig::default()
     };
     let (mut s, _) = funded(&config);
-    place(&mut s, "a", req(OrderSide::Sell, "15", Some("100"), TimeInForce::Gtc)).expect("short allowed");
-    place(&mut s, "b", req(OrderSide::Buy, "15", Some("100"), TimeInForce::Gtc)).expect("fills");
+    place(
+        &mut s,
+        "a",
+        req(OrderSide::Sell, "15", Some("100"), TimeInForce::Gtc),
+    )
+    .expect("short allowed");
+    place(
+        &mut s,
+        "b",
+        req(OrderSide::Buy, "15", Some("100"), TimeInForce::Gtc),
+    )
+    .expect("fills");
     assert_eq!(position(&s, "a").quantity, "-5");
-    assert_eq!(position(&s, "a").average_entry_price.as_deref(), Some("100"));
+    assert_eq!(
+        position(&s, "a").average_entry_price.as_deref(),
+        Some("100")
+    );
     s.check_conservation().expect("conserved");
 }
 
@@ -180,7 +251,9 @@ fn client_order_id_returns_the_first_order() {
     };
     let first = place(&mut s, "a", r.clone()).expect("first");
     let mut emit = Emit::new();
-    let again = s.place(&cid("a"), &r, 2, Mode::Live, &mut emit).expect("duplicate");
+    let again = s
+        .place(&cid("a"), &r, 2, Mode::Live, &mut emit)
+        .expect("duplicate");
     assert_eq!(again, Placed::Duplicate(first.clone()));
     assert!(emit.events.is_empty());
     assert_eq!(s.orders_of(&cid("a"), true).len(), 1);
@@ -192,14 +265,35 @@ fn client_order_id_returns_the_first_order() {
 #[test]
 fn ioc_remainder_is_cancelled_and_released() {
     let (mut s, _) = funded(&ArenaConfig::default());
-    place(&mut s, "a", req(OrderSide::Sell, "1", Some("100"), TimeInForce::Gtc)).expect("rests");
-    let ioc = place(&mut s, "b", req(OrderSide::Buy, "3", Some("100"), TimeInForce::Ioc)).expect("ioc");
+    place(
+        &mut s,
+        "a",
+        req(OrderSide::Sell, "1", Some("100"), TimeInForce::Gtc),
+    )
+    .expect("rests");
+    let ioc = place(
+        &mut s,
+        "b",
+        req(OrderSide::Buy, "3", Some("100"), TimeInForce::Ioc),
+    )
+    .expect("ioc");
     assert_eq!(ioc.status, OrderStatus::Cancelled);
     assert_eq!(ioc.cancel_reason, Some(CancelReason::Unfilled));
-    assert_eq!((ioc.filled_quantity.as_str(), ioc.remaining_quantity.as_str()), ("1", "0"));
+    assert_eq!(
+        (
+            ioc.filled_quantity.as_str(),
+            ioc.remaining_quantity.as_str()
+        ),
+        ("1", "0")
+    );
     assert_eq!(balance(&s, "b").reserved, "0");
     assert_eq!(balance(&s, "b").total, "9900");
-    let fok = place(&mut s, "b", req(OrderSide::Buy, "1", Some("100"), TimeInForce::Fok)).expect("fok");
+    let fok = place(
+        &mut s,
+        "b",
+        req(OrderSide::Buy, "1", Some("100"), TimeInForce::Fok),
+    )
+    .expect("fok");
     assert_eq!(fok.status, OrderStatus::Cancelled);
     s.check_conservation().expect("conserved");
 }
@@ -207,21 +301,45 @@ fn ioc_remainder_is_cancelled_and_released() {
 #[test]
 fn market_buys_reserve_what_the_book_would_cost() {
     let (mut s, _) = funded(&ArenaConfig::default());
-    place(&mut s, "a", req(OrderSide::Sell, "1", Some("6000"), TimeInForce::Gtc)).expect("rests");
-    place(&mut s, "a", req(OrderSide::Sell, "1", Some("6000.5"), TimeInForce::Gtc)).expect("rests");
+    place(
+        &mut s,
+        "a",
+        req(OrderSide::Sell, "1", Some("6000"), TimeInForce::Gtc),
+    )
+    .expect("rests");
+    place(
+        &mut s,
+        "a",
+        req(OrderSide::Sell, "1", Some("6000.5"), TimeInForce::Gtc),
+    )
+    .expect("rests");
     // 2 BTC would cost 12000.50 > 10000 free.
     assert_eq!(
-        reason(place(&mut s, "b", req(OrderSide::Buy, "2", None, TimeInForce::Gtc))),
+        reason(place(
+            &mut s,
+            "b",
+            req(OrderSide::Buy, "2", None, TimeInForce::Gtc)
+        )),
         Some("insufficient_funds")
     );
-    let m = place(&mut s, "b", req(OrderSide::Buy, "1.5", None, TimeInForce::Gtc)).expect("market");
+    let m = place(
+        &mut s,
+        "b",
+        req(OrderSide::Buy, "1.5", None, TimeInForce::Gtc),
+    )
+    .expect("market");
     assert_eq!(m.time_in_force, TimeInForce::Ioc);
     assert_eq!(m.status, OrderStatus::Filled);
     // 1 @ 6000 + 0.5 @ 6000.50 = 9000.25
     assert_eq!(balance(&s, "b").total, "999.75");
     assert_eq!(balance(&s, "b").reserved, "0");
     // Market sell with no bids: nothing fills, nothing stays reserved.
-    let m = place(&mut s, "c", req(OrderSide::Sell, "1", None, TimeInForce::Ioc)).expect("market sell");
+    let m = place(
+        &mut s,
+        "c",
+        req(OrderSide::Sell, "1", None, TimeInForce::Ioc),
+    )
+    .expect("market sell");
     assert_eq!(m.status, OrderStatus::Cancelled);
     assert_eq!(position(&s, "c").reserved, "0");
     s.check_conservation().expect("conserved");
@@ -230,21 +348,41 @@ fn market_buys_reserve_what_the_book_would_cost() {
 #[test]
 fn cancel_releases_and_knows_the_owner() {
     let (mut s, _) = funded(&ArenaConfig::default());
-    let o = place(&mut s, "a", req(OrderSide::Buy, "1", Some("100"), TimeInForce::Gtc)).expect("rests");
+    let o = place(
+        &mut s,
+        "a",
+        req(OrderSide::Buy, "1", Some("100"), TimeInForce::Gtc),
+    )
+    .expect("rests");
     assert_eq!(balance(&s, "a").reserved, "100");
-    assert_eq!(s.cancel(&cid("b"), o.order_id, 2, &mut Emit::new()).err(), Some(OrderError::NotFound));
-    assert_eq!(s.cancel(&cid("a"), 999, 2, &mut Emit::new()).err(), Some(OrderError::NotFound));
+    assert_eq!(
+        s.cancel(&cid("b"), o.order_id, 2, &mut Emit::new()).err(),
+        Some(OrderError::NotFound)
+    );
+    assert_eq!(
+        s.cancel(&cid("a"), 999, 2, &mut Emit::new()).err(),
+        Some(OrderError::NotFound)
+    );
     let mut emit = Emit::new();
-    let c = s.cancel(&cid("a"), o.order_id, 2, &mut emit).expect("cancel");
+    let c = s
+        .cancel(&cid("a"), o.order_id, 2, &mut emit)
+        .expect("cancel");
     assert_eq!(c.status, OrderStatus::Cancelled);
     assert_eq!(c.cancel_reason, Some(CancelReason::Requested));
-    let types: Vec<_> = emit.events.iter().map(|e| (e.room.as_str().to_owned(), e.event_type)).collect();
+    let types: Vec<_> = emit
+        .events
+        .iter()
+        .map(|e| (e.room.as_str().to_owned(), e.event_type))
+        .collect();
     assert!(types.contains(&("orders:a".into(), "order_cancelled")));
     assert!(types.contains(&(format!("order:a/{}", o.order_id), "order_cancelled")));
     assert!(types.contains(&("portfolio:a".into(), "balance_updated")));
     assert!(types.contains(&("market:BTC-USD".into(), "book_update")));
     assert_eq!(balance(&s, "a").reserved, "0");
-    assert_eq!(s.cancel(&cid("a"), o.order_id, 3, &mut Emit::new()).err(), Some(OrderError::NotOpen));
+    assert_eq!(
+        s.cancel(&cid("a"), o.order_id, 3, &mut Emit::new()).err(),
+        Some(OrderError::NotOpen)
+    );
     s.check_conservation().expect("conserved");
 }
 
@@ -257,12 +395,40 @@ fn realised_pnl_and_average_entry() {
         ..Funding::default()
     };
     s.open_account(&cid("d"), &d, &mut Emit::discard());
-    place(&mut s, "a", req(OrderSide::Sell, "1", Some("100"), TimeInForce::Gtc)).expect("rests");
-    place(&mut s, "a", req(OrderSide::Sell, "1", Some("120"), TimeInForce::Gtc)).expect("rests");
-    place(&mut s, "d", req(OrderSide::Buy, "2", Some("120"), TimeInForce::Gtc)).expect("buys both");
-    assert_eq!(position(&s, "d").average_entry_price.as_deref(), Some("110"));
-    place(&mut s, "c", req(OrderSide::Buy, "1", Some("130"), TimeInForce::Gtc)).expect("rests");
-    place(&mut s, "d", req(OrderSide::Sell, "1", Some("130"), TimeInForce::Gtc)).expect("sells");
+    place(
+        &mut s,
+        "a",
+        req(OrderSide::Sell, "1", Some("100"), TimeInForce::Gtc),
+    )
+    .expect("rests");
+    place(
+        &mut s,
+        "a",
+        req(OrderSide::Sell, "1", Some("120"), TimeInForce::Gtc),
+    )
+    .expect("rests");
+    place(
+        &mut s,
+        "d",
+        req(OrderSide::Buy, "2", Some("120"), TimeInForce::Gtc),
+    )
+    .expect("buys both");
+    assert_eq!(
+        position(&s, "d").average_entry_price.as_deref(),
+        Some("110")
+    );
+    place(
+        &mut s,
+        "c",
+        req(OrderSide::Buy, "1", Some("130"), TimeInForce::Gtc),
+    )
+    .expect("rests");
+    place(
+        &mut s,
+        "d",
+        req(OrderSide::Sell, "1", Some("130"), TimeInForce::Gtc),
+    )
+    .expect("sells");
     let d = position(&s, "d");
     assert_eq!((d.quantity.as_str(), d.realised_pnl.as_str()), ("1", "20"));
     assert_eq!(d.average_entry_price.as_deref(), Some("110"));
@@ -276,8 +442,18 @@ fn realised_pnl_and_average_entry() {
 #[test]
 fn self_trade_cancels_the_resting_order() {
     let (mut s, _) = funded(&ArenaConfig::default());
-    let rest = place(&mut s, "a", req(OrderSide::Sell, "1", Some("100"), TimeInForce::Gtc)).expect("rests");
-    place(&mut s, "a", req(OrderSide::Buy, "1", Some("100"), TimeInForce::Gtc)).expect("rests after stp");
+    let rest = place(
+        &mut s,
+        "a",
+        req(OrderSide::Sell, "1", Some("100"), TimeInForce::Gtc),
+    )
+    .expect("rests");
+    place(
+        &mut s,
+        "a",
+        req(OrderSide::Buy, "1", Some("100"), TimeInForce::Gtc),
+    )
+    .expect("rests after stp");
     let old = s.order_of(&cid("a"), rest.order_id).expect("known");
     assert_eq!(old.cancel_reason, Some(CancelReason::SelfTrade));
     assert_eq!(position(&s, "a").reserved, "0");

@@ -5,15 +5,17 @@ use roomcast_engine::auth::CollectiveId;
 
 use super::{ExchangeState, OrderRecord, TradeRecord};
 use crate::views::{
-    BalanceView, BookView, EquityView, LevelView, MarketStatus, MarketView, OrderView, OrdersSnapshotView,
-    PortfolioView, PositionView, TickerView, TradeView,
+    BalanceView, BookView, EquityView, LevelView, MarketStatus, MarketView, OrderView,
+    OrdersSnapshotView, PortfolioView, PositionView, TickerView, TradeView,
 };
 
 impl ExchangeState {
     /// An order record as the API shows it.
     pub fn order_view(&self, o: &OrderRecord) -> OrderView {
         let ins = self.instruments.get(&o.symbol);
-        let qty = |lots: u64| ins.map_or_else(|| lots.to_string(), |i| i.format_quantity(i128::from(lots)));
+        let qty = |lots: u64| {
+            ins.map_or_else(|| lots.to_string(), |i| i.format_quantity(i128::from(lots)))
+        };
         OrderView {
             order_id: o.id,
             client_order_id: o.client_order_id.clone(),
@@ -26,10 +28,14 @@ impl ExchangeState {
             quantity: qty(o.quantity),
             filled_quantity: qty(o.filled),
             remaining_quantity: qty(o.remaining()),
-            average_fill_price: ins.and_then(|i| i.format_average_price(o.filled_value, i128::from(o.filled))),
+            average_fill_price: ins
+                .and_then(|i| i.format_average_price(o.filled_value, i128::from(o.filled))),
             status: o.status,
             cancel_reason: o.cancel_reason,
-            reserved_cash: ins.map_or_else(|| o.reserved_cash.to_string(), |i| i.format_cash(o.reserved_cash)),
+            reserved_cash: ins.map_or_else(
+                || o.reserved_cash.to_string(),
+                |i| i.format_cash(o.reserved_cash),
+            ),
             created_at_ms: o.created_ms,
             updated_at_ms: o.updated_ms,
         }
@@ -149,7 +155,11 @@ impl ExchangeState {
             tick_size: ins.tick_size.clone(),
             lot_size: ins.lot_size.clone(),
             max_order_size: ins.format_quantity(i128::from(ins.max_order_lots)),
-            status: if ins.open { MarketStatus::Open } else { MarketStatus::Closed },
+            status: if ins.open {
+                MarketStatus::Open
+            } else {
+                MarketStatus::Closed
+            },
             last_price: ticker.last_price,
             best_bid: ticker.best_bid,
             best_ask: ticker.best_ask,
@@ -205,7 +215,10 @@ impl ExchangeState {
             trade_id: t.id,
             symbol: symbol.to_owned(),
             price: ins.map_or_else(|| t.price.to_string(), |i| i.format_price(t.price)),
-            quantity: ins.map_or_else(|| t.quantity.to_string(), |i| i.format_quantity(i128::from(t.quantity))),
+            quantity: ins.map_or_else(
+                || t.quantity.to_string(),
+                |i| i.format_quantity(i128::from(t.quantity)),
+            ),
             taker_side: t.taker_side,
             timestamp_ms: t.at_ms,
         }
