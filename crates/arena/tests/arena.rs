@@ -580,3 +580,37 @@ async fn a_state_that_breaks_conservation_is_refused() {
     .await;
     assert!(matches!(e, Err(ArenaError::Conservation(_))));
 }
+
+#[tokio::test]
+async fn demo_bots_trade_through_the_public_path() {
+    let hub = hub();
+    let config = ArenaConfig {
+        demo: Some(roomcast_arena::DemoConfig {
+            orders_per_second: 400,
+            ..roomcast_arena::DemoConfig::default()
+        }),
+        ..ArenaConfig::default()
+    };
+    let (arena, cancel, tasks) = start(config, hub.clone(), None).await;
+    let watcher = session(&hub, "watcher");
+    arena.attach(watcher.clone(), &room("market:BTC-USD"), None, None).await.expect("attach");
+    // Await the first trade the bots make (event-driven, bounded by a timeout).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let mut traded = false;
+    while !traded {
+        let mut out = VecDeque::new();
+        tokio::time::timeout_at(deadline, watcher.outbox.drain(&mut out))
+            .await
+            .expect("a trade within 20 s");
+        traded = out
+            .iter()
+            .filter_map(|b| serde_json::from_slice::<Value>(b).ok())
+            .any(|f| f["type"] == "trade");
+    }
+    let bot = arena.portfolio(&cid("bot-1")).await.expect("p").expect("bot-1 has an account");
+    assert_eq!(bot.positions.len(), 2);
+    assert!(arena.stats().orders_accepted > 0);
+    cancel.cancel();
+    tasks.close();
+    tokio::time::timeout(Duration::from_secs(10), tasks.wait()).await.expect("bots and exchange stop");
+}
