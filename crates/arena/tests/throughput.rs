@@ -2,7 +2,7 @@
 //! exchange path (queue, risk, matching, one redb transaction per batch with fsync, publish
 //! into hub rooms, reply) from concurrent callers, and the place-order latency they see.
 //!
-//! `cargo test -p roomcast-arena --release --test throughput -- --ignored --nocapture`
+//! `ARENA_CALLERS=128 cargo test -p roomcast-arena --release --test throughput -- --ignored --nocapture`
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,8 +19,13 @@ use tokio_util::task::TaskTracker;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "measurement; run with --ignored --nocapture"]
 async fn orders_per_second_end_to_end() {
-    let callers: usize = 32;
-    let per_caller: usize = 500;
+    // ARENA_CALLERS concurrent callers (default 32): the exchange batches what is queued,
+    // so more callers share each fsync.
+    let callers: usize = std::env::var("ARENA_CALLERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(32);
+    let per_caller: usize = 16_000 / callers.max(1);
     let dir = tempfile::tempdir().expect("tempdir");
     let history = Arc::new(MemoryHistory::new(Retention::all(
         1_000,
