@@ -482,10 +482,15 @@ async fn observe(arena: &Arena) -> Value {
 #[test]
 fn the_store_survives_a_runtime_that_dies_without_shutdown() {
     let dir = tempfile::tempdir().expect("tempdir");
-    for snapshot_every in [3u64, 10_000] {
-        let sub = dir.path().join(format!("every-{snapshot_every}"));
+    for (snapshot_every, fsync) in [
+        (3u64, roomcast_arena::FsyncPolicy::Batch),
+        (10_000, roomcast_arena::FsyncPolicy::Batch),
+        (5, roomcast_arena::FsyncPolicy::Always),
+    ] {
+        let sub = dir.path().join(format!("every-{snapshot_every}-{fsync:?}"));
         let config = ArenaConfig {
             snapshot_every,
+            fsync,
             ..ArenaConfig::default()
         };
         let rt = tokio::runtime::Runtime::new().expect("runtime");
@@ -511,7 +516,10 @@ fn the_store_survives_a_runtime_that_dies_without_shutdown() {
             tasks.wait().await;
             (seen, next.order_id)
         });
-        assert_eq!(before, after.0, "snapshot_every {snapshot_every}");
+        assert_eq!(
+            before, after.0,
+            "snapshot_every {snapshot_every}, fsync {fsync:?}"
+        );
         let max_id = before["a_orders"]
             .as_array()
             .into_iter()
@@ -593,7 +601,10 @@ async fn demo_bots_trade_through_the_public_path() {
     };
     let (arena, cancel, tasks) = start(config, hub.clone(), None).await;
     let watcher = session(&hub, "watcher");
-    arena.attach(watcher.clone(), &room("market:BTC-USD"), None, None).await.expect("attach");
+    arena
+        .attach(watcher.clone(), &room("market:BTC-USD"), None, None)
+        .await
+        .expect("attach");
     // Await the first trade the bots make (event-driven, bounded by a timeout).
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     let mut traded = false;
@@ -607,10 +618,16 @@ async fn demo_bots_trade_through_the_public_path() {
             .filter_map(|b| serde_json::from_slice::<Value>(b).ok())
             .any(|f| f["type"] == "trade");
     }
-    let bot = arena.portfolio(&cid("bot-1")).await.expect("p").expect("bot-1 has an account");
+    let bot = arena
+        .portfolio(&cid("bot-1"))
+        .await
+        .expect("p")
+        .expect("bot-1 has an account");
     assert_eq!(bot.positions.len(), 2);
     assert!(arena.stats().orders_accepted > 0);
     cancel.cancel();
     tasks.close();
-    tokio::time::timeout(Duration::from_secs(10), tasks.wait()).await.expect("bots and exchange stop");
+    tokio::time::timeout(Duration::from_secs(10), tasks.wait())
+        .await
+        .expect("bots and exchange stop");
 }
