@@ -10,10 +10,12 @@
 //! Each applied command appends the [`DomainEvent`]s it caused to an [`Emit`] sink, in the
 //! order they happened; the exchange task publishes them after the command is durable.
 //!
-//! Files: `place.rs` (risk checks, matching, settlement), `views.rs` (state → wire views),
+//! Files: `place.rs` (risk checks, matching, settlement), `emit.rs` (per-command summary
+//! events), `views.rs` (state → wire views),
 //! `check.rs` (the conservation check), `snapshot.rs` (serialised form and rebuild).
 
 mod check;
+mod emit;
 mod place;
 mod snapshot;
 mod views;
@@ -453,12 +455,12 @@ impl ExchangeState {
         let Some(book) = self.books.get_mut(&symbol) else {
             return Err(OrderError::NotFound);
         };
-        let mut touched = place::Touched {
+        let mut touched = emit::Touched {
             top_before: Some((
                 book.best_bid().map(|b| b.0 .0),
                 book.best_ask().map(|a| a.0 .0),
             )),
-            ..place::Touched::default()
+            ..emit::Touched::default()
         };
         if book.cancel(crate::matching::OrderId(order_id)).is_err() {
             return Err(OrderError::NotOpen);
