@@ -33,7 +33,6 @@ use roomcast_engine::{Hub, Session};
 use roomcast_protocol::request::RequestId;
 use roomcast_protocol::server::EventBody;
 use roomcast_protocol::RoomName;
-use serde_json::value::RawValue;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -319,17 +318,12 @@ impl Exchange {
 
     fn publish(&self, emit: Emit) {
         for event in emit.events {
-            let raw = match RawValue::from_string(event.data) {
-                Ok(raw) => raw,
-                Err(e) => {
-                    tracing::error!(error = %e, "arena event is not JSON");
-                    continue;
-                }
-            };
-            if let Err(e) =
-                self.hub
-                    .publish(&event.room, event.event_type, &EventBody::data(&raw), None)
-            {
+            if let Err(e) = self.hub.publish(
+                &event.room,
+                event.event_type,
+                &EventBody::data(&event.data),
+                None,
+            ) {
                 tracing::warn!(room = %event.room, error = %e, "arena publish failed");
             }
         }

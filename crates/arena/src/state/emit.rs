@@ -55,8 +55,14 @@ impl ExchangeState {
             order: self.order_view(order),
             fill,
         };
-        emit.push(rooms::order(&order.owner, order.id), ty, || view.clone());
-        emit.push(rooms::orders(&order.owner), ty, || view);
+        emit.push_to(
+            [
+                rooms::order(&order.owner, order.id),
+                rooms::orders(&order.owner),
+            ],
+            ty,
+            || view,
+        );
     }
 
     /// The summary events of one command: balances, positions, changed book levels and the

@@ -201,7 +201,7 @@ fn every_reject_reason_of_the_checks() {
         assert_eq!(emit.events.len(), 1, "one order_rejected event for {want}");
         assert_eq!(emit.events[0].event_type, "order_rejected");
         assert_eq!(emit.events[0].room.as_str(), "orders:a");
-        assert!(emit.events[0].data.contains(want));
+        assert!(emit.events[0].data.get().contains(want));
     }
     assert_eq!(
         reason(place(
