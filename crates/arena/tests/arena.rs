@@ -631,3 +631,123 @@ async fn demo_bots_trade_through_the_public_path() {
         .await
         .expect("bots and exchange stop");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_traders_and_a_mid_stream_attach_still_line_up() {
+    // A durable store, so batch writes take real time and the pipeline overlaps them.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let history = Arc::new(MemoryHistory::new(Retention::all(
+        100_000,
+        Duration::from_secs(600),
+    )));
+    let hub = Hub::new(
+        HubConfig {
+            outbox_capacity: 1_000_000,
+            ..HubConfig::default()
+        },
+        history,
+    );
+    let (arena, cancel, tasks) = start(ArenaConfig::default(), hub.clone(), Some(dir.path())).await;
+    let names: Vec<String> = (0..8).map(|i| format!("trader-{i}")).collect();
+    for n in &names {
+        arena
+            .open_account(cid(n), funding(5_000_000, 200_000))
+            .await
+            .expect("open");
+    }
+    let mut traders = Vec::new();
+    for (i, n) in names.iter().enumerate() {
+        let arena = arena.clone();
+        let who = cid(n);
+        traders.push(tokio::spawn(async move {
+            let mut rng = StdRng::seed_from_u64(i as u64);
+            for _ in 0..150 {
+                if rng.random_bool(0.15) {
+                    let open = arena.orders(&who, true).await.expect("orders");
+                    if let Some(o) = open.first() {
+                        // It may fill between the read and the cancel: NotOpen is fine.
+                        let _ = arena.cancel_order(&who, o.order_id).await;
+                    }
+                    continue;
+                }
+                let side = if rng.random_bool(0.5) {
+                    OrderSide::Buy
+                } else {
+                    OrderSide::Sell
+                };
+                let price = format!(
+                    "{}.{:02}",
+                    rng.random_range(98..102),
+                    rng.random_range(0..100)
+                );
+                let qty = format!("0.{:04}", rng.random_range(1..9999));
+                let _ = arena.place_order(&who, limit(side, &qty, &price)).await;
+            }
+        }));
+    }
+    let watched = cid("trader-3");
+    let watcher = session(&hub, "watcher");
+    tokio::task::yield_now().await;
+    for r in ["market:BTC-USD", "portfolio:trader-3", "orders:trader-3"] {
+        arena
+            .attach(watcher.clone(), &room(r), Some(&watched), None)
+            .await
+            .expect("attach");
+    }
+    for t in traders {
+        t.await.expect("trader");
+    }
+    let mut rebuilt = Rebuilt::default();
+    for f in frames(&watcher).await {
+        rebuilt.apply(&f);
+    }
+    let book = arena
+        .book("BTC-USD", usize::MAX)
+        .await
+        .expect("book")
+        .expect("symbol");
+    let as_map = |levels: &[roomcast_arena::LevelView]| -> BTreeMap<String, String> {
+        levels
+            .iter()
+            .map(|l| (l.price.clone(), l.quantity.clone()))
+            .collect()
+    };
+    assert_eq!(rebuilt.bids, as_map(&book.bids));
+    assert_eq!(rebuilt.asks, as_map(&book.asks));
+    let portfolio = arena
+        .portfolio(&watched)
+        .await
+        .expect("p")
+        .expect("account");
+    for b in &portfolio.balances {
+        assert_eq!(
+            rebuilt.balances.get(&b.currency),
+            Some(&serde_json::to_value(b).expect("json"))
+        );
+    }
+    for p in &portfolio.positions {
+        assert_eq!(
+            rebuilt.positions.get(&p.symbol),
+            Some(&serde_json::to_value(p).expect("json"))
+        );
+    }
+    let open = arena.orders(&watched, true).await.expect("orders");
+    let open: BTreeMap<u64, Value> = open
+        .iter()
+        .map(|o| (o.order_id, serde_json::to_value(o).expect("json")))
+        .collect();
+    assert_eq!(rebuilt.open, open);
+    assert!(arena.stats().trades > 0);
+    cancel.cancel();
+    tasks.close();
+    tasks.wait().await;
+    // And the durable state after a clean stop passes the start-up check.
+    let (again, cancel, tasks) = start(ArenaConfig::default(), hub.clone(), Some(dir.path())).await;
+    assert_eq!(
+        again.book("BTC-USD", usize::MAX).await.expect("book"),
+        Some(book)
+    );
+    cancel.cancel();
+    tasks.close();
+    tasks.wait().await;
+}
