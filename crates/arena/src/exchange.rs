@@ -208,6 +208,14 @@ impl Exchange {
                 self.since_snapshot = 0;
             }
         }
+        if !self.failed {
+            let store = self.store.clone();
+            match tokio::task::spawn_blocking(move || store.mark_stopped()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "arena clean-stop flag not written"),
+                Err(e) => tracing::error!(error = %e, "arena clean-stop flag not written"),
+            }
+        }
         tracing::info!("arena exchange stopped");
     }
 

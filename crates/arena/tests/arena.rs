@@ -505,6 +505,10 @@ fn the_store_survives_a_runtime_that_dies_without_shutdown() {
         let rt = tokio::runtime::Runtime::new().expect("runtime");
         let after = rt.block_on(async {
             let (arena, cancel, tasks) = start(config.clone(), hub(), Some(&sub)).await;
+            assert!(
+                arena.recovered_after_crash(),
+                "the dropped runtime left the running flag"
+            );
             let seen = observe(&arena).await;
             // And it keeps working: the next order gets the next id.
             let next = arena
@@ -743,6 +747,10 @@ async fn concurrent_traders_and_a_mid_stream_attach_still_line_up() {
     tasks.wait().await;
     // And the durable state after a clean stop passes the start-up check.
     let (again, cancel, tasks) = start(ArenaConfig::default(), hub.clone(), Some(dir.path())).await;
+    assert!(
+        !again.recovered_after_crash(),
+        "a clean stop clears the running flag"
+    );
     assert_eq!(
         again.book("BTC-USD", usize::MAX).await.expect("book"),
         Some(book)
