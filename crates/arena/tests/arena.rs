@@ -216,12 +216,17 @@ async fn events_reach_subscribers_and_private_rooms_stay_private() {
             .await,
         Err(AttachError::Forbidden)
     ));
+    let request_id = roomcast_protocol::parse_request(r#"{"type":"ping","id":"req-7"}"#)
+        .expect("ping")
+        .id;
+    assert!(request_id.is_some());
     arena
-        .attach(alice.clone(), &room(&one), Some(&cid("alice")), None)
+        .attach(alice.clone(), &room(&one), Some(&cid("alice")), request_id)
         .await
         .expect("own order");
     let snap = frames(&alice).await;
     assert_eq!(snap[0]["type"], "order_snapshot");
+    assert_eq!(snap[0]["id"], "req-7", "the request id is echoed");
     assert_eq!(snap[0]["data"]["status"], "filled");
     // Rejects are events too.
     let e = arena
@@ -465,6 +470,9 @@ async fn script(arena: &Arena) {
         .cancel_order(&cid("a"), open[0].order_id)
         .await
         .expect("cancel");
+    let mut tagged = limit(OrderSide::Buy, "0.01", "50");
+    tagged.client_order_id = Some("tagged-1".into());
+    arena.place_order(&cid("b"), tagged).await.expect("tagged");
 }
 
 async fn observe(arena: &Arena) -> Value {
@@ -494,14 +502,16 @@ fn the_store_survives_a_runtime_that_dies_without_shutdown() {
             ..ArenaConfig::default()
         };
         let rt = tokio::runtime::Runtime::new().expect("runtime");
-        let before = rt.block_on(async {
+        let (before, alive) = rt.block_on(async {
             let (arena, _cancel, _tasks) = start(config.clone(), hub(), Some(&sub)).await;
             script(&arena).await;
-            observe(&arena).await
+            (observe(&arena).await, arena)
         });
-        // No cancel, no final snapshot: the tasks are dropped with the runtime.
+        // No cancel, no final snapshot: the tasks are dropped with the runtime. The handle
+        // stays alive until then, so the exchange cannot see its queue close and stop cleanly.
         rt.shutdown_background();
         std::thread::sleep(Duration::from_millis(100));
+        drop(alive);
         let rt = tokio::runtime::Runtime::new().expect("runtime");
         let after = rt.block_on(async {
             let (arena, cancel, tasks) = start(config.clone(), hub(), Some(&sub)).await;
@@ -510,6 +520,26 @@ fn the_store_survives_a_runtime_that_dies_without_shutdown() {
                 "the dropped runtime left the running flag"
             );
             let seen = observe(&arena).await;
+            // client_order_id idempotency survives the restart.
+            let mut tagged = limit(OrderSide::Buy, "0.01", "50");
+            tagged.client_order_id = Some("tagged-1".into());
+            let again = arena
+                .place_order(&cid("b"), tagged)
+                .await
+                .expect("duplicate");
+            let first = arena
+                .orders(&cid("b"), false)
+                .await
+                .expect("orders")
+                .into_iter()
+                .find(|o| o.client_order_id.as_deref() == Some("tagged-1"))
+                .map(|o| o.order_id);
+            assert_eq!(Some(again.order_id), first);
+            assert_eq!(
+                arena.orders(&cid("b"), true).await.expect("orders").len(),
+                1,
+                "the duplicate placed nothing"
+            );
             // And it keeps working: the next order gets the next id.
             let next = arena
                 .place_order(&cid("b"), limit(OrderSide::Buy, "0.1", "1"))
@@ -755,6 +785,27 @@ async fn concurrent_traders_and_a_mid_stream_attach_still_line_up() {
         again.book("BTC-USD", usize::MAX).await.expect("book"),
         Some(book)
     );
+    cancel.cancel();
+    tasks.close();
+    tasks.wait().await;
+}
+
+#[tokio::test]
+async fn fsync_never_keeps_everything_across_a_clean_stop() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = ArenaConfig {
+        fsync: roomcast_arena::FsyncPolicy::Never,
+        ..ArenaConfig::default()
+    };
+    let (arena, cancel, tasks) = start(config.clone(), hub(), Some(dir.path())).await;
+    script(&arena).await;
+    let before = observe(&arena).await;
+    cancel.cancel();
+    tasks.close();
+    tasks.wait().await;
+    let (arena, cancel, tasks) = start(config, hub(), Some(dir.path())).await;
+    assert!(!arena.recovered_after_crash());
+    assert_eq!(observe(&arena).await, before);
     cancel.cancel();
     tasks.close();
     tasks.wait().await;
