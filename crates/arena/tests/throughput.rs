@@ -34,10 +34,13 @@ async fn orders_per_second_end_to_end() {
     let hub = Hub::new(HubConfig::default(), history);
     let tasks = TaskTracker::new();
     let cancel = CancellationToken::new();
+    // ARENA_STORE=memory measures without disk (the exchange's CPU cost alone).
+    let in_memory = std::env::var("ARENA_STORE").is_ok_and(|v| v == "memory");
+    let data_dir = (!in_memory).then(|| dir.path());
     let arena = Arena::start(
         ArenaConfig::default(),
         hub,
-        Some(dir.path()),
+        data_dir,
         &tasks,
         cancel.clone(),
     )
