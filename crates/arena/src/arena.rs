@@ -65,6 +65,7 @@ pub struct SymbolStats {
 
 struct Shared {
     instruments: Instruments,
+    after_crash: bool,
     stats: Arc<Mutex<ArenaStats>>,
 }
 
@@ -100,11 +101,12 @@ impl Arena {
         let dir = data_dir.map(Path::to_path_buf);
         let recover_instruments = instruments.clone();
         let limits = StateLimits::of(&config);
-        let (store, state, next_seq, since_snapshot) = tokio::task::spawn_blocking(move || {
-            recover(dir.as_deref(), recover_instruments, limits)
-        })
-        .await
-        .map_err(|e| ArenaError::Storage(e.to_string()))??;
+        let (store, state, next_seq, since_snapshot, after_crash) =
+            tokio::task::spawn_blocking(move || {
+                recover(dir.as_deref(), recover_instruments, limits)
+            })
+            .await
+            .map_err(|e| ArenaError::Storage(e.to_string()))??;
         let stats = Arc::new(Mutex::new(ArenaStats {
             trades: state.trade_count(),
             accounts: state.account_count() as u64,
@@ -125,7 +127,11 @@ impl Arena {
         tasks.spawn(exchange.run(rx, cancel.clone()));
         let arena = Arena {
             tx,
-            shared: Arc::new(Shared { instruments, stats }),
+            shared: Arc::new(Shared {
+                instruments,
+                after_crash,
+                stats,
+            }),
         };
         if let Some(demo) = config.demo {
             tasks.spawn(crate::demo::run(arena.clone(), demo, cancel));
@@ -142,6 +148,14 @@ impl Arena {
         fields: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<Funding, FundingError> {
         crate::funding::parse_funding(&self.shared.instruments, fields)
+    }
+
+    /// Whether the previous run of this data dir stopped without a clean shutdown. Then
+    /// commands that were durable at the crash may never have had their events published,
+    /// so stream clients must not resume arena rooms from an old `last_sequence`: the server
+    /// should start new epochs for arena rooms (or send fresh snapshots) when this is true.
+    pub fn recovered_after_crash(&self) -> bool {
+        self.shared.after_crash
     }
 
     /// The validated instruments.
@@ -325,13 +339,13 @@ impl Arena {
 }
 
 /// Opens the store and rebuilds the state: snapshot, then log replay, then the
-/// conservation check. Returns the store, the state, the next log sequence and the number of
-/// log entries since the snapshot.
+/// conservation check. Returns the store, the state, the next log sequence, the number of
+/// log entries since the snapshot and whether the last run crashed.
 fn recover(
     dir: Option<&Path>,
     instruments: Instruments,
     limits: StateLimits,
-) -> Result<(Store, ExchangeState, u64, u64), ArenaError> {
+) -> Result<(Store, ExchangeState, u64, u64, bool), ArenaError> {
     let store = Store::open(dir)?;
     store.check_instruments(&instruments)?;
     let recovered = store.recover()?;
@@ -349,10 +363,12 @@ fn recover(
     state
         .check_conservation()
         .map_err(ArenaError::Conservation)?;
+    let after_crash = store.mark_running()?;
     tracing::info!(
         replayed,
         accounts = state.account_count(),
+        after_crash,
         "arena state recovered"
     );
-    Ok((store, state, recovered.next_seq, replayed))
+    Ok((store, state, recovered.next_seq, replayed, after_crash))
 }

@@ -23,6 +23,16 @@ pub enum FsyncPolicy {
     Never,
 }
 
+impl From<roomcast_engine::history::FsyncPolicy> for FsyncPolicy {
+    fn from(p: roomcast_engine::history::FsyncPolicy) -> FsyncPolicy {
+        match p {
+            roomcast_engine::history::FsyncPolicy::Batch => FsyncPolicy::Batch,
+            roomcast_engine::history::FsyncPolicy::Always => FsyncPolicy::Always,
+            roomcast_engine::history::FsyncPolicy::Never => FsyncPolicy::Never,
+        }
+    }
+}
+
 /// The arena's configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

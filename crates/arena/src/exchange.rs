@@ -14,6 +14,9 @@
 //! 5. serve the batch's reads and stream attaches, which therefore see exactly the state
 //!    every published event describes.
 //!
+//! Steps 3 and 4 of one batch overlap with steps 1 and 2 of the next (pipelined group
+//! commit, see [`Exchange::run`]): the fsync latency then bounds the latency, not the rate.
+//!
 //! Nothing is locked across an `.await`: the state is owned by the task. If a write fails,
 //! the in-memory state is ahead of the disk, so the task stops accepting work (every later
 //! request gets `Unavailable`) and a restart recovers the last durable state.
@@ -23,6 +26,8 @@
 //! event can enter the room: the snapshot pushed into the session's outbox shows exactly
 //! the state at that sequence, and every later event of the room has a higher sequence.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -33,7 +38,6 @@ use roomcast_engine::{Hub, Session};
 use roomcast_protocol::request::RequestId;
 use roomcast_protocol::server::EventBody;
 use roomcast_protocol::RoomName;
-use serde_json::value::RawValue;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -126,32 +130,66 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// A batch applied in memory, waiting for its write and then its publish.
+struct Applied {
+    /// What to write (`None`: nothing was logged).
+    batch: Option<Batch>,
+    emit: Emit,
+    replies: Vec<Reply>,
+    deferred: Vec<Request>,
+    accepted: u64,
+    rejected: u64,
+}
+
+/// A batch's write in progress: resolves to whether it is durable.
+type Writing = Pin<Box<dyn Future<Output = bool> + Send>>;
+
 impl Exchange {
     /// Runs until `cancel` fires or every sender is gone, then handles what is still
     /// queued and writes a final snapshot.
+    ///
+    /// Pipelined group commit: while one batch's transaction commits, the next batch is
+    /// applied in memory (at most one waits), so the fsync latency does not cap the rate.
+    /// Writes commit in batch order, and a batch publishes and replies only after its own
+    /// write and every earlier batch's. A batch with reads or attaches stops the pipeline
+    /// until it is published, so they see exactly the published state.
     pub(crate) async fn run(mut self, mut rx: mpsc::Receiver<Request>, cancel: CancellationToken) {
         let max = if self.fsync == FsyncPolicy::Always {
             1
         } else {
             MAX_BATCH
         };
+        let mut writing: Option<(Writing, Applied)> = None;
+        let mut waiting: Option<Applied> = None;
+        let mut stopping = false;
         loop {
-            let first = tokio::select! {
-                biased;
-                _ = cancel.cancelled() => None,
-                m = rx.recv() => m,
-            };
-            let Some(first) = first else {
-                break;
-            };
-            let mut batch = vec![first];
-            while batch.len() < max {
-                match rx.try_recv() {
-                    Ok(m) => batch.push(m),
-                    Err(_) => break,
+            if writing.is_none() {
+                if let Some(mut next) = waiting.take() {
+                    writing = Some((self.write(next.batch.take()), next));
                 }
             }
-            self.run_batch(batch).await;
+            let can_apply = !stopping
+                && waiting.is_none()
+                && writing.as_ref().is_none_or(|(_, a)| a.deferred.is_empty());
+            if stopping && writing.is_none() {
+                break;
+            }
+            tokio::select! {
+                biased;
+                durable = wait(writing.as_mut().map(|(w, _)| w)), if writing.is_some() => {
+                    if let Some((_, applied)) = writing.take() {
+                        self.finish(applied, durable);
+                    }
+                }
+                _ = cancel.cancelled(), if !stopping => stopping = true,
+                m = rx.recv(), if can_apply => match m {
+                    Some(first) => {
+                        let batch = gather(first, &mut rx, max);
+                        waiting = Some(self.apply(batch));
+                    }
+                    None => stopping = true,
+                },
+            }
         }
         rx.close();
         let mut rest = Vec::new();
@@ -165,18 +203,42 @@ impl Exchange {
             self.run_batch(rest).await;
         }
         if !self.failed && self.since_snapshot > 0 {
-            self.persist(Vec::new(), true).await;
+            let batch = self.prepare(Vec::new(), true);
+            if self.write(batch).await {
+                self.since_snapshot = 0;
+            }
+        }
+        if !self.failed {
+            let store = self.store.clone();
+            match tokio::task::spawn_blocking(move || store.mark_stopped()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "arena clean-stop flag not written"),
+                Err(e) => tracing::error!(error = %e, "arena clean-stop flag not written"),
+            }
         }
         tracing::info!("arena exchange stopped");
     }
 
+    /// Apply, write, publish and reply, one batch at a time (shutdown drain).
     async fn run_batch(&mut self, batch: Vec<Request>) {
+        let mut applied = self.apply(batch);
+        let durable = self.write(applied.batch.take()).await;
+        self.finish(applied, durable);
+    }
+
+    /// Applies a batch's writes to the in-memory state; reads and attaches are deferred.
+    fn apply(&mut self, batch: Vec<Request>) -> Applied {
         let at_ms = now_ms();
-        let mut emit = Emit::new();
+        let mut applied = Applied {
+            batch: None,
+            emit: Emit::new(),
+            replies: Vec::new(),
+            deferred: Vec::new(),
+            accepted: 0,
+            rejected: 0,
+        };
         let mut logged = Vec::new();
-        let mut replies = Vec::new();
-        let mut deferred = Vec::new();
-        let (mut accepted, mut rejected) = (0u64, 0u64);
+        let emit = &mut applied.emit;
         for request in batch {
             if self.failed {
                 fail(request);
@@ -184,22 +246,19 @@ impl Exchange {
             }
             match request {
                 Request::Open { id, funding, reply } => {
-                    if self.state.open_account(&id, &funding, &mut emit) {
+                    if self.state.open_account(&id, &funding, emit) {
                         logged.push(Command::OpenAccount {
                             collective: id,
                             funding,
                         });
                     }
-                    replies.push(Reply::Open(reply, Ok(())));
+                    applied.replies.push(Reply::Open(reply, Ok(())));
                 }
                 Request::Place { id, request, reply } => {
                     let order_id = self.state.next_order_id();
-                    let result = match self
-                        .state
-                        .place(&id, &request, at_ms, Mode::Live, &mut emit)
-                    {
+                    let result = match self.state.place(&id, &request, at_ms, Mode::Live, emit) {
                         Ok(Placed::New(view)) => {
-                            accepted += 1;
+                            applied.accepted += 1;
                             logged.push(Command::Place {
                                 order_id,
                                 collective: id,
@@ -210,18 +269,18 @@ impl Exchange {
                         }
                         Ok(Placed::Duplicate(view)) => Ok(view),
                         Err(e) => {
-                            rejected += 1;
+                            applied.rejected += 1;
                             Err(e)
                         }
                     };
-                    replies.push(Reply::Order(reply, result));
+                    applied.replies.push(Reply::Order(reply, result));
                 }
                 Request::Cancel {
                     id,
                     order_id,
                     reply,
                 } => {
-                    let result = self.state.cancel(&id, order_id, at_ms, &mut emit);
+                    let result = self.state.cancel(&id, order_id, at_ms, emit);
                     if result.is_ok() {
                         logged.push(Command::Cancel {
                             collective: id,
@@ -229,23 +288,94 @@ impl Exchange {
                             at_ms,
                         });
                     }
-                    replies.push(Reply::Order(reply, result));
+                    applied.replies.push(Reply::Order(reply, result));
                 }
-                other => deferred.push(other),
+                other => applied.deferred.push(other),
             }
         }
         if !logged.is_empty() {
             let snapshot_due = self.since_snapshot + logged.len() as u64 >= self.snapshot_every;
-            if !self.persist(logged, snapshot_due).await {
-                replies.into_iter().for_each(Reply::fail);
-                deferred.into_iter().for_each(fail);
-                return;
+            applied.batch = self.prepare(logged, snapshot_due);
+        }
+        applied
+    }
+
+    /// Serialises logged commands (and a snapshot of the current state) into a batch and
+    /// advances the log position. `None` (and the exchange marked failed) if a command does
+    /// not serialise.
+    fn prepare(&mut self, commands: Vec<Command>, snapshot: bool) -> Option<Batch> {
+        let mut batch = Batch {
+            first_seq: self.next_seq,
+            ..Batch::default()
+        };
+        for cmd in &commands {
+            match serde_json::to_vec(cmd) {
+                Ok(bytes) => batch.commands.push(bytes),
+                Err(e) => {
+                    tracing::error!(error = %e, "arena command did not serialise");
+                    self.failed = true;
+                    return None;
+                }
             }
         }
-        self.publish(emit);
-        replies.into_iter().for_each(Reply::send);
-        self.update_stats(accepted, rejected);
-        for request in deferred {
+        if snapshot {
+            match serde_json::to_vec(&self.state.snapshot()) {
+                Ok(bytes) => batch.snapshot = Some(bytes),
+                Err(e) => tracing::error!(error = %e, "arena snapshot did not serialise"),
+            }
+        }
+        let n = batch.commands.len() as u64;
+        self.next_seq += n;
+        self.since_snapshot = if batch.snapshot.is_some() {
+            0
+        } else {
+            self.since_snapshot + n
+        };
+        Some(batch)
+    }
+
+    /// Starts writing a batch in one transaction on a blocking thread; resolves to whether
+    /// it is durable. An exchange that has failed writes nothing and resolves to false.
+    fn write(&self, batch: Option<Batch>) -> Writing {
+        if self.failed {
+            return Box::pin(std::future::ready(false));
+        }
+        let Some(batch) = batch else {
+            return Box::pin(std::future::ready(true));
+        };
+        let durability = match self.fsync {
+            FsyncPolicy::Never if batch.snapshot.is_none() => Durability::None,
+            _ => Durability::Immediate,
+        };
+        let store = self.store.clone();
+        Box::pin(async move {
+            match tokio::task::spawn_blocking(move || store.write(&batch, durability)).await {
+                Ok(Ok(())) => true,
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "arena store write failed; the exchange stops accepting commands");
+                    false
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "arena store writer panicked; the exchange stops accepting commands");
+                    false
+                }
+            }
+        })
+    }
+
+    /// After a batch's write: publish its events and reply, then serve its reads and
+    /// attaches; or, if it is not durable, fail them all and stop the exchange.
+    fn finish(&mut self, applied: Applied, durable: bool) {
+        if !durable || self.failed {
+            self.failed = true;
+            applied.replies.into_iter().for_each(Reply::fail);
+            applied.deferred.into_iter().for_each(fail);
+            return;
+        }
+        self.publish(applied.emit);
+        applied.replies.into_iter().for_each(Reply::send);
+        self.update_stats(applied.accepted, applied.rejected);
+        for request in applied.deferred {
             match request {
                 Request::Read(read) => read(&self.state),
                 Request::Attach {
@@ -263,73 +393,14 @@ impl Exchange {
         }
     }
 
-    /// Writes commands (and maybe a snapshot) in one transaction. Returns false, and marks
-    /// the exchange failed, when the write fails.
-    async fn persist(&mut self, commands: Vec<Command>, snapshot: bool) -> bool {
-        let mut batch = Batch {
-            first_seq: self.next_seq,
-            ..Batch::default()
-        };
-        for cmd in &commands {
-            match serde_json::to_vec(cmd) {
-                Ok(bytes) => batch.commands.push(bytes),
-                Err(e) => {
-                    tracing::error!(error = %e, "arena command did not serialise");
-                    self.failed = true;
-                    return false;
-                }
-            }
-        }
-        if snapshot {
-            match serde_json::to_vec(&self.state.snapshot()) {
-                Ok(bytes) => batch.snapshot = Some(bytes),
-                Err(e) => tracing::error!(error = %e, "arena snapshot did not serialise"),
-            }
-        }
-        let durability = match self.fsync {
-            FsyncPolicy::Never if batch.snapshot.is_none() => Durability::None,
-            _ => Durability::Immediate,
-        };
-        let n = batch.commands.len() as u64;
-        let has_snapshot = batch.snapshot.is_some();
-        let store = self.store.clone();
-        let result = tokio::task::spawn_blocking(move || store.write(&batch, durability)).await;
-        match result {
-            Ok(Ok(())) => {
-                self.next_seq += n;
-                self.since_snapshot = if has_snapshot {
-                    0
-                } else {
-                    self.since_snapshot + n
-                };
-                true
-            }
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "arena store write failed; the exchange stops accepting commands");
-                self.failed = true;
-                false
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "arena store writer panicked; the exchange stops accepting commands");
-                self.failed = true;
-                false
-            }
-        }
-    }
-
     fn publish(&self, emit: Emit) {
         for event in emit.events {
-            let raw = match RawValue::from_string(event.data) {
-                Ok(raw) => raw,
-                Err(e) => {
-                    tracing::error!(error = %e, "arena event is not JSON");
-                    continue;
-                }
-            };
-            if let Err(e) =
-                self.hub
-                    .publish(&event.room, event.event_type, &EventBody::data(&raw), None)
-            {
+            if let Err(e) = self.hub.publish(
+                &event.room,
+                event.event_type,
+                &EventBody::data(&event.data),
+                None,
+            ) {
                 tracing::warn!(room = %event.room, error = %e, "arena publish failed");
             }
         }
@@ -412,6 +483,26 @@ impl Exchange {
         session.outbox.push(Bytes::from(frame));
         Ok(head)
     }
+}
+
+/// The write in progress, if any (never resolves without one; the branch is guarded).
+async fn wait(writing: Option<&mut Writing>) -> bool {
+    match writing {
+        Some(w) => w.await,
+        None => std::future::pending().await,
+    }
+}
+
+/// `first` and whatever else is queued, at most `max` requests.
+fn gather(first: Request, rx: &mut mpsc::Receiver<Request>, max: usize) -> Vec<Request> {
+    let mut batch = vec![first];
+    while batch.len() < max {
+        match rx.try_recv() {
+            Ok(m) => batch.push(m),
+            Err(_) => break,
+        }
+    }
+    batch
 }
 
 fn fail(request: Request) {

@@ -68,7 +68,10 @@ impl Instrument {
 
     /// Ticks as a decimal string.
     pub fn format_price(&self, ticks: u64) -> String {
-        format_units(i128::from(ticks) * self.tick_units, self.price_scale)
+        format_units(
+            i128::from(ticks).saturating_mul(self.tick_units),
+            self.price_scale,
+        )
     }
 
     /// A signed count of lots as a decimal string.
@@ -297,6 +300,14 @@ impl ArenaConfig {
             );
         }
         if let Some(demo) = &self.demo {
+            if demo.bots == 0 || demo.bots > 100 {
+                return Err(ConfigError::BadLimit("demo.bots (at most 100)"));
+            }
+            if demo.orders_per_second == 0 || demo.orders_per_second > 10_000 {
+                return Err(ConfigError::BadLimit(
+                    "demo.orders_per_second (at most 10000)",
+                ));
+            }
             for s in &demo.symbols {
                 if !by_symbol.contains_key(s) {
                     return Err(ConfigError::UnknownDemoSymbol(s.clone()));
@@ -340,8 +351,10 @@ mod tests {
 
     #[test]
     fn odd_ticks_are_checked_against_their_step() {
-        let mut c = ArenaConfig::default();
-        c.instruments = vec![InstrumentConfig::new("X", "0.05", "2")];
+        let c = ArenaConfig {
+            instruments: vec![InstrumentConfig::new("X", "0.05", "2")],
+            ..ArenaConfig::default()
+        };
         let ins = c.validate().expect("valid");
         let x = ins.get("X").expect("x");
         assert_eq!(x.parse_price("1.05"), Ok(Price(21)));

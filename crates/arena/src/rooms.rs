@@ -21,6 +21,25 @@ pub const PRIVATE_PREFIXES: [&str; 3] = ["portfolio:", "orders:", "order:"];
 /// The public market data prefix.
 pub const MARKET_PREFIX: &str = "market:";
 
+/// Every event type the arena publishes and every snapshot frame type it sends (for the
+/// server's list of types clients may not emit).
+pub const EVENT_TYPES: [&str; 14] = [
+    "balance_updated",
+    "position_updated",
+    "order_created",
+    "order_partial",
+    "order_filled",
+    "order_cancelled",
+    "order_rejected",
+    "trade",
+    "book_update",
+    "ticker",
+    "portfolio_snapshot",
+    "orders_snapshot",
+    "order_snapshot",
+    "book_snapshot",
+];
+
 /// `portfolio:{collective}`.
 pub fn portfolio(id: &CollectiveId) -> Option<RoomName> {
     RoomName::parse(&format!("portfolio:{id}")).ok()

@@ -16,6 +16,10 @@
 //!   opening with a configuration that changes them for a known symbol is refused, since
 //!   the stored integers would change meaning.
 //!
+//! - **Running flag.** Meta `running` is 1 from start-up until a clean stop has written the
+//!   final snapshot. Finding it at 1 on start means the last run crashed: commands after the
+//!   last publish may be durable without their events having reached any room.
+//!
 //! An in-memory database (no data dir) runs the same code on redb's in-memory backend.
 
 use std::collections::BTreeMap;
@@ -137,6 +141,39 @@ impl Store {
                 .insert("instruments", bytes.as_slice())
                 .map_err(storage)?;
         }
+        txn.commit().map_err(storage)
+    }
+
+    /// Sets the running flag; returns whether it was already set (the last run did not stop
+    /// cleanly).
+    ///
+    /// # Errors
+    /// [`ArenaError::Storage`].
+    pub fn mark_running(&self) -> Result<bool, ArenaError> {
+        let txn = self.db.begin_write().map_err(storage)?;
+        let was = {
+            let mut meta = txn.open_table(META).map_err(storage)?;
+            let was = meta
+                .get("running")
+                .map_err(storage)?
+                .is_some_and(|v| v.value() == 1);
+            meta.insert("running", 1).map_err(storage)?;
+            was
+        };
+        txn.commit().map_err(storage)?;
+        Ok(was)
+    }
+
+    /// Clears the running flag (a clean stop).
+    ///
+    /// # Errors
+    /// [`ArenaError::Storage`].
+    pub fn mark_stopped(&self) -> Result<(), ArenaError> {
+        let txn = self.db.begin_write().map_err(storage)?;
+        txn.open_table(META)
+            .map_err(storage)?
+            .insert("running", 0)
+            .map_err(storage)?;
         txn.commit().map_err(storage)
     }
 

@@ -375,3 +375,65 @@ pub struct OrdersSnapshotView {
     /// Open orders, oldest first.
     pub orders: Vec<OrderView>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_take_decimal_strings_only_and_no_unknown_fields() {
+        let ok: OrderRequest = serde_json::from_str(
+            r#"{"symbol":"BTC-USD","side":"buy","type":"limit","quantity":"0.5","price":"101.25"}"#,
+        )
+        .expect("valid");
+        assert_eq!(ok.time_in_force, TimeInForce::Gtc);
+        assert_eq!(ok.client_order_id, None);
+        for bad in [
+            r#"{"symbol":"BTC-USD","side":"buy","type":"limit","quantity":0.5,"price":"1"}"#,
+            r#"{"symbol":"BTC-USD","side":"buy","type":"limit","quantity":"1","price":101.25}"#,
+            r#"{"symbol":"BTC-USD","side":"buy","type":"limit","quantity":"1","price":"1","extra":1}"#,
+            r#"{"symbol":"BTC-USD","side":"long","type":"limit","quantity":"1","price":"1"}"#,
+            r#"{"symbol":"BTC-USD","side":"buy","type":"stop","quantity":"1"}"#,
+            r#"{"symbol":"BTC-USD","side":"buy","type":"market","quantity":"1","time_in_force":"day"}"#,
+            r#"{"side":"buy","type":"market","quantity":"1"}"#,
+        ] {
+            assert!(serde_json::from_str::<OrderRequest>(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn order_events_flatten_the_order_and_add_the_fill() {
+        let view = OrderEventView {
+            order: OrderView {
+                order_id: 1,
+                client_order_id: None,
+                collective_id: CollectiveId::parse("acme").expect("id"),
+                symbol: "BTC-USD".into(),
+                side: OrderSide::Buy,
+                order_type: OrderType::Limit,
+                time_in_force: TimeInForce::Gtc,
+                price: Some("100".into()),
+                quantity: "1".into(),
+                filled_quantity: "1".into(),
+                remaining_quantity: "0".into(),
+                average_fill_price: Some("100".into()),
+                status: OrderStatus::Filled,
+                cancel_reason: None,
+                reserved_cash: "0".into(),
+                created_at_ms: 1,
+                updated_at_ms: 2,
+            },
+            fill: Some(FillView {
+                trade_id: 9,
+                price: "100".into(),
+                quantity: "1".into(),
+                liquidity: Liquidity::Taker,
+            }),
+        };
+        let v = serde_json::to_value(&view).expect("json");
+        assert_eq!(v["order_id"], 1);
+        assert_eq!(v["type"], "limit");
+        assert_eq!(v["status"], "filled");
+        assert_eq!(v["fill"]["liquidity"], "taker");
+    }
+}

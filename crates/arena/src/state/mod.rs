@@ -10,10 +10,12 @@
 //! Each applied command appends the [`DomainEvent`]s it caused to an [`Emit`] sink, in the
 //! order they happened; the exchange task publishes them after the command is durable.
 //!
-//! Files: `place.rs` (risk checks, matching, settlement), `views.rs` (state → wire views),
+//! Files: `place.rs` (risk checks, matching, settlement), `emit.rs` (per-command summary
+//! events), `views.rs` (state → wire views),
 //! `check.rs` (the conservation check), `snapshot.rs` (serialised form and rebuild).
 
 mod check;
+mod emit;
 mod place;
 mod snapshot;
 mod views;
@@ -71,15 +73,16 @@ pub enum Command {
     },
 }
 
-/// One event for one room, ready to publish: `data` is the JSON of a view.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One event for one room, ready to publish: `data` is the JSON of a view, serialised once
+/// (an event for two rooms shares it).
+#[derive(Debug, Clone)]
 pub struct DomainEvent {
     /// The room.
     pub room: RoomName,
     /// The event type (`order_created`, `trade`, ...).
     pub event_type: &'static str,
-    /// The event's `data`, JSON text.
-    pub data: String,
+    /// The event's `data`.
+    pub data: std::sync::Arc<serde_json::value::RawValue>,
 }
 
 /// Where applied commands put their events. A disabled sink (log replay) drops them without
@@ -111,19 +114,33 @@ impl Emit {
         event_type: &'static str,
         data: impl FnOnce() -> T,
     ) {
+        self.push_to([room], event_type, data);
+    }
+
+    /// One event for several rooms, serialised once.
+    fn push_to<T: Serialize, const N: usize>(
+        &mut self,
+        rooms: [Option<RoomName>; N],
+        event_type: &'static str,
+        data: impl FnOnce() -> T,
+    ) {
         if !self.enabled {
             return;
         }
-        let Some(room) = room else {
-            return;
-        };
-        match serde_json::to_string(&data()) {
-            Ok(data) => self.events.push(DomainEvent {
+        let data: std::sync::Arc<serde_json::value::RawValue> =
+            match serde_json::value::to_raw_value(&data()) {
+                Ok(raw) => raw.into(),
+                Err(e) => {
+                    tracing::error!(error = %e, "arena event did not serialise");
+                    return;
+                }
+            };
+        for room in rooms.into_iter().flatten() {
+            self.events.push(DomainEvent {
                 room,
                 event_type,
-                data,
-            }),
-            Err(e) => tracing::error!(error = %e, "arena event did not serialise"),
+                data: data.clone(),
+            });
         }
     }
 }
@@ -453,12 +470,12 @@ impl ExchangeState {
         let Some(book) = self.books.get_mut(&symbol) else {
             return Err(OrderError::NotFound);
         };
-        let mut touched = place::Touched {
+        let mut touched = emit::Touched {
             top_before: Some((
                 book.best_bid().map(|b| b.0 .0),
                 book.best_ask().map(|a| a.0 .0),
             )),
-            ..place::Touched::default()
+            ..emit::Touched::default()
         };
         if book.cancel(crate::matching::OrderId(order_id)).is_err() {
             return Err(OrderError::NotOpen);
