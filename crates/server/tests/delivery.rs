@@ -180,7 +180,7 @@ fn spawn_publisher(
     })
 }
 
-/// Connects until the connect churns in `general` while `stop` is false.
+/// Churns `general` until `stop`: connects, says something there, disconnects.
 fn spawn_general_churn(server: &TestServer, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<u64> {
     let url = server.url("/ws/churner");
     tokio::spawn(async move {
@@ -188,6 +188,12 @@ fn spawn_general_churn(server: &TestServer, stop: Arc<AtomicBool>) -> tokio::tas
         while !stop.load(Ordering::Relaxed) {
             if let Ok(mut c) = Connection::connect(&url).await {
                 let _ = c.recv_timeout(WAIT).await;
+                // Each visit also says something in `general`: a reliable event for
+                // every member, recovering clients included.
+                let say = json!({"type":"message","room":"general","content":{"n":n},"id":"m"});
+                if c.send_json(&say).await.is_ok() {
+                    let _ = c.recv_timeout(WAIT).await;
+                }
                 let _ = c.close().await;
                 n += 1;
             }
@@ -224,7 +230,12 @@ async fn recover_under_load(
     per_tick: u64,
     churn: bool,
 ) {
-    let server = TestServer::start(&history_server_args("100000")).await;
+    // A small outbox makes the old failure (the replay filling the queue to exactly its
+    // capacity, so the next live frame overflows it) likely even with clients much faster
+    // than the Python ones; the guarantee must hold for any capacity.
+    let mut args = history_server_args("100000");
+    args.extend(["--outbox-capacity", "64"]);
+    let server = TestServer::start(&args).await;
     let room = rooms[0];
     preload(&server, room, stored).await;
     let stop = Arc::new(AtomicBool::new(false));
@@ -232,7 +243,9 @@ async fn recover_under_load(
     let churner = churn.then(|| spawn_general_churn(&server, stop.clone()));
     let mut conns = Vec::new();
     for i in 0..clients {
-        let mut c = server.connect(&format!("rec{i}")).await;
+        // A small receive window, as over a real network: the server's writes block
+        // now and then, so the outbox really fills while the client reads flat out.
+        let mut c = connect_small_buffer(&server, &format!("rec{i}")).await;
         for busy in &rooms[1..] {
             subscribe(&mut c, busy).await;
         }
