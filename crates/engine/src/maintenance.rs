@@ -53,7 +53,10 @@ pub async fn run(hub: Hub, cancel: CancellationToken) {
         let expired = hub.expire_credentials();
         if expired > 0 {
             metrics::counter!("roomcast_sessions_expired_total").increment(expired as u64);
-            tracing::info!(expired, "closed sessions whose token expired without a refresh");
+            tracing::info!(
+                expired,
+                "closed sessions whose token expired without a refresh"
+            );
         }
         let evicted = hub.evict_dead();
         if evicted > 0 {

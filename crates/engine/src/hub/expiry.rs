@@ -66,7 +66,10 @@ impl Hub {
         let warn = deadline.saturating_sub(ms(warn_lead(remaining)));
         // Warning first: a tick that sees the new deadline must not use the old warning.
         session.expiry.warn_ms.store(warn, Ordering::Release);
-        session.expiry.deadline_ms.store(deadline, Ordering::Release);
+        session
+            .expiry
+            .deadline_ms
+            .store(deadline, Ordering::Release);
     }
 
     /// The maintenance tick's credential check: sends `token_expiring` to sessions whose

@@ -148,9 +148,8 @@ pub(crate) async fn authenticate(
                 let claims = verifier
                     .verify(&token, now)
                     .map_err(|e| Refusal::new(e.close_code(), e.close_reason()))?;
-                let principal = Principal::from_claims(client_id.clone(), &claims).map_err(
-                    |e| Refusal::new(e.close_code(), e.close_code().default_reason()),
-                )?;
+                let principal = Principal::from_claims(client_id.clone(), &claims)
+                    .map_err(|e| Refusal::new(e.close_code(), e.close_code().default_reason()))?;
                 Ok(Authenticated {
                     principal,
                     token: Some(TokenSession {

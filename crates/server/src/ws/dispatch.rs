@@ -120,8 +120,7 @@ fn refresh(
     let (principal, remaining) = match verified {
         Ok(v) => v,
         Err(e) => {
-            metrics::counter!("roomcast_token_refreshes_total", "result" => "refused")
-                .increment(1);
+            metrics::counter!("roomcast_token_refreshes_total", "result" => "refused").increment(1);
             push_error(session, ErrorCode::InvalidToken, &e.to_string(), id);
             return;
         }

@@ -209,11 +209,10 @@ fn accept(
     };
     // Connections that will sit in the challenge step hold a place in the pending-auth
     // budget until they finish; beyond it they are refused before the upgrade.
-    let challenged = match (&credentials, &stream) {
-        (Credentials::Ed25519, _) => true,
-        (Credentials::None, Some(_)) => true,
-        _ => false,
-    };
+    let challenged = matches!(
+        (&credentials, &stream),
+        (Credentials::Ed25519, _) | (Credentials::None, Some(_))
+    );
     let pending = if challenged {
         match security.pending_auth.try_acquire(remote.ip()) {
             Ok(permit) => Some(permit),
