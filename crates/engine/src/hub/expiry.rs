@@ -86,7 +86,15 @@ impl Hub {
                     continue;
                 }
                 if now >= deadline {
-                    expired.push(s.clone());
+                    // Cleared so the next ticks do not close it again while its task
+                    // winds down; a refresh that got in first keeps the session.
+                    if s.expiry
+                        .deadline_ms
+                        .compare_exchange(deadline, NEVER, Ordering::AcqRel, Ordering::Acquire)
+                        .is_ok()
+                    {
+                        expired.push(s.clone());
+                    }
                     continue;
                 }
                 let due = s.expiry.warn_ms.load(Ordering::Acquire);
@@ -122,6 +130,44 @@ impl Hub {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::history::{MemoryHistory, Retention};
+    use crate::{HubConfig, SessionMeta};
+    use roomcast_protocol::{ClientId, RoomName};
+    use std::sync::Arc;
+
+    fn connect(hub: &Hub, id: &str) -> Arc<Session> {
+        let id = ClientId::parse(id).expect("client id");
+        let s = hub.connect(id, SessionMeta::default());
+        hub.subscribe(&s, &RoomName::general())
+            .expect("join general");
+        s
+    }
+
+    #[test]
+    fn only_sessions_past_their_deadline_are_closed_and_leave_their_rooms() {
+        let hub = Hub::new(
+            HubConfig::default(),
+            Arc::new(MemoryHistory::new(Retention::default())),
+        );
+        let forever = connect(&hub, "forever");
+        let expired = connect(&hub, "expired");
+        let later = connect(&hub, "later");
+        hub.set_credentials_expiry(&expired, Duration::ZERO);
+        hub.set_credentials_expiry(&later, Duration::from_secs(3600));
+        assert!(!forever.has_expiry() && expired.has_expiry() && later.has_expiry());
+        assert_eq!(hub.expire_credentials(), 1);
+        assert!(expired.outbox.is_closed());
+        assert!(!forever.outbox.is_closed() && !later.outbox.is_closed());
+        // Nothing was due for the others: no warning queued.
+        assert!(forever.outbox.is_empty() && later.outbox.is_empty());
+        let mut members = hub.presence(&RoomName::general());
+        members.sort();
+        let names: Vec<&str> = members.iter().map(ClientId::as_str).collect();
+        assert_eq!(names, ["forever", "later"]);
+        // Closed once, not again on every tick while its connection winds down.
+        hub.set_credentials_expiry(&later, Duration::from_secs(7200));
+        assert_eq!(hub.expire_credentials(), 0);
+    }
 
     #[test]
     fn lead_is_half_the_lifetime_up_to_thirty_seconds() {
