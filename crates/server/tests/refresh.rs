@@ -348,3 +348,47 @@ async fn pending_auth_budget_refuses_slow_authenticators_beyond_it() {
     .await;
     assert!(barrier(&mut dave).await.is_empty());
 }
+
+#[tokio::test]
+async fn refresh_during_a_snapshot_subscribe_still_leaves_the_forbidden_room() {
+    let server = secure(&[]).await;
+    let hour = Duration::from_secs(3600);
+    let mut wide = claims("alice", hour);
+    wide.rooms = Some(vec!["general".into(), "market:*".into()]);
+    let mut alice = login(&server, "alice", &mint(&wide)).await;
+    let mut narrow = claims("alice", hour);
+    narrow.rooms = Some(vec!["general".into()]);
+    // The subscribe (a snapshot attach, run after the frame) and the refresh arrive
+    // together: whichever finishes first, the room must end up left.
+    let burst = [
+        json!({"type":"subscribe","room":"market:BTC-USD","id":"s"}),
+        json!({"type":"refresh","token":mint(&narrow),"id":"r"}),
+    ];
+    for frame in &burst {
+        alice.send_json(frame).await.expect("send");
+    }
+    let mut unsubscribed = Vec::new();
+    let mut acks = Vec::new();
+    let deadline = Instant::now() + WAIT;
+    while unsubscribed.is_empty() || acks.len() < 2 {
+        assert!(Instant::now() < deadline, "got {acks:?} {unsubscribed:?}");
+        let v = recv_event(&mut alice).await;
+        match v["type"].as_str() {
+            Some("unsubscribed") => unsubscribed.push(v),
+            Some("ack") => acks.push(v),
+            _ => {}
+        }
+    }
+    assert_eq!(
+        unsubscribed,
+        [json!({"type":"unsubscribed","room":"market:BTC-USD","reason":"forbidden"})]
+    );
+    let mut bob = login(&server, "bob", &mint(&claims("bob", hour))).await;
+    let members = request(
+        &mut bob,
+        json!({"type":"presence","room":"market:BTC-USD"}),
+        json!("p"),
+    )
+    .await;
+    assert_eq!(members["members"], json!([]), "{members}");
+}

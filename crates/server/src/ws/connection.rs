@@ -43,6 +43,9 @@ pub(super) struct ConnCtx {
     rate: RateLimiter,
     /// What a `refresh` token must name; `None` for sessions not opened with a JWT.
     pub(super) token: Option<TokenBinding>,
+    /// Set by a `refresh` while subscribe jobs authorised under the previous token may
+    /// still join rooms: once the job queue is empty, the rooms are checked again.
+    pub(super) recheck_rooms: bool,
 }
 
 /// What the upgrade handler hands to the connection task. Boxed, so the upgrade callback
@@ -147,6 +150,7 @@ async fn open(ws: &mut WebSocket, handshake: Box<Handshake>) -> Option<Live> {
         forbidden: ForbiddenTracker::new(security.forbidden),
         rate: RateLimiter::new(security.rate),
         token: token.map(|t| t.binding),
+        recheck_rooms: false,
     };
     if state.shutdown.is_cancelled() {
         session.outbox.close(
@@ -259,6 +263,10 @@ impl Live {
                 }
                 _ = async { if let Some(r) = replay.as_mut() { r.await } }, if replay.is_some() => {
                     replay = None;
+                    if self.ctx.recheck_rooms && self.replays.is_empty() {
+                        self.ctx.recheck_rooms = false;
+                        dispatch::leave_forbidden_rooms(&self.state, &self.session, &self.ctx);
+                    }
                 }
                 frame = ws.next() => {
                     match frame {

@@ -126,21 +126,12 @@ fn refresh(
         }
     };
     metrics::counter!("roomcast_token_refreshes_total", "result" => "ok").increment(1);
-    let hub = &state.hub;
-    hub.set_credentials_expiry(session, remaining);
+    state.hub.set_credentials_expiry(session, remaining);
     ctx.principal = principal;
-    let policy = &state.security.policy;
-    for room in session.rooms() {
-        if !policy.can_subscribe(&ctx.principal, &room) && hub.unsubscribe(session, &room) {
-            push(
-                session,
-                Reply::Unsubscribed {
-                    room: &room,
-                    reason: UNSUBSCRIBED_FORBIDDEN,
-                },
-            );
-        }
-    }
+    leave_forbidden_rooms(state, session, ctx);
+    // A subscribe queued before this refresh (a snapshot attach) was authorised by the
+    // old token; the connection checks again once its queue has run.
+    ctx.recheck_rooms = true;
     if let Some(id) = id {
         push(
             session,
@@ -149,6 +140,23 @@ fn refresh(
                 expires_in: remaining.as_secs(),
             },
         );
+    }
+}
+
+/// Leaves every room the connection's principal may no longer read, each with an
+/// `unsubscribed` event.
+pub(super) fn leave_forbidden_rooms(state: &AppState, session: &Session, ctx: &ConnCtx) {
+    let policy = &state.security.policy;
+    for room in session.rooms() {
+        if !policy.can_subscribe(&ctx.principal, &room) && state.hub.unsubscribe(session, &room) {
+            push(
+                session,
+                Reply::Unsubscribed {
+                    room: &room,
+                    reason: UNSUBSCRIBED_FORBIDDEN,
+                },
+            );
+        }
     }
 }
 
