@@ -1,5 +1,5 @@
-//! The hub's single maintenance timer: heartbeats, dead-connection eviction, empty-room
-//! sweeping and history trimming.
+//! The hub's single maintenance timer: heartbeats, credential expiry (`token_expiring`,
+//! then 4003), dead-connection eviction, empty-room sweeping and history trimming.
 //!
 //! One task for the whole process instead of a timer per connection: at 20,000
 //! connections a per-connection interval is 20,000 timer-wheel entries and wake-ups per
@@ -48,6 +48,14 @@ pub async fn run(hub: Hub, cancel: CancellationToken) {
             tracing::warn!(
                 closed = capped,
                 "closed the largest outboxes: queued bytes over the process-wide cap"
+            );
+        }
+        let expired = hub.expire_credentials();
+        if expired > 0 {
+            metrics::counter!("roomcast_sessions_expired_total").increment(expired as u64);
+            tracing::info!(
+                expired,
+                "closed sessions whose token expired without a refresh"
             );
         }
         let evicted = hub.evict_dead();

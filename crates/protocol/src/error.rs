@@ -30,6 +30,10 @@ pub enum ErrorCode {
     TooManySubscriptions,
     /// A server-side dependency (history store, broker) failed; retry later.
     Unavailable,
+    /// A `refresh` token was refused: it does not verify, has expired, names another
+    /// subject or collective, or the session was not opened with a token. The session
+    /// keeps its current expiry.
+    InvalidToken,
 }
 
 impl ErrorCode {
@@ -45,6 +49,7 @@ impl ErrorCode {
             ErrorCode::RateLimited => "RATE_LIMITED",
             ErrorCode::TooManySubscriptions => "TOO_MANY_SUBSCRIPTIONS",
             ErrorCode::Unavailable => "UNAVAILABLE",
+            ErrorCode::InvalidToken => "INVALID_TOKEN",
         }
     }
 }

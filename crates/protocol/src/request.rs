@@ -104,6 +104,12 @@ pub enum Request<'a> {
         /// Base64 signature of the challenge.
         signature: Cow<'a, str>,
     },
+    /// Replace the session's JWT before it expires (after a `token_expiring`, or at any
+    /// time). Same subject required; see docs/PROTOCOL.md, *Token refresh*.
+    Refresh {
+        /// The new bearer token.
+        token: Cow<'a, str>,
+    },
 }
 
 impl Request<'_> {
@@ -118,6 +124,7 @@ impl Request<'_> {
             Request::Presence { .. } => "presence",
             Request::SubscribeOrder { .. } => "subscribe_order",
             Request::AuthResponse { .. } => "auth_response",
+            Request::Refresh { .. } => "refresh",
         }
     }
 }
@@ -175,6 +182,8 @@ struct Envelope<'a> {
     signature: Option<&'a RawValue>,
     #[serde(borrow, default, deserialize_with = "present")]
     order_id: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    token: Option<&'a RawValue>,
 }
 
 fn json_error(e: &serde_json::Error) -> ErrorCode {
@@ -288,6 +297,14 @@ pub fn parse_request(text: &str) -> Result<ParsedRequest<'_>, RequestError> {
                 .map_err(|_| fail(ErrorCode::InvalidMessage, "\"signature\" must be a string"))?;
             Request::AuthResponse { signature }
         }
+        "refresh" => {
+            let raw = env
+                .token
+                .ok_or_else(|| fail(ErrorCode::InvalidMessage, "missing \"token\""))?;
+            let token: Cow<'_, str> = serde_json::from_str(raw.get())
+                .map_err(|_| fail(ErrorCode::InvalidMessage, "\"token\" must be a string"))?;
+            Request::Refresh { token }
+        }
         _ => return Err(fail(ErrorCode::UnknownType, "unknown message type")),
     };
     Ok(ParsedRequest { id, request })
@@ -383,6 +400,21 @@ mod tests {
         ] {
             assert_eq!(code(bad), ErrorCode::InvalidMessage, "{bad}");
         }
+    }
+
+    #[test]
+    fn refresh_carries_its_token() {
+        let r = parse_request(r#"{"type":"refresh","id":"r1","token":"a.b.c"}"#).expect("valid");
+        assert_eq!(r.id.as_ref().map(RequestId::as_json), Some("\"r1\""));
+        match r.request {
+            Request::Refresh { token } => assert_eq!(token, "a.b.c"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(code(r#"{"type":"refresh"}"#), ErrorCode::InvalidMessage);
+        assert_eq!(
+            code(r#"{"type":"refresh","token":7}"#),
+            ErrorCode::InvalidMessage
+        );
     }
 
     #[test]

@@ -23,6 +23,9 @@ pub enum Reply<'a> {
         heartbeat_interval: u64,
         /// RFC 3339 server time.
         server_time: &'a str,
+        /// Optional protocol features this server supports ([`FEATURES`]), so clients
+        /// can feature-detect (e.g. `refresh`). Additive: clients ignore unknown entries.
+        features: &'a [&'a str],
     },
     /// Success reply to a request that carried an `id`.
     Ack {
@@ -87,6 +90,29 @@ pub enum Reply<'a> {
         /// The authenticated collective.
         collective_id: &'a str,
     },
+    /// The session's token expires in `expires_in` seconds: send a `refresh` before then,
+    /// or the connection is closed with 4003.
+    TokenExpiring {
+        /// Seconds until the session's credentials run out.
+        expires_in: u64,
+    },
+    /// Success reply to a `refresh` with an `id`: `{"type":"ack","id":..,"expires_in":S}`,
+    /// the seconds the new token keeps the session open.
+    #[serde(rename = "ack")]
+    RefreshAck {
+        /// The request's id.
+        id: &'a RequestId,
+        /// Seconds until the new token runs out.
+        expires_in: u64,
+    },
+    /// The server removed the session from a room it had joined (e.g. a refreshed token
+    /// no longer allows it). Not a reply to a request; no id.
+    Unsubscribed {
+        /// The room left.
+        room: &'a RoomName,
+        /// Why, e.g. [`UNSUBSCRIBED_FORBIDDEN`].
+        reason: &'a str,
+    },
     /// History could not cover the gap; the client must re-fetch a snapshot.
     RecoveryFailed {
         /// The room.
@@ -108,6 +134,13 @@ impl Reply<'_> {
         serde_json::to_string(self).unwrap_or_else(|_| String::from("{\"type\":\"error\"}"))
     }
 }
+
+/// Optional features advertised in `welcome`: `refresh` = the server sends
+/// `token_expiring` and accepts `refresh` for token-authenticated sessions.
+pub const FEATURES: &[&str] = &["refresh"];
+
+/// `unsubscribed` reason: the session's (refreshed) credentials no longer allow the room.
+pub const UNSUBSCRIBED_FORBIDDEN: &str = "forbidden";
 
 /// An acknowledgement with no extra fields.
 pub fn ack(id: Option<&RequestId>) -> Reply<'_> {
@@ -146,6 +179,7 @@ pub const RESERVED_EVENT_TYPES: &[&str] = &[
     "auth_challenge",
     "auth_ok",
     "token_expiring",
+    "unsubscribed",
     "portfolio_snapshot",
     "orders_snapshot",
     "order_snapshot",
@@ -311,6 +345,31 @@ mod tests {
         assert_eq!(
             e,
             r#"{"type":"error","code":"NOT_SUBSCRIBED","message":"m"}"#
+        );
+        assert_eq!(
+            Reply::TokenExpiring { expires_in: 30 }.to_json(),
+            r#"{"type":"token_expiring","expires_in":30}"#
+        );
+        let id = crate::parse_request(r#"{"type":"ping","id":"r"}"#)
+            .expect("ok")
+            .id
+            .expect("an id");
+        assert_eq!(
+            Reply::RefreshAck {
+                id: &id,
+                expires_in: 3600
+            }
+            .to_json(),
+            r#"{"type":"ack","id":"r","expires_in":3600}"#
+        );
+        let room = RoomName::parse("chat:b").expect("room");
+        assert_eq!(
+            Reply::Unsubscribed {
+                room: &room,
+                reason: UNSUBSCRIBED_FORBIDDEN
+            }
+            .to_json(),
+            r#"{"type":"unsubscribed","room":"chat:b","reason":"forbidden"}"#
         );
     }
 }

@@ -181,6 +181,14 @@ pub struct ServeArgs {
     /// [default: 10]
     #[arg(long, env = "ROOMCAST_MAX_CONNECTIONS_PER_CLIENT", value_name = "N")]
     pub max_connections_per_client: Option<usize>,
+    /// Connections in the Ed25519 challenge at once, in total (HTTP 503 beyond); 0 = no
+    /// limit. [default: 1024]
+    #[arg(long, env = "ROOMCAST_MAX_PENDING_AUTH", value_name = "N")]
+    pub max_pending_auth: Option<usize>,
+    /// Connections in the Ed25519 challenge at once from one IP (HTTP 429 beyond); 0 = no
+    /// limit. [default: 32]
+    #[arg(long, env = "ROOMCAST_MAX_PENDING_AUTH_PER_IP", value_name = "N")]
+    pub max_pending_auth_per_ip: Option<usize>,
     /// Seconds a connection has to authenticate (4004 beyond). [default: 30]
     #[arg(long, env = "ROOMCAST_AUTH_TIMEOUT", value_name = "SECS")]
     pub auth_timeout: Option<u64>,
@@ -279,6 +287,8 @@ impl ServeArgs {
                 max_connections: self.max_connections,
                 max_connections_per_client: self.max_connections_per_client,
                 max_forbidden: None,
+                max_pending_auth: self.max_pending_auth,
+                max_pending_auth_per_ip: self.max_pending_auth_per_ip,
             },
             arena: RawArena {
                 enabled: self.no_arena.then_some(false),

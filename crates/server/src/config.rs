@@ -10,6 +10,7 @@ use std::path::PathBuf;
 
 use roomcast_engine::auth::{ForbiddenLimit, JwtConfig};
 use roomcast_engine::history::{FsyncPolicy, Retention, RetentionRule};
+use roomcast_engine::limits::pending::{DEFAULT_MAX_PENDING, DEFAULT_MAX_PENDING_PER_IP};
 use roomcast_engine::limits::RateLimitConfig;
 use roomcast_engine::{HubConfig, SlowConsumerPolicy};
 use roomcast_protocol::CloseCode;
@@ -106,6 +107,10 @@ pub struct RawLimits {
     pub max_connections_per_client: Option<usize>,
     /// Forbidden attempts per minute before closing with 4031 (0 = never close).
     pub max_forbidden: Option<u32>,
+    /// Connections authenticating (Ed25519 challenge) at once, in total (0 = unlimited).
+    pub max_pending_auth: Option<usize>,
+    /// Connections authenticating at once from one IP address (0 = unlimited).
+    pub max_pending_auth_per_ip: Option<usize>,
 }
 /// `[history]` section.
 #[derive(Debug, Default, Clone, Deserialize, Serialize)]
@@ -239,6 +244,8 @@ impl RawConfig {
                 max_connections: Some(100_000),
                 max_connections_per_client: Some(10),
                 max_forbidden: Some(5),
+                max_pending_auth: Some(DEFAULT_MAX_PENDING),
+                max_pending_auth_per_ip: Some(DEFAULT_MAX_PENDING_PER_IP),
             },
             arena: RawArena {
                 enabled: Some(true),
@@ -320,6 +327,10 @@ pub struct LimitsConfig {
     pub max_connections_per_client: usize,
     /// Refusals that close a connection.
     pub forbidden: ForbiddenLimit,
+    /// Connections authenticating at once, in total (0 = unlimited; HTTP 503 beyond).
+    pub max_pending_auth: usize,
+    /// Connections authenticating at once per IP (0 = unlimited; HTTP 429 beyond).
+    pub max_pending_auth_per_ip: usize,
 }
 /// Which history store to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -374,6 +385,8 @@ impl Default for ServerConfig {
                 max_connections: 100_000,
                 max_connections_per_client: 10,
                 forbidden: ForbiddenLimit::default(),
+                max_pending_auth: DEFAULT_MAX_PENDING,
+                max_pending_auth_per_ip: DEFAULT_MAX_PENDING_PER_IP,
             },
             arena: Some(roomcast_arena::ArenaConfig::default()),
         }
@@ -458,6 +471,8 @@ impl RawConfig {
             limits.max_connections,
             limits.max_connections_per_client,
             limits.max_forbidden,
+            limits.max_pending_auth,
+            limits.max_pending_auth_per_ip,
             heartbeat.interval,
             heartbeat.timeout,
             arena.enabled,
@@ -825,6 +840,10 @@ fn validate_limits(raw: RawLimits, dev: bool) -> Result<LimitsConfig, ConfigErro
             max_attempts: raw.max_forbidden.unwrap_or(5),
             ..ForbiddenLimit::default()
         },
+        max_pending_auth: raw.max_pending_auth.unwrap_or(DEFAULT_MAX_PENDING),
+        max_pending_auth_per_ip: raw
+            .max_pending_auth_per_ip
+            .unwrap_or(DEFAULT_MAX_PENDING_PER_IP),
     })
 }
 

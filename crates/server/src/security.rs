@@ -13,7 +13,7 @@ use roomcast_engine::auth::{
     RoomRules,
 };
 use roomcast_engine::limits::{
-    ConnectionLimits, HandshakeConfig, HandshakeLimiter, RateLimitConfig,
+    ConnectionLimits, HandshakeConfig, HandshakeLimiter, PendingAuth, RateLimitConfig,
 };
 
 use crate::api::ApiKeys;
@@ -50,6 +50,8 @@ pub struct Security {
     pub connections: ConnectionLimits,
     /// Per-IP handshake rate.
     pub handshakes: HandshakeLimiter,
+    /// Connections still authenticating (challenge), per IP and in total.
+    pub pending_auth: PendingAuth,
     /// Admin API key(s).
     pub admin: ApiKeys,
     /// Allowed Origins: `None` = any; `Some(empty)` = same-origin only.
@@ -97,6 +99,7 @@ impl Security {
                 rate_per_sec: limits.handshake_rate,
                 ..HandshakeConfig::default()
             }),
+            pending_auth: PendingAuth::new(limits.max_pending_auth, limits.max_pending_auth_per_ip),
             admin: ApiKeys::new(config.auth.admin_key.clone()),
             origins: config.auth.allowed_origins.clone(),
             auth_timeout: config.auth.auth_timeout,

@@ -284,6 +284,17 @@ impl JwtVerifier {
             .collect()
     }
 
+    /// How long a session opened with `claims` lives from `now`: until the instant the
+    /// token itself would stop verifying (`exp` plus the configured leeway), so a session
+    /// never outlasts what a fresh handshake with its token would be granted.
+    pub fn session_remaining(&self, claims: &Claims, now: OffsetDateTime) -> std::time::Duration {
+        let end = claims.exp.saturating_add(self.leeway_secs);
+        let left_ms = i128::from(end) * 1000 - (now.unix_timestamp_nanos() / 1_000_000);
+        u64::try_from(left_ms)
+            .map(std::time::Duration::from_millis)
+            .unwrap_or(std::time::Duration::ZERO)
+    }
+
     /// Verifies `token` and its claims as of `now`.
     pub fn verify(&self, token: &str, now: OffsetDateTime) -> Result<Claims, JwtError> {
         if token.is_empty() || token.len() > MAX_TOKEN_LEN {

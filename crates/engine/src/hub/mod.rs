@@ -5,6 +5,7 @@
 //! delivery is a non-blocking push into each recipient's [`Outbox`](crate::outbox::Outbox).
 //! A publish encodes its event once and hands every recipient the same `Bytes`.
 
+mod expiry;
 mod membership;
 mod recovery;
 mod room;
@@ -12,6 +13,7 @@ mod session;
 mod shard;
 mod stats;
 
+pub use expiry::{warn_lead, MAX_WARN_LEAD};
 pub use membership::Ticket;
 pub use recovery::{Recovery, RecoveryFailure, RecoveryStart};
 pub use room::Delivery;

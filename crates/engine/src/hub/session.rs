@@ -8,6 +8,7 @@ use std::time::SystemTime;
 
 use roomcast_protocol::{ClientId, RoomName};
 
+use super::expiry::Expiry;
 use super::membership::Subscriptions;
 use crate::outbox::Outbox;
 
@@ -51,6 +52,8 @@ pub struct Session {
     pub messages_in: AtomicU64,
     /// Rooms joined or being recovered into, and their states.
     pub(crate) subs: Mutex<Subscriptions>,
+    /// When the session's credentials run out, if they do.
+    pub(crate) expiry: Expiry,
 }
 
 impl Session {
@@ -71,6 +74,7 @@ impl Session {
             last_seen: AtomicU64::new(now_ms),
             messages_in: AtomicU64::new(0),
             subs: Mutex::new(Subscriptions::default()),
+            expiry: Expiry::none(),
         }
     }
 

@@ -4,13 +4,17 @@
 //! access when authentication is not required.
 //!
 //! Failures are accept-then-close with the documented code, so browser clients can read it.
+//!
+//! A token-authenticated connection also gets a [`TokenSession`]: how long its token keeps
+//! it open, and what a `refresh` token must match ([`verify_refresh`]).
 
 use axum::extract::ws::{Message, WebSocket};
 use futures_util::StreamExt;
 use roomcast_engine::auth::challenge::INVALID_AUTH_FLOW_REASON;
-use roomcast_engine::auth::{Challenge, CollectiveId, Principal};
+use roomcast_engine::auth::{Challenge, CollectiveId, Principal, PrincipalError};
 use roomcast_protocol::server::Reply;
 use roomcast_protocol::{parse_request, ClientId, CloseCode, Request};
+use std::time::Duration;
 use time::OffsetDateTime;
 
 use crate::security::Security;
@@ -42,32 +46,132 @@ impl Refusal {
     }
 }
 
+/// Who an authenticated connection is, and until when its token lets it stay.
+#[derive(Debug)]
+pub(crate) struct Authenticated {
+    pub(crate) principal: Principal,
+    /// Set for connections opened with a verified JWT.
+    pub(crate) token: Option<TokenSession>,
+}
+
+impl Authenticated {
+    fn without_token(principal: Principal) -> Authenticated {
+        Authenticated {
+            principal,
+            token: None,
+        }
+    }
+}
+
+/// A session opened with a JWT: it ends when the token does, unless refreshed.
+#[derive(Debug, Clone)]
+pub(crate) struct TokenSession {
+    /// Time left until the token stops verifying (`exp` + leeway).
+    pub(crate) remaining: Duration,
+    /// What a refresh token must name.
+    pub(crate) binding: TokenBinding,
+}
+
+/// Whom a refresh token must be for: the same subject as the session's token, and the
+/// same collective.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum TokenBinding {
+    /// `/ws/{client_id}`: `sub` is the client id and `collective_id` must not change.
+    Client,
+    /// `/ws/{collective_id}/{stream}`: the token must name this collective.
+    Stream(CollectiveId),
+}
+
+/// Why a `refresh` was refused; the session keeps its current expiry.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum RefreshError {
+    #[error("this session was not opened with a token, so it has nothing to refresh")]
+    NotTokenSession,
+    #[error("refresh token refused: {0}")]
+    Invalid(String),
+    #[error("refresh token is for another subject or collective")]
+    OtherSubject,
+}
+
+/// Verifies a `refresh` token like a new handshake's, and checks it names the same
+/// subject (and collective) as the session. Returns the session's new principal and the
+/// time its new token leaves.
+pub(crate) fn verify_refresh(
+    security: &Security,
+    binding: &TokenBinding,
+    current: &Principal,
+    token: &str,
+) -> Result<(Principal, Duration), RefreshError> {
+    let verifier = security
+        .verifier
+        .as_ref()
+        .ok_or(RefreshError::NotTokenSession)?;
+    let now = OffsetDateTime::now_utc();
+    let claims = verifier
+        .verify(token, now)
+        .map_err(|e| RefreshError::Invalid(e.close_reason().to_owned()))?;
+    let principal = match binding {
+        TokenBinding::Client => {
+            let p = Principal::from_claims(current.client_id.clone(), &claims).map_err(
+                |e| match e {
+                    PrincipalError::SubjectMismatch { .. } => RefreshError::OtherSubject,
+                    other => RefreshError::Invalid(other.to_string()),
+                },
+            )?;
+            if p.collective_id != current.collective_id {
+                return Err(RefreshError::OtherSubject);
+            }
+            p
+        }
+        TokenBinding::Stream(collective) => {
+            let named = claims.collective_id.as_deref().unwrap_or(&claims.sub);
+            if named != collective.as_str() {
+                return Err(RefreshError::OtherSubject);
+            }
+            current.clone()
+        }
+    };
+    Ok((principal, verifier.session_remaining(&claims, now)))
+}
+
 /// Decides who the connection is. May exchange messages with the client (challenge).
 pub(crate) async fn authenticate(
     ws: &mut WebSocket,
     security: &Security,
     client_id: &ClientId,
     credentials: Credentials,
-) -> Result<Principal, Refusal> {
+) -> Result<Authenticated, Refusal> {
     match credentials {
         Credentials::Token(token) => match &security.verifier {
             Some(verifier) => {
+                let now = OffsetDateTime::now_utc();
                 let claims = verifier
-                    .verify(&token, OffsetDateTime::now_utc())
+                    .verify(&token, now)
                     .map_err(|e| Refusal::new(e.close_code(), e.close_reason()))?;
-                Principal::from_claims(client_id.clone(), &claims)
-                    .map_err(|e| Refusal::new(e.close_code(), e.close_code().default_reason()))
+                let principal = Principal::from_claims(client_id.clone(), &claims)
+                    .map_err(|e| Refusal::new(e.close_code(), e.close_code().default_reason()))?;
+                Ok(Authenticated {
+                    principal,
+                    token: Some(TokenSession {
+                        remaining: verifier.session_remaining(&claims, now),
+                        binding: TokenBinding::Client,
+                    }),
+                })
             }
             // No key configured (development): a token cannot be checked, so it grants
             // nothing beyond anonymous access.
-            None => Ok(Principal::anonymous(client_id.clone())),
+            None => Ok(Authenticated::without_token(Principal::anonymous(
+                client_id.clone(),
+            ))),
         },
         Credentials::Ed25519 => {
             let collective = CollectiveId::parse(client_id.as_str())
                 .map_err(|_| Refusal::new(CloseCode::Unauthorized, "Invalid signature"))?;
             let timeout = security.auth_timeout;
             match tokio::time::timeout(timeout, challenge_step(ws, security, &collective)).await {
-                Ok(result) => result.map(|c| Principal::collective(client_id.clone(), c)),
+                Ok(result) => result.map(|c| {
+                    Authenticated::without_token(Principal::collective(client_id.clone(), c))
+                }),
                 Err(_) => Err(Refusal::new(
                     CloseCode::AuthTimeout,
                     CloseCode::AuthTimeout.default_reason(),
@@ -78,7 +182,9 @@ pub(crate) async fn authenticate(
             CloseCode::Unauthorized,
             CloseCode::Unauthorized.default_reason(),
         )),
-        Credentials::None => Ok(Principal::anonymous(client_id.clone())),
+        Credentials::None => Ok(Authenticated::without_token(Principal::anonymous(
+            client_id.clone(),
+        ))),
     }
 }
 
@@ -92,7 +198,7 @@ pub(crate) async fn authenticate_stream(
     client_id: &ClientId,
     collective: &CollectiveId,
     credentials: Credentials,
-) -> Result<Principal, Refusal> {
+) -> Result<Authenticated, Refusal> {
     match credentials {
         Credentials::Token(token) => {
             let verifier = security.verifier.as_ref().ok_or_else(|| {
@@ -101,8 +207,9 @@ pub(crate) async fn authenticate_stream(
                     "no JWT key is configured; use the Ed25519 challenge",
                 )
             })?;
+            let now = OffsetDateTime::now_utc();
             let claims = verifier
-                .verify(&token, OffsetDateTime::now_utc())
+                .verify(&token, now)
                 .map_err(|e| Refusal::new(e.close_code(), e.close_reason()))?;
             let named = claims.collective_id.as_deref().unwrap_or(&claims.sub);
             if named != collective.as_str() {
@@ -111,12 +218,20 @@ pub(crate) async fn authenticate_stream(
                     "the token is not for this collective",
                 ));
             }
-            Ok(Principal::collective(client_id.clone(), collective.clone()))
+            Ok(Authenticated {
+                principal: Principal::collective(client_id.clone(), collective.clone()),
+                token: Some(TokenSession {
+                    remaining: verifier.session_remaining(&claims, now),
+                    binding: TokenBinding::Stream(collective.clone()),
+                }),
+            })
         }
         Credentials::Ed25519 | Credentials::None => {
             let timeout = security.auth_timeout;
             match tokio::time::timeout(timeout, challenge_step(ws, security, collective)).await {
-                Ok(result) => result.map(|c| Principal::collective(client_id.clone(), c)),
+                Ok(result) => result.map(|c| {
+                    Authenticated::without_token(Principal::collective(client_id.clone(), c))
+                }),
                 Err(_) => Err(Refusal::new(
                     CloseCode::AuthTimeout,
                     CloseCode::AuthTimeout.default_reason(),

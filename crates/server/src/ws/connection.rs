@@ -20,13 +20,13 @@ use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use roomcast_engine::auth::{ForbiddenTracker, Principal};
 use roomcast_engine::hub::{Recovery, SubscribeError};
-use roomcast_engine::limits::{ConnectionPermit, RateDecision, RateLimiter};
+use roomcast_engine::limits::{ConnectionPermit, PendingPermit, RateDecision, RateLimiter};
 use roomcast_engine::outbox::Outgoing;
 use roomcast_engine::{Session, SessionMeta};
 use roomcast_protocol::server::Reply;
 use roomcast_protocol::{ClientId, CloseCode, ErrorCode, RequestId, RoomName, Sequence};
 
-use super::auth::{self, Credentials};
+use super::auth::{self, Authenticated, Credentials, TokenBinding};
 use super::dispatch::{self, Attach, Job, Replay};
 use super::WsQuery;
 use crate::app::AppState;
@@ -41,6 +41,11 @@ pub(super) struct ConnCtx {
     pub(super) principal: Principal,
     pub(super) forbidden: ForbiddenTracker,
     rate: RateLimiter,
+    /// What a `refresh` token must name; `None` for sessions not opened with a JWT.
+    pub(super) token: Option<TokenBinding>,
+    /// Set by a `refresh` while subscribe jobs authorised under the previous token may
+    /// still join rooms: once the job queue is empty, the rooms are checked again.
+    pub(super) recheck_rooms: bool,
 }
 
 /// What the upgrade handler hands to the connection task. Boxed, so the upgrade callback
@@ -53,6 +58,9 @@ pub(super) struct Handshake {
     pub(super) credentials: Credentials,
     /// The arena stream this connection follows (`/ws/{collective_id}/{stream}`), if any.
     pub(super) stream: Option<super::Stream>,
+    /// The place this connection holds in the pending-authentication budget, for
+    /// connections that authenticate by challenge; given back once authentication ends.
+    pub(super) pending: Option<PendingPermit>,
 }
 
 /// An open session: what the connection task keeps for as long as the connection lives.
@@ -92,6 +100,7 @@ async fn open(ws: &mut WebSocket, handshake: Box<Handshake>) -> Option<Live> {
         query,
         credentials,
         stream,
+        pending,
     } = *handshake;
     let security = state.security.clone();
     // Nothing is delivered before authentication succeeds.
@@ -108,8 +117,9 @@ async fn open(ws: &mut WebSocket, handshake: Box<Handshake>) -> Option<Live> {
             .await
         }
     };
-    let principal = match authenticated {
-        Ok(p) => p,
+    drop(pending);
+    let Authenticated { principal, token } = match authenticated {
+        Ok(a) => a,
         Err(refusal) => {
             security.auth_failures.fetch_add(1, Ordering::Relaxed);
             Box::pin(refuse(ws, refusal.code, &refusal.reason)).await;
@@ -132,10 +142,15 @@ async fn open(ws: &mut WebSocket, handshake: Box<Handshake>) -> Option<Live> {
             .map(|c| Arc::from(c.as_str())),
     };
     let session = hub.connect(client_id, meta);
+    if let Some(token) = &token {
+        hub.set_credentials_expiry(&session, token.remaining);
+    }
     let ctx = ConnCtx {
         principal,
         forbidden: ForbiddenTracker::new(security.forbidden),
         rate: RateLimiter::new(security.rate),
+        token: token.map(|t| t.binding),
+        recheck_rooms: false,
     };
     if state.shutdown.is_cancelled() {
         session.outbox.close(
@@ -149,6 +164,7 @@ async fn open(ws: &mut WebSocket, handshake: Box<Handshake>) -> Option<Live> {
         client_id: &session.client_id,
         heartbeat_interval: hub.config().heartbeat_interval.as_secs(),
         server_time: &server_time,
+        features: roomcast_protocol::server::FEATURES,
     };
     session.outbox.push(Bytes::from(welcome.to_json()));
 
@@ -247,6 +263,10 @@ impl Live {
                 }
                 _ = async { if let Some(r) = replay.as_mut() { r.await } }, if replay.is_some() => {
                     replay = None;
+                    if self.ctx.recheck_rooms && self.replays.is_empty() {
+                        self.ctx.recheck_rooms = false;
+                        dispatch::leave_forbidden_rooms(&self.state, &self.session, &self.ctx);
+                    }
                 }
                 frame = ws.next() => {
                     match frame {

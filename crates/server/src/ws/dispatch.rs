@@ -9,11 +9,12 @@ use std::time::Instant;
 
 use roomcast_engine::auth::ForbiddenVerdict;
 use roomcast_engine::Session;
-use roomcast_protocol::server::{ack, EventBody, Reply};
+use roomcast_protocol::server::{ack, EventBody, Reply, UNSUBSCRIBED_FORBIDDEN};
 use roomcast_protocol::{
     parse_request, Epoch, ErrorCode, ParsedRequest, Request, RequestId, RoomName, Sequence,
 };
 
+use super::auth;
 use super::connection::{push_error, ConnCtx};
 use crate::app::AppState;
 
@@ -100,6 +101,63 @@ fn forbidden(
         &format!("not allowed to {what} room {room}"),
         id,
     );
+}
+
+/// `refresh`: a new token for the same subject replaces the session's credentials and
+/// expiry; rooms the new token no longer allows are left, each with an `unsubscribed`
+/// event, before the ack. A refused token is an `INVALID_TOKEN` error and changes nothing.
+fn refresh(
+    state: &AppState,
+    session: &Arc<Session>,
+    ctx: &mut ConnCtx,
+    token: &str,
+    id: Option<&RequestId>,
+) {
+    let verified = match &ctx.token {
+        Some(binding) => auth::verify_refresh(&state.security, binding, &ctx.principal, token),
+        None => Err(auth::RefreshError::NotTokenSession),
+    };
+    let (principal, remaining) = match verified {
+        Ok(v) => v,
+        Err(e) => {
+            metrics::counter!("roomcast_token_refreshes_total", "result" => "refused").increment(1);
+            push_error(session, ErrorCode::InvalidToken, &e.to_string(), id);
+            return;
+        }
+    };
+    metrics::counter!("roomcast_token_refreshes_total", "result" => "ok").increment(1);
+    state.hub.set_credentials_expiry(session, remaining);
+    ctx.principal = principal;
+    leave_forbidden_rooms(state, session, ctx);
+    // A subscribe queued before this refresh (a snapshot attach) was authorised by the
+    // old token; the connection checks again once its queue has run.
+    ctx.recheck_rooms = true;
+    if let Some(id) = id {
+        push(
+            session,
+            Reply::RefreshAck {
+                id,
+                expires_in: remaining.as_secs(),
+            },
+        );
+    }
+}
+
+/// Leaves every room the connection's principal may no longer read, each with an
+/// `unsubscribed` event.
+pub(super) fn leave_forbidden_rooms(state: &AppState, session: &Session, ctx: &ConnCtx) {
+    let policy = &state.security.policy;
+    for room in session.rooms() {
+        if !policy.can_subscribe(&ctx.principal, &room) && state.hub.unsubscribe(session, &room) {
+            push(
+                session,
+                Reply::Unsubscribed {
+                    room: &room,
+                    reason: UNSUBSCRIBED_FORBIDDEN,
+                },
+            );
+        }
+    }
 }
 
 /// Whether `room` is joined through the arena (snapshot first) on this server.
@@ -231,6 +289,7 @@ pub(super) fn handle_text(
                 ),
             }
         }
+        Request::Refresh { token } => refresh(state, session, ctx, &token, id),
         Request::AuthResponse { .. } => push_error(
             session,
             ErrorCode::UnknownType,

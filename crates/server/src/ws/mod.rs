@@ -13,10 +13,11 @@ use std::time::Instant;
 
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::header::RETRY_AFTER;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use roomcast_engine::auth::CollectiveId;
-use roomcast_engine::limits::HandshakeDecision;
+use roomcast_engine::limits::{HandshakeDecision, PendingLimit};
 use roomcast_protocol::{ClientId, RoomName};
 use serde::Deserialize;
 
@@ -137,7 +138,8 @@ pub async fn upgrade_stream(
 }
 
 /// `GET /ws/{client_id}`. Before upgrading: 400 for a bad id or query, 403 for a forbidden
-/// `Origin`, 429 past the per-IP handshake rate, 503 while shutting down. Authentication
+/// `Origin`, 429 past the per-IP handshake rate or the per-IP pending-auth budget, 503
+/// while shutting down or past the total pending-auth budget. Authentication
 /// happens after the upgrade so the client can read the close code.
 pub async fn upgrade(
     State(state): State<AppState>,
@@ -205,6 +207,27 @@ fn accept(
     } else {
         Credentials::None
     };
+    // Connections that will sit in the challenge step hold a place in the pending-auth
+    // budget until they finish; beyond it they are refused before the upgrade.
+    let challenged = matches!(
+        (&credentials, &stream),
+        (Credentials::Ed25519, _) | (Credentials::None, Some(_))
+    );
+    let pending = if challenged {
+        match security.pending_auth.try_acquire(remote.ip()) {
+            Ok(permit) => Some(permit),
+            Err(limit) => {
+                metrics::counter!("roomcast_pending_auth_refused_total").increment(1);
+                let status = match limit {
+                    PendingLimit::PerIp { .. } => StatusCode::TOO_MANY_REQUESTS,
+                    PendingLimit::Total { .. } => StatusCode::SERVICE_UNAVAILABLE,
+                };
+                return (status, [(RETRY_AFTER, "1")], limit.to_string()).into_response();
+            }
+        }
+    } else {
+        None
+    };
     let max = state.config.max_message_bytes;
     let handshake = Box::new(connection::Handshake {
         state,
@@ -213,6 +236,7 @@ fn accept(
         query,
         credentials,
         stream,
+        pending,
     });
     ws.max_message_size(max)
         .max_frame_size(max)
