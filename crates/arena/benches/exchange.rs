@@ -8,6 +8,10 @@
 //! 1,000 orders from random collectives, 70% GTC limit orders within 20 ticks of the touch
 //! (some cross), 30% IOC orders that cross; throughput = orders. `events` builds every
 //! event as the exchange task does, `no_events` is the state machine alone (log replay).
+//!
+//! One run (shared 2-core box, load average ~6): `no_events` 6.3 µs per order (the reply's
+//! view included), `events` 21-27 µs per order; the stream makes 757 trades and 10.8 events
+//! (2.7 KB of JSON) per order, so building event views is most of an order's CPU.
 
 use std::time::Duration;
 
@@ -92,6 +96,25 @@ fn main() {
     let stream: Vec<(usize, OrderRequest)> = (0..1_000)
         .map(|_| (rng.random_range(0..ACCOUNTS), order(&mut rng, 0.7)))
         .collect();
+    {
+        let mut state = base.clone();
+        let mut emit = Emit::new();
+        let mut trades = 0;
+        for (who, req) in &stream {
+            let before = state.trade_count();
+            let _ = state.place(&ids[*who], req, 1, Mode::Live, &mut emit);
+            trades += state.trade_count() - before;
+        }
+        println!(
+            "stream: {} orders, {trades} trades, {} events ({} bytes of event data)",
+            stream.len(),
+            emit.events.len(),
+            emit.events
+                .iter()
+                .map(|e| e.data.get().len())
+                .sum::<usize>()
+        );
+    }
     let mut g = c.benchmark_group("exchange");
     g.throughput(Throughput::Elements(stream.len() as u64));
     for (name, events) in [("events", true), ("no_events", false)] {

@@ -491,8 +491,11 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
     #[test]
-    fn random_trading_conserves_and_replays_exactly(ops in prop::collection::vec(op(), 1..200)) {
-        let config = ArenaConfig::default();
+    fn random_trading_conserves_and_replays_exactly(
+        ops in prop::collection::vec(op(), 1..200),
+        allow_shorts in any::<bool>(),
+    ) {
+        let config = ArenaConfig { allow_shorts, ..ArenaConfig::default() };
         let mut s = state_with(&config);
         let mut log = Vec::new();
         for (n, who) in WHO.iter().enumerate() {
