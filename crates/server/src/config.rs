@@ -623,6 +623,17 @@ impl RawConfig {
             }
             retention.rules.push(rule);
         }
+        // The arena publishes every order's events to its own `order:{collective}/{id}`
+        // room, mostly with nobody listening: those rooms keep no history (a resume there
+        // gets a fresh snapshot), or every order would cost a second durable write and a
+        // retained room. A configured `order:` rule wins.
+        if !retention.rules.iter().any(|r| r.prefix == "order:") {
+            retention.rules.push(RetentionRule {
+                prefix: "order:".to_owned(),
+                max_events: 0,
+                ttl: Duration::from_secs(1),
+            });
+        }
         let mut api_keys: Vec<String> = self.server.api_keys.unwrap_or_default();
         if let Some(path) = &self.server.api_key_file {
             let text = read_secret_file("server.api_key_file", path)?;
