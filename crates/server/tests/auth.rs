@@ -823,7 +823,9 @@ async fn dev_mode_anonymous_connections_get_the_default_policy() {
     let server = TestServer::start(&[]).await;
     let mut alice = server.connect("alice").await;
     subscribe(&mut alice, "chat").await;
-    subscribe(&mut alice, "portfolio:alice").await;
+    // An anonymous client id is only a claim: it owns no private room, not even the one
+    // named after it (else anyone could read a collective's orders by connecting as it).
+    subscribe_forbidden(&mut alice, "portfolio:alice").await;
     subscribe_forbidden(&mut alice, "portfolio:bob").await;
     ping_pong(&mut alice, "alice").await;
 }

@@ -76,7 +76,9 @@ async fn unsubscribe_during_a_5000_event_replay_is_acked_and_stops_it() {
             let v = match c.recv_timeout(WAIT).await.expect("a frame in time") {
                 Incoming::Json(v) => v,
                 Incoming::Closed { code, reason } => {
-                    panic!("attempt {attempt}: closed {code:?} {reason:?} before the unsubscribe ack")
+                    panic!(
+                        "attempt {attempt}: closed {code:?} {reason:?} before the unsubscribe ack"
+                    )
                 }
             };
             if v["id"] == "u" {
@@ -140,7 +142,11 @@ async fn read_until(c: &mut Connection, seen: &mut Seen, room: &str, until: &Has
         {
             return;
         }
-        let v = match c.recv_timeout(Duration::from_secs(30)).await.expect("a frame in time") {
+        let v = match c
+            .recv_timeout(Duration::from_secs(30))
+            .await
+            .expect("a frame in time")
+        {
             Incoming::Json(v) => v,
             Incoming::Closed { code, reason } => panic!("closed {code:?} {reason:?}"),
         };
@@ -172,8 +178,7 @@ fn spawn_publisher(
                     .collect();
                 let body = Value::Array(items).to_string();
                 let (status, text) =
-                    http_request(addr, "POST", "/api/publish/batch", Some(KEY), Some(&body))
-                        .await;
+                    http_request(addr, "POST", "/api/publish/batch", Some(KEY), Some(&body)).await;
                 assert_eq!(status, 200, "{text}");
             }
         }
@@ -322,7 +327,11 @@ async fn a_refused_since_subscribe_gets_one_reply() {
         .collect();
     assert_eq!(replies.len(), 1, "one reply per request id: {replies:?}");
     assert_eq!(replies[0]["type"], "error", "{}", replies[0]);
-    assert_eq!(replies[0]["code"], "TOO_MANY_SUBSCRIPTIONS", "{}", replies[0]);
+    assert_eq!(
+        replies[0]["code"], "TOO_MANY_SUBSCRIPTIONS",
+        "{}",
+        replies[0]
+    );
 }
 
 /// Opens a WebSocket whose socket has a small receive buffer, so a client that stops
@@ -332,12 +341,10 @@ async fn connect_small_buffer(server: &TestServer, client_id: &str) -> Connectio
     socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
     let stream = socket.connect(server.addr).await.expect("tcp connect");
     let url = server.url(&format!("/ws/{client_id}"));
-    let (ws, _) = tokio_tungstenite::client_async(
-        url,
-        tokio_tungstenite::MaybeTlsStream::Plain(stream),
-    )
-    .await
-    .expect("handshake");
+    let (ws, _) =
+        tokio_tungstenite::client_async(url, tokio_tungstenite::MaybeTlsStream::Plain(stream))
+            .await
+            .expect("handshake");
     let mut c = Connection::from_stream(ws);
     let welcome = recv_json(&mut c).await;
     assert_eq!(welcome["type"], "welcome", "{welcome}");

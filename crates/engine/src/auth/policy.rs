@@ -137,6 +137,10 @@ pub struct Principal {
     pub publish: Option<Vec<Pattern>>,
     /// Admins may enter other collectives' reserved rooms.
     pub admin: bool,
+    /// Whether the identity was proven (a token or a signature). An anonymous connection's
+    /// client id is only a claim, so it owns no private room: otherwise `--dev` would let
+    /// anyone read `orders:acme` by connecting as `/ws/acme`.
+    pub verified: bool,
 }
 
 /// Why a token's claims cannot make a [`Principal`]. Close with [`PrincipalError::close_code`].
@@ -183,6 +187,7 @@ impl Principal {
             rooms: None,
             publish: None,
             admin: false,
+            verified: false,
         }
     }
 
@@ -191,6 +196,7 @@ impl Principal {
     pub fn collective(client_id: ClientId, collective_id: CollectiveId) -> Principal {
         Principal {
             collective_id: Some(collective_id),
+            verified: true,
             ..Principal::anonymous(client_id)
         }
     }
@@ -225,14 +231,17 @@ impl Principal {
             rooms,
             publish,
             admin: claims.is_admin(),
+            verified: true,
         })
     }
 
-    /// The identity that owns reserved rooms: the collective id, else the client id.
-    pub fn owner_id(&self) -> &str {
+    /// The identity that owns reserved rooms: the collective id, else the client id of a
+    /// verified principal; an anonymous connection owns none.
+    pub fn owner_id(&self) -> Option<&str> {
         match &self.collective_id {
-            Some(id) => id.as_str(),
-            None => self.client_id.as_str(),
+            Some(id) => Some(id.as_str()),
+            None if self.verified => Some(self.client_id.as_str()),
+            None => None,
         }
     }
 
@@ -359,7 +368,7 @@ impl RoomPolicy {
                 reserved = true;
                 let owner = rest.split('/').next().unwrap_or(rest);
                 // Every matching prefix must agree that the principal owns the room.
-                if !principal.admin && owner != principal.owner_id() {
+                if !principal.admin && Some(owner) != principal.owner_id() {
                     return Reserved::Refused;
                 }
             }
@@ -612,8 +621,11 @@ mod tests {
             assert!(!policy.can_subscribe(&acme, &room(r)), "{r}");
             assert!(!policy.can_publish(&acme, &room(r)), "{r}");
         }
-        // Without a collective, the client id is the owner.
-        let alice = Principal::anonymous(client("alice"));
+        // Without a collective, a verified client id is the owner; an anonymous one owns
+        // nothing (its id is only a claim).
+        let mut alice = Principal::anonymous(client("alice"));
+        assert!(!policy.can_subscribe(&alice, &room("portfolio:alice")));
+        alice.verified = true;
         assert!(policy.can_subscribe(&alice, &room("portfolio:alice")));
         assert!(!policy.can_subscribe(&alice, &room("portfolio:acme")));
         assert_eq!(policy.owner_of("order:acme/42"), Some("acme"));
@@ -716,7 +728,7 @@ mod tests {
         let mut ok = claims("alice");
         ok.collective_id = Some("acme".to_owned());
         let p = Principal::from_claims(client("alice"), &ok).expect("ok");
-        assert_eq!(p.owner_id(), "acme");
+        assert_eq!(p.owner_id(), Some("acme"));
         assert!(!p.admin);
     }
 
