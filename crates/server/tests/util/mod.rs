@@ -3,6 +3,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod arena;
+
 use std::net::SocketAddr;
 use std::process::Stdio;
 use std::time::Duration;
@@ -42,6 +44,14 @@ impl TestServer {
     /// a JWT secret or key.
     pub async fn start_secure(args: &[&str]) -> TestServer {
         let data = std::sync::Arc::new(tempfile::tempdir().expect("temp dir"));
+        Self::launch(data, args).await
+    }
+
+    /// [`TestServer::start_secure`] on an existing data directory (for restart tests).
+    pub async fn start_secure_in(
+        data: std::sync::Arc<tempfile::TempDir>,
+        args: &[&str],
+    ) -> TestServer {
         Self::launch(data, args).await
     }
 
@@ -214,14 +224,28 @@ pub async fn http_request(
     bearer: Option<&str>,
     body: Option<&str>,
 ) -> (u16, String) {
+    let auth = bearer.map(|key| format!("Bearer {key}"));
+    let headers: Vec<(&str, &str)> = auth.iter().map(|v| ("Authorization", v.as_str())).collect();
+    http_with_headers(addr, method, path, &headers, body).await
+}
+
+/// One HTTP/1.1 request with extra headers (one request per connection); returns
+/// (status, body).
+pub async fn http_with_headers(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(addr)
         .await
         .expect("tcp connect");
     let body = body.unwrap_or("");
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    if let Some(key) = bearer {
-        req.push_str(&format!("Authorization: Bearer {key}\r\n"));
+    for (name, value) in headers {
+        req.push_str(&format!("{name}: {value}\r\n"));
     }
     if !body.is_empty() || method == "POST" {
         req.push_str(&format!(
