@@ -680,6 +680,8 @@ async fn snapshots_plus_events_equal_rest_after_1000_random_orders_from_10_colle
     streamed.reverse();
     assert_eq!(Value::Array(streamed), trades);
     arena.assert_conserved().await;
+    arena.assert_books_are_open_orders().await;
+    arena.assert_reservations_are_open_orders().await;
 }
 
 #[tokio::test]
@@ -696,6 +698,7 @@ async fn kill9_and_restart_keep_balances_positions_reservations_and_open_orders(
     let arena = ArenaServer::start(&funding, None, &[]).await;
     random_orders(&arena.traders, "BTC-USD", 60, 2, 11).await;
     random_orders(&arena.traders, "ETH-USD", 20, 1, 12).await;
+    let (_ws, snap) = arena.traders[0].stream("orders").await;
     let before = arena.rest_state().await;
     // Sanity: the state has reservations and open orders to lose.
     let open: usize = before["collectives"]
@@ -705,13 +708,32 @@ async fn kill9_and_restart_keep_balances_positions_reservations_and_open_orders(
         .map(|c| c["open"].as_array().map_or(0, Vec::len))
         .sum();
     assert!(open > 0, "no open orders: {before}");
+    arena.assert_books_are_open_orders().await;
+    arena.assert_reservations_are_open_orders().await;
 
     let arena = arena.kill9_and_restart().await;
     let after = arena.rest_state().await;
     assert_eq!(after, before, "REST state changed across kill -9");
     arena.assert_conserved().await;
-    // The recovered exchange keeps trading from where it was.
+    arena.assert_books_are_open_orders().await;
+    arena.assert_reservations_are_open_orders().await;
+
+    // A stream resuming from before the crash cannot be replayed (new epoch): it gets
+    // recovery_failed and a fresh snapshot, never a silent skip.
     let t = &arena.traders[0];
+    let query = format!(
+        "?last_sequence={}&epoch={}",
+        snap["sequence"],
+        snap["epoch"].as_str().expect("epoch")
+    );
+    let mut ws = t.open_stream("orders", &query).await;
+    let failed = recv_event(&mut ws).await;
+    assert_eq!(failed["type"], "recovery_failed", "{failed}");
+    let fresh = recv_event(&mut ws).await;
+    assert_eq!(fresh["type"], "orders_snapshot", "{fresh}");
+    assert_eq!(fresh["data"]["orders"], t.get("/api/v1/orders").await);
+
+    // The recovered exchange keeps trading from where it was.
     let placed = t.place_ok(&limit("buy", "0.001", "1.00")).await;
     let highest = before["collectives"]
         .as_object()
@@ -722,6 +744,63 @@ async fn kill9_and_restart_keep_balances_positions_reservations_and_open_orders(
         .max()
         .expect("orders");
     assert!(id_of(&placed) > highest, "order ids restart: {placed}");
+
+    // kill -9 with orders in flight: every order whose 201 arrived survives.
+    let (tx, mut acked) = tokio::sync::mpsc::unbounded_channel::<(usize, Value)>();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for (i, t) in arena.traders.iter().enumerate() {
+        let (t, tx, stop) = (t.clone(), tx.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            for n in 0u32.. {
+                if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    return;
+                }
+                let side = if (n + i as u32).is_multiple_of(2) {
+                    "buy"
+                } else {
+                    "sell"
+                };
+                let price = format!("{}.{:02}", 99 + n % 2, (n * 25) % 100);
+                match t.try_place(&limit(side, "0.01", &price)).await {
+                    Ok((201, order)) => drop(tx.send((i, order))),
+                    Ok((status, v)) => panic!("{status} {v}"),
+                    Err(_) => return,
+                }
+            }
+        }));
+    }
+    drop(tx);
+    let mut survivors = Vec::new();
+    while survivors.len() < 40 {
+        survivors.push(acked.recv().await.expect("an acknowledged order"));
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let arena = arena.kill9_and_restart().await;
+    for task in tasks {
+        task.await.expect("trading task");
+    }
+    while let Ok(more) = acked.try_recv() {
+        survivors.push(more);
+    }
+    for (i, order) in &survivors {
+        let id = id_of(order);
+        let t = &arena.traders[*i];
+        let now = t.get(&format!("/api/v1/orders/{id}")).await;
+        for field in ["symbol", "side", "price", "quantity", "created_at_ms"] {
+            assert_eq!(
+                now[field], order[field],
+                "order {id} {field}: {now} vs {order}"
+            );
+        }
+        assert!(
+            units(&now["filled_quantity"]) >= units(&order["filled_quantity"]),
+            "order {id} lost fills: {now} vs {order}"
+        );
+    }
+    arena.assert_conserved().await;
+    arena.assert_books_are_open_orders().await;
+    arena.assert_reservations_are_open_orders().await;
 }
 
 #[tokio::test]

@@ -266,6 +266,91 @@ impl ArenaServer {
     }
 }
 
+impl ArenaServer {
+    /// Asserts every market's REST book is exactly the aggregate of every collective's
+    /// open orders (remaining quantity per side and price), and is not crossed.
+    pub async fn assert_books_are_open_orders(&self) {
+        let mut from_orders: BTreeMap<(String, String, i128), i128> = BTreeMap::new();
+        for t in &self.traders {
+            for o in t.get("/api/v1/orders").await.as_array().expect("orders") {
+                let key = (
+                    o["symbol"].as_str().expect("symbol").to_owned(),
+                    o["side"].as_str().expect("side").to_owned(),
+                    units(&o["price"]),
+                );
+                *from_orders.entry(key).or_default() += units(&o["remaining_quantity"]);
+            }
+        }
+        let mut from_books = BTreeMap::new();
+        let markets = self.get_public("/api/v1/markets").await;
+        for m in markets.as_array().expect("markets") {
+            let symbol = m["symbol"].as_str().expect("symbol");
+            let book = self
+                .get_public(&format!("/api/v1/markets/{symbol}/book?depth=1000"))
+                .await;
+            let (bids, asks) = levels(&book);
+            if let (Some(bid), Some(ask)) = (bids.keys().next_back(), asks.keys().next()) {
+                assert!(bid < ask, "{symbol}: crossed book {bid} >= {ask}");
+            }
+            for (side, levels) in [("buy", bids), ("sell", asks)] {
+                for (price, qty) in levels {
+                    let key = (symbol.to_owned(), side.to_owned(), price);
+                    from_books.insert(key, units(&json!(qty)));
+                }
+            }
+        }
+        assert_eq!(from_books, from_orders, "book levels != open orders");
+    }
+
+    /// Asserts each collective's reserved cash is the sum of its open orders'
+    /// `reserved_cash`, and each reserved position the remaining quantity of its open
+    /// sells (without short selling).
+    pub async fn assert_reservations_are_open_orders(&self) {
+        for t in &self.traders {
+            let p = t.get("/api/v1/portfolio").await;
+            let mut cash: i128 = 0;
+            let mut selling: BTreeMap<String, i128> = BTreeMap::new();
+            for o in t.get("/api/v1/orders").await.as_array().expect("orders") {
+                cash += units(&o["reserved_cash"]);
+                if o["side"] == "sell" {
+                    *selling
+                        .entry(o["symbol"].as_str().expect("symbol").to_owned())
+                        .or_default() += units(&o["remaining_quantity"]);
+                }
+            }
+            let reserved: i128 = p["balances"]
+                .as_array()
+                .expect("balances")
+                .iter()
+                .map(|b| units(&b["reserved"]))
+                .sum();
+            assert_eq!(
+                reserved, cash,
+                "{}: reserved cash vs open orders: {p}",
+                t.id
+            );
+            let mut positions: BTreeMap<String, i128> = p["positions"]
+                .as_array()
+                .expect("positions")
+                .iter()
+                .map(|x| {
+                    (
+                        x["symbol"].as_str().expect("symbol").to_owned(),
+                        units(&x["reserved"]),
+                    )
+                })
+                .collect();
+            positions.retain(|_, q| *q != 0);
+            selling.retain(|_, q| *q != 0);
+            assert_eq!(
+                positions, selling,
+                "{}: reserved positions vs open sells",
+                t.id
+            );
+        }
+    }
+}
+
 /// A decimal string as an integer of 1e-8 units (exact; panics on anything else).
 pub fn units(v: &Value) -> i128 {
     let s = v
@@ -353,6 +438,21 @@ impl Trader {
         let body = (!body.is_empty() || method == "POST").then_some(body);
         let (status, text) = http_with_headers(self.addr, method, path, &h, body).await;
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// A signed order that may race a dying server: `Err` when the connection fails.
+    pub async fn try_place(&self, order: &Value) -> Result<(u16, Value), String> {
+        let body = order.to_string();
+        let path = "/api/v1/orders";
+        let headers = self.headers(self.timestamp(), "POST", path, &body);
+        let h: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        let (status, text) =
+            super::try_http_with_headers(self.addr, "POST", path, &h, Some(&body)).await?;
+        let v = serde_json::from_str(&text).map_err(|e| format!("{status}: {e}: {text:?}"))?;
+        Ok((status, v))
     }
 
     /// A signed request, timestamped now.

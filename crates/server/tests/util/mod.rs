@@ -238,10 +238,24 @@ pub async fn http_with_headers(
     headers: &[(&str, &str)],
     body: Option<&str>,
 ) -> (u16, String) {
+    try_http_with_headers(addr, method, path, headers, body)
+        .await
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+}
+
+/// [`http_with_headers`] that reports a failed connection or a cut response instead of
+/// panicking (for requests racing a killed server).
+pub async fn try_http_with_headers(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> Result<(u16, String), String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(addr)
         .await
-        .expect("tcp connect");
+        .map_err(|e| format!("tcp connect: {e}"))?;
     let body = body.unwrap_or("");
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     for (name, value) in headers {
@@ -258,19 +272,21 @@ pub async fn http_with_headers(
     stream
         .write_all(req.as_bytes())
         .await
-        .expect("write request");
+        .map_err(|e| format!("write request: {e}"))?;
     let mut raw = Vec::new();
     tokio::time::timeout(WAIT, stream.read_to_end(&mut raw))
         .await
-        .expect("response in time")
-        .expect("read");
-    let text = String::from_utf8(raw).expect("utf-8 response");
-    let (head, rest) = text.split_once("\r\n\r\n").expect("header end");
+        .map_err(|_| "no response in time".to_owned())?
+        .map_err(|e| format!("read: {e}"))?;
+    let text = String::from_utf8(raw).map_err(|_| "a non-UTF-8 response".to_owned())?;
+    let (head, rest) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| format!("no header end in {text:?}"))?;
     let status = head
         .split(' ')
         .nth(1)
         .and_then(|s| s.parse().ok())
-        .expect("status");
+        .ok_or_else(|| format!("no status in {head:?}"))?;
     let chunked = head
         .to_ascii_lowercase()
         .contains("transfer-encoding: chunked");
@@ -279,7 +295,7 @@ pub async fn http_with_headers(
     } else {
         rest.to_string()
     };
-    (status, body)
+    Ok((status, body))
 }
 
 fn dechunk(mut s: &str) -> String {
@@ -289,8 +305,13 @@ fn dechunk(mut s: &str) -> String {
         if n == 0 {
             break;
         }
-        out.push_str(&rest[..n]);
-        s = &rest[n + 2..];
+        // A response cut short (a killed server) ends the body where it was cut.
+        let (Some(chunk), Some(next)) = (rest.get(..n), rest.get(n + 2..)) else {
+            out.push_str(rest);
+            break;
+        };
+        out.push_str(chunk);
+        s = next;
     }
     out
 }
