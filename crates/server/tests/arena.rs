@@ -223,6 +223,33 @@ async fn another_collective_can_neither_see_nor_cancel_an_order() {
         other => panic!("expected the close, got {other:?}"),
     }
 
+    // A JWT opens a collective's stream only when it names that collective.
+    for token in [
+        arena.token("globex", None),
+        arena.token("someone", Some("globex")),
+    ] {
+        let url = arena.server.url(&format!("/ws/acme/orders?token={token}"));
+        let mut c = roomcast_client::Connection::connect(&url)
+            .await
+            .expect("connect");
+        match c.recv_timeout(WAIT).await.expect("a reply") {
+            roomcast_client::Incoming::Closed { code, .. } => assert_eq!(code, Some(4001)),
+            other => panic!("expected the close, got {other:?}"),
+        }
+    }
+    // (The portfolio stream: a second orders stream would supersede acme's.)
+    let url = arena.server.url(&format!(
+        "/ws/acme/portfolio?token={}",
+        arena.token("trader-1", Some("acme"))
+    ));
+    let mut c = roomcast_client::Connection::connect(&url)
+        .await
+        .expect("connect");
+    assert_eq!(recv_json(&mut c).await["type"], "welcome");
+    let snap = recv_event(&mut c).await;
+    assert_eq!(snap["type"], "portfolio_snapshot", "{snap}");
+    assert_eq!(snap["data"], acme.get("/api/v1/portfolio").await);
+
     // History of the private room: admin only.
     let path = "/api/history/orders:acme";
     let (status, body) = arena.server.http_request("GET", path, None, None).await;
@@ -373,6 +400,47 @@ async fn every_signed_request_failure_is_401_with_a_json_code() {
         (status, v["error"]["code"].clone()),
         (401, json!("invalid_signature"))
     );
+    // A JWT bearer token instead of a signature: its collective_id claim, else its sub,
+    // must name a registered collective.
+    let mine = acme.get("/api/v1/portfolio").await;
+    for token in [arena.token("acme", None), arena.token("bot", Some("acme"))] {
+        let (status, body) = arena
+            .server
+            .http_request("GET", "/api/v1/portfolio", Some(&token), None)
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            serde_json::from_str::<Value>(&body).ok(),
+            Some(mine.clone())
+        );
+    }
+    let forged = {
+        let other = "not-the-server-secret-0123456789abcdef";
+        let request = roomcast_engine::auth::jwt::MintRequest {
+            sub: "acme".to_owned(),
+            rooms: None,
+            publish: None,
+            roles: Vec::new(),
+            collective_id: None,
+            issuer: None,
+            audience: None,
+            ttl: std::time::Duration::from_secs(3600),
+        };
+        roomcast_engine::auth::jwt::mint_hs256(other, &request, time::OffsetDateTime::now_utc())
+            .expect("mint")
+    };
+    for (token, code) in [
+        (arena.token("initech", None), "unknown_collective"),
+        (forged, "invalid_token"),
+    ] {
+        let (status, body) = arena
+            .server
+            .http_request("GET", "/api/v1/portfolio", Some(&token), None)
+            .await;
+        assert_eq!(status, 401, "{body}");
+        let v: Value = serde_json::from_str(&body).expect("JSON error");
+        assert_eq!(v["error"]["code"], code, "{v}");
+    }
     // Nothing but the one good order was placed.
     let all = acme.get("/api/v1/orders?status=all").await;
     assert_eq!(all.as_array().map(Vec::len), Some(1), "{all}");

@@ -165,19 +165,25 @@ impl ArenaServer {
             .unwrap_or_else(|| panic!("no trader {id}"))
     }
 
-    /// A plain `/ws/{client_id}` connection with a JWT for `client_id` (welcome consumed).
-    pub async fn watcher(&self, client_id: &str) -> Connection {
+    /// A one-hour JWT signed with the server's secret for `sub`, optionally naming a
+    /// collective in its `collective_id` claim.
+    pub fn token(&self, sub: &str, collective_id: Option<&str>) -> String {
         let request = MintRequest {
-            sub: client_id.to_owned(),
+            sub: sub.to_owned(),
             rooms: None,
             publish: None,
             roles: Vec::new(),
-            collective_id: None,
+            collective_id: collective_id.map(str::to_owned),
             issuer: None,
             audience: None,
             ttl: Duration::from_secs(3600),
         };
-        let token = mint_hs256(SECRET, &request, time::OffsetDateTime::now_utc()).expect("mint");
+        mint_hs256(SECRET, &request, time::OffsetDateTime::now_utc()).expect("mint")
+    }
+
+    /// A plain `/ws/{client_id}` connection with a JWT for `client_id` (welcome consumed).
+    pub async fn watcher(&self, client_id: &str) -> Connection {
+        let token = self.token(client_id, None);
         let mut c =
             Connection::connect(&self.server.url(&format!("/ws/{client_id}?token={token}")))
                 .await
