@@ -702,12 +702,44 @@ async fn snapshots_plus_events_equal_rest_after_1000_random_orders_from_10_colle
 
     // Some random orders first, so snapshots taken mid-way are not empty.
     random_orders(&arena.traders, "BTC-USD", 20, 2, 1).await;
-    let mut late = arena.watcher("late").await;
-    let mut late_book = BookMirror::new(&attach(&mut late, "market:BTC-USD").await);
-    assert!(!late_book.bids.is_empty() || !late_book.asks.is_empty());
+    settle(&mut watcher, |e| book.apply(e)).await;
     let started = std::time::Instant::now();
-    let tally = random_orders(&arena.traders, "BTC-USD", 80, 2, 2).await;
+    let traders = arena.traders.clone();
+    let trading = tokio::spawn(async move { random_orders(&traders, "BTC-USD", 80, 2, 2).await });
+    // Joining mid-trading (once the market has moved): each snapshot is taken atomically
+    // with its room's sequence.
+    let moved = book.sequence + 20;
+    while book.sequence < moved {
+        book.apply(&recv_event(&mut watcher).await);
+    }
+    let mut late = arena.watcher("late").await;
+    let (snap, after) = attach_busy(&mut late, "market:BTC-USD").await;
+    let mut late_book = BookMirror::new(&snap);
+    after.iter().for_each(|e| late_book.apply(e));
+    let mut late_private = Vec::new();
+    for t in &arena.traders[..4] {
+        // One connection following both private rooms (the collective's market stream).
+        let mut c = t.open_stream("market", "").await;
+        let (snap, after) = attach_busy(&mut c, &format!("orders:{}", t.id)).await;
+        let mut o = OrdersMirror::new(&snap);
+        after.iter().for_each(|e| o.apply(e));
+        let (snap, after) = attach_busy(&mut c, &format!("portfolio:{}", t.id)).await;
+        let mut p = PortfolioMirror::new(&snap);
+        for e in &after {
+            if e["room"] == o.room.as_str() {
+                o.apply(e);
+            } else {
+                p.apply(e);
+            }
+        }
+        late_private.push((c, o, p, t.clone()));
+    }
+    let tally = trading.await.expect("trading");
     eprintln!("1000 random orders: {tally:?} in {:?}", started.elapsed());
+    assert!(
+        late_book.sequence > book.sequence,
+        "the late snapshot was not taken mid-trading"
+    );
     assert_eq!(tally.accepted + tally.rejected, 800, "{tally:?}");
     assert!(tally.accepted > 500, "{tally:?}");
 
@@ -733,8 +765,35 @@ async fn snapshots_plus_events_equal_rest_after_1000_random_orders_from_10_colle
         settle(ws, |e| mirror.apply(e)).await;
         mirror.assert_matches(&t.get("/api/v1/portfolio").await);
     }
+    for (c, o, p, t) in &mut late_private {
+        settle(c, |e| {
+            if e["room"] == o.room.as_str() {
+                o.apply(e);
+            } else {
+                p.apply(e);
+            }
+        })
+        .await;
+        assert!(
+            !o.events.is_empty(),
+            "{}: no events after the late snapshot",
+            t.id
+        );
+        let open: Vec<Value> = o.open().into_values().collect();
+        assert_eq!(
+            Value::Array(open),
+            t.get("/api/v1/orders").await,
+            "{}",
+            t.id
+        );
+        p.assert_matches(&t.get("/api/v1/portfolio").await);
+    }
     settle(&mut watcher, |e| book.apply(e)).await;
     settle(&mut late, |e| late_book.apply(e)).await;
+    assert!(
+        !late_book.events.is_empty(),
+        "no events after the late snapshot: not taken mid-trading"
+    );
     let rest = arena
         .get_public("/api/v1/markets/BTC-USD/book?depth=1000")
         .await;

@@ -522,27 +522,44 @@ impl Trader {
     }
 }
 
-/// Subscribes `c` to an arena room and returns the snapshot that precedes the ack (the
-/// ack carries the snapshot's position).
+/// Subscribes `c` to an arena room on a quiet connection and returns the snapshot; the
+/// ack must follow it directly and carry its position.
 pub async fn attach(c: &mut Connection, room: &str) -> Value {
+    let (snapshot, others) = attach_busy(c, room).await;
+    assert!(others.is_empty(), "unexpected frames: {others:?}");
+    snapshot
+}
+
+/// Subscribes `c` to an arena room while events flow: returns the room's snapshot and,
+/// in arrival order, every other frame read up to the ack (events of rooms `c` already
+/// follows, and events of this room published after the snapshot).
+pub async fn attach_busy(c: &mut Connection, room: &str) -> (Value, Vec<Value>) {
     let id = json!(format!("attach-{room}"));
     c.send_json(&json!({"type":"subscribe","room":room,"id":id}))
         .await
         .expect("send subscribe");
-    let snapshot = recv_event(c).await;
-    assert!(
-        snapshot["type"]
-            .as_str()
-            .is_some_and(|t| t.ends_with("_snapshot")),
-        "{snapshot}"
-    );
-    assert_eq!(snapshot["room"], room, "{snapshot}");
-    let ack = recv_event(c).await;
-    assert_eq!(ack["type"], "ack", "{ack}");
-    assert_eq!(ack["id"], id, "{ack}");
-    assert_eq!(ack["sequence"], snapshot["sequence"], "{ack} {snapshot}");
-    assert_eq!(ack["epoch"], snapshot["epoch"], "{ack} {snapshot}");
-    snapshot
+    let mut snapshot: Option<Value> = None;
+    let mut others = Vec::new();
+    loop {
+        let m = recv_event(c).await;
+        let is_snapshot =
+            m["room"] == room && m["type"].as_str().is_some_and(|t| t.ends_with("_snapshot"));
+        if is_snapshot {
+            assert!(snapshot.is_none(), "two snapshots: {m}");
+            snapshot = Some(m);
+        } else if m["type"] == "ack" && m["id"] == id {
+            let snapshot = snapshot.unwrap_or_else(|| panic!("an ack before the snapshot: {m}"));
+            assert_eq!(m["sequence"], snapshot["sequence"], "{m} {snapshot}");
+            assert_eq!(m["epoch"], snapshot["epoch"], "{m} {snapshot}");
+            return (snapshot, others);
+        } else {
+            assert!(
+                m["room"] != room || snapshot.is_some(),
+                "an event of {room} before its snapshot: {m}"
+            );
+            others.push(m);
+        }
+    }
 }
 
 /// Checks that `event` is the next one of its room after `last` and advances `last`.
