@@ -765,6 +765,7 @@ async fn snapshots_plus_events_equal_rest_after_1000_random_orders_from_10_colle
         settle(ws, |e| mirror.apply(e)).await;
         mirror.assert_matches(&t.get("/api/v1/portfolio").await);
     }
+    let mut late_events = 0;
     for (c, o, p, t) in &mut late_private {
         settle(c, |e| {
             if e["room"] == o.room.as_str() {
@@ -774,11 +775,6 @@ async fn snapshots_plus_events_equal_rest_after_1000_random_orders_from_10_colle
             }
         })
         .await;
-        assert!(
-            !o.events.is_empty(),
-            "{}: no events after the late snapshot",
-            t.id
-        );
         let open: Vec<Value> = o.open().into_values().collect();
         assert_eq!(
             Value::Array(open),
@@ -787,7 +783,9 @@ async fn snapshots_plus_events_equal_rest_after_1000_random_orders_from_10_colle
             t.id
         );
         p.assert_matches(&t.get("/api/v1/portfolio").await);
+        late_events += o.events.len();
     }
+    assert!(late_events > 0, "no order events after the late snapshots");
     settle(&mut watcher, |e| book.apply(e)).await;
     settle(&mut late, |e| late_book.apply(e)).await;
     assert!(
