@@ -964,3 +964,103 @@ async fn random_trading_conserves_cash_and_quantities() {
         "no collective went short: the test proves less than it says"
     );
 }
+
+#[tokio::test]
+async fn bad_input_is_a_400_or_422_never_a_500() {
+    let arena = ArenaServer::start(&two(), None, &[]).await;
+    let acme = arena.trader("acme");
+    arena
+        .trader("globex")
+        .place_ok(&limit("sell", "1", "100.00"))
+        .await;
+    let base = limit("buy", "1", "100.00");
+    let with = |field: &str, value: Value| {
+        let mut o = base.clone();
+        o[field] = value;
+        o.to_string()
+    };
+    let long = "x".repeat(10_000);
+    let bodies: Vec<(String, &[u16])> = vec![
+        (String::new(), &[400]),
+        ("not json".to_owned(), &[400]),
+        ("[]".to_owned(), &[400]),
+        (with("quantity", json!(1)), &[400]),
+        (with("price", json!(100.0)), &[400]),
+        (with("side", json!("hold")), &[400]),
+        (with("type", json!("stop")), &[400]),
+        (with("time_in_force", json!("day")), &[400]),
+        (with("extra", json!(true)), &[400]),
+        (with("symbol", json!(long)), &[422]),
+        (with("symbol", json!("")), &[422]),
+        (with("client_order_id", json!("x".repeat(65))), &[422]),
+        (with("client_order_id", json!("ü")), &[422]),
+        (with("quantity", json!("99999999999999999999999999999999")), &[422]),
+        (with("quantity", json!("1.00000000000000000000001")), &[422]),
+        (with("price", json!("99999999999999999999999999999999.99")), &[422]),
+        (with("price", json!("0.000000000000000000001")), &[422]),
+        (with("quantity", json!("NaN")), &[422]),
+        (with("quantity", json!("Infinity")), &[422]),
+        (with("quantity", json!("1e2")), &[422]),
+        (with("quantity", json!("0x10")), &[422]),
+        (with("quantity", json!("1_000")), &[422]),
+        (with("quantity", json!(" 1")), &[422]),
+        (with("quantity", json!("+1")), &[201, 422]),
+        (with("quantity", json!(".5")), &[201, 422]),
+        (with("quantity", json!("5.")), &[201, 422]),
+        (with("quantity", json!("")), &[422]),
+        (with("price", json!("")), &[422]),
+        (
+            json!({"symbol":"BTC-USD","side":"buy","type":"market","quantity":"1000000"})
+                .to_string(),
+            &[201, 422],
+        ),
+        (
+            json!({"symbol":"BTC-USD","side":"sell","type":"market","quantity":"1000000"})
+                .to_string(),
+            &[201, 422],
+        ),
+        (
+            json!({"symbol":"BTC-USD","side":"buy","type":"limit","quantity":"5","price":"100.00","time_in_force":"fok"})
+                .to_string(),
+            &[201],
+        ),
+    ];
+    for (body, allowed) in &bodies {
+        let (status, v) = acme.signed("POST", "/api/v1/orders", body).await;
+        assert!(allowed.contains(&status), "{body}: {status} {v}");
+        if status != 201 {
+            assert!(v["error"]["code"].is_string(), "{body}: {v}");
+            assert!(v["error"]["message"].is_string(), "{body}: {v}");
+        }
+    }
+    let paths: [(&str, &str, u16); 13] = [
+        ("GET", "/api/v1/orders/abc", 404),
+        ("GET", "/api/v1/orders/0", 404),
+        ("GET", "/api/v1/orders/-1", 404),
+        ("GET", "/api/v1/orders/99999999999999999999999", 404),
+        ("DELETE", "/api/v1/orders/abc", 404),
+        ("DELETE", "/api/v1/orders/18446744073709551615", 404),
+        ("GET", "/api/v1/orders?status=closed", 400),
+        ("GET", "/api/v1/orders?colour=red", 400),
+        ("GET", "/api/v1/markets/NOPE-USD/book", 404),
+        ("GET", "/api/v1/markets/BTC-USD/book?depth=abc", 400),
+        (
+            "GET",
+            "/api/v1/markets/BTC-USD/book?depth=99999999999999999999999",
+            400,
+        ),
+        ("GET", "/api/v1/markets/BTC-USD/trades?limit=-1", 400),
+        ("GET", "/api/v1/markets/BTC-USD/book?depth=0", 200),
+    ];
+    for (method, path, want) in paths {
+        let (status, v) = acme.signed(method, path, "").await;
+        assert_eq!(status, want, "{method} {path}: {v}");
+        if want != 200 {
+            assert!(v["error"]["code"].is_string(), "{method} {path}: {v}");
+        }
+    }
+    // The exchange is still consistent and serving.
+    arena.assert_conserved().await;
+    arena.assert_books_are_open_orders().await;
+    arena.assert_reservations_are_open_orders().await;
+}
