@@ -145,6 +145,37 @@ async fn a_signed_order_reaches_the_owners_streams_and_the_market_and_rest_agree
         .get(&format!("/api/v1/orders/{}", id_of(&resting)))
         .await;
     assert_eq!(resting["status"], "partially_filled", "{resting}");
+
+    // subscribe_order follows one order: its snapshot, then its events.
+    let mut follow = acme.open_stream("market", "").await;
+    follow
+        .send_json(&json!({"type":"subscribe_order","order_id":m,"id":"follow"}))
+        .await
+        .expect("send");
+    let snap = recv_event(&mut follow).await;
+    assert_eq!(snap["type"], "order_snapshot", "{snap}");
+    assert_eq!(snap["room"], format!("order:acme/{m}"), "{snap}");
+    assert_eq!(snap["data"], maker, "{snap}");
+    let ack = recv_event(&mut follow).await;
+    assert_eq!(
+        (ack["type"].clone(), ack["id"].clone()),
+        (json!("ack"), json!("follow"))
+    );
+    assert_eq!(ack["sequence"], snap["sequence"], "{ack}");
+    globex.place_ok(&limit("sell", "1", "99.00")).await;
+    let filled = recv_event(&mut follow).await;
+    assert_eq!(filled["type"], "order_filled", "{filled}");
+    assert_eq!(filled["room"], snap["room"], "{filled}");
+    assert_eq!(
+        filled["sequence"].as_u64(),
+        snap["sequence"].as_u64().map(|s| s + 1),
+        "{filled}"
+    );
+    assert_eq!(
+        order_of(&filled["data"]),
+        acme.get(&format!("/api/v1/orders/{m}")).await
+    );
+    assert!(barrier(&mut follow).await.is_empty());
 }
 
 #[tokio::test]
@@ -1063,4 +1094,26 @@ async fn bad_input_is_a_400_or_422_never_a_500() {
     arena.assert_conserved().await;
     arena.assert_books_are_open_orders().await;
     arena.assert_reservations_are_open_orders().await;
+}
+
+#[tokio::test]
+async fn the_three_streams_share_the_collectives_connection_limit() {
+    let arena = ArenaServer::start(&two(), None, &["--max-connections-per-client", "2"]).await;
+    let acme = arena.trader("acme");
+    let (_orders, _) = acme.stream("orders").await;
+    let (_portfolio, _) = acme.stream("portfolio").await;
+    let url = arena.server.url("/ws/acme/market");
+    let mut c = roomcast_client::Connection::connect(&url)
+        .await
+        .expect("connect");
+    let challenge = recv_json(&mut c).await;
+    let text = challenge["challenge"].as_str().expect("challenge");
+    c.send_json(&json!({"type":"auth_response","signature":acme.sign(text, "", "", "")}))
+        .await
+        .expect("send");
+    let (code, reason) = recv_close(&mut c).await;
+    assert_eq!(code, Some(4022), "{reason}");
+    // Another collective is not affected.
+    let (_g, snap) = arena.trader("globex").stream("orders").await;
+    assert_eq!(snap["room"], "orders:globex");
 }
