@@ -3,6 +3,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod arena;
+
 use std::net::SocketAddr;
 use std::process::Stdio;
 use std::time::Duration;
@@ -42,6 +44,14 @@ impl TestServer {
     /// a JWT secret or key.
     pub async fn start_secure(args: &[&str]) -> TestServer {
         let data = std::sync::Arc::new(tempfile::tempdir().expect("temp dir"));
+        Self::launch(data, args).await
+    }
+
+    /// [`TestServer::start_secure`] on an existing data directory (for restart tests).
+    pub async fn start_secure_in(
+        data: std::sync::Arc<tempfile::TempDir>,
+        args: &[&str],
+    ) -> TestServer {
         Self::launch(data, args).await
     }
 
@@ -214,14 +224,42 @@ pub async fn http_request(
     bearer: Option<&str>,
     body: Option<&str>,
 ) -> (u16, String) {
+    let auth = bearer.map(|key| format!("Bearer {key}"));
+    let headers: Vec<(&str, &str)> = auth.iter().map(|v| ("Authorization", v.as_str())).collect();
+    http_with_headers(addr, method, path, &headers, body).await
+}
+
+/// One HTTP/1.1 request with extra headers (one request per connection); returns
+/// (status, body).
+pub async fn http_with_headers(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> (u16, String) {
+    try_http_with_headers(addr, method, path, headers, body)
+        .await
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+}
+
+/// [`http_with_headers`] that reports a failed connection or a cut response instead of
+/// panicking (for requests racing a killed server).
+pub async fn try_http_with_headers(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> Result<(u16, String), String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(addr)
         .await
-        .expect("tcp connect");
+        .map_err(|e| format!("tcp connect: {e}"))?;
     let body = body.unwrap_or("");
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    if let Some(key) = bearer {
-        req.push_str(&format!("Authorization: Bearer {key}\r\n"));
+    for (name, value) in headers {
+        req.push_str(&format!("{name}: {value}\r\n"));
     }
     if !body.is_empty() || method == "POST" {
         req.push_str(&format!(
@@ -234,19 +272,21 @@ pub async fn http_request(
     stream
         .write_all(req.as_bytes())
         .await
-        .expect("write request");
+        .map_err(|e| format!("write request: {e}"))?;
     let mut raw = Vec::new();
     tokio::time::timeout(WAIT, stream.read_to_end(&mut raw))
         .await
-        .expect("response in time")
-        .expect("read");
-    let text = String::from_utf8(raw).expect("utf-8 response");
-    let (head, rest) = text.split_once("\r\n\r\n").expect("header end");
+        .map_err(|_| "no response in time".to_owned())?
+        .map_err(|e| format!("read: {e}"))?;
+    let text = String::from_utf8(raw).map_err(|_| "a non-UTF-8 response".to_owned())?;
+    let (head, rest) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| format!("no header end in {text:?}"))?;
     let status = head
         .split(' ')
         .nth(1)
         .and_then(|s| s.parse().ok())
-        .expect("status");
+        .ok_or_else(|| format!("no status in {head:?}"))?;
     let chunked = head
         .to_ascii_lowercase()
         .contains("transfer-encoding: chunked");
@@ -255,7 +295,7 @@ pub async fn http_request(
     } else {
         rest.to_string()
     };
-    (status, body)
+    Ok((status, body))
 }
 
 fn dechunk(mut s: &str) -> String {
@@ -265,8 +305,13 @@ fn dechunk(mut s: &str) -> String {
         if n == 0 {
             break;
         }
-        out.push_str(&rest[..n]);
-        s = &rest[n + 2..];
+        // A response cut short (a killed server) ends the body where it was cut.
+        let (Some(chunk), Some(next)) = (rest.get(..n), rest.get(n + 2..)) else {
+            out.push_str(rest);
+            break;
+        };
+        out.push_str(chunk);
+        s = next;
     }
     out
 }
