@@ -1,8 +1,9 @@
 //! Running the server: bind, announce, serve, and shut down gracefully.
 //!
-//! Shutdown order: stop accepting (the listener closes), ask every session to close with
-//! the configured code after flushing its queue, wait up to `shutdown_grace` for the
-//! connection tasks to finish, stop the maintenance task, return.
+//! Shutdown order: stop accepting (the listener closes) and cancel the background tasks
+//! (maintenance, sweeper, the arena's exchange and bots), ask every session to close with
+//! the configured code after flushing its queue, wait up to `shutdown_grace` for every
+//! tracked task (connections and background ones) to finish, return.
 
 use std::future::IntoFuture;
 use std::io::Write;
@@ -97,10 +98,12 @@ pub async fn serve_on(
     if !state.security.required {
         tracing::warn!("authentication is NOT required: anonymous clients may connect");
     }
-    let sweeper = {
+    // Background tasks live in the same tracker as connections, so shutdown waits for them
+    // to stop on the cancelled token instead of aborting them mid-tick.
+    {
         let state = state.clone();
         let cancel = state.shutdown.child_token();
-        tokio::spawn(async move {
+        state.tasks.clone().spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
             loop {
                 tokio::select! {
@@ -112,9 +115,9 @@ pub async fn serve_on(
                     }
                 }
             }
-        })
-    };
-    let maintenance = tokio::spawn(roomcast_engine::maintenance::run(
+        });
+    }
+    state.tasks.spawn(roomcast_engine::maintenance::run(
         state.hub.clone(),
         state.shutdown.child_token(),
     ));
@@ -155,8 +158,6 @@ pub async fn serve_on(
         );
     }
     let _ = tokio::time::timeout(std::time::Duration::from_secs(1), server).await;
-    maintenance.abort();
-    sweeper.abort();
     tracing::info!("shutdown complete");
     Ok(())
 }

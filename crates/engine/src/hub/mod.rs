@@ -48,6 +48,18 @@ pub enum SubscribeError {
     History(#[from] HistoryError),
 }
 
+impl SubscribeError {
+    /// The wire error code a client gets for it (the one mapping, for every transport).
+    pub const fn error_code(&self) -> roomcast_protocol::ErrorCode {
+        match self {
+            SubscribeError::TooManySubscriptions(_) => {
+                roomcast_protocol::ErrorCode::TooManySubscriptions
+            }
+            SubscribeError::History(_) => roomcast_protocol::ErrorCode::Unavailable,
+        }
+    }
+}
+
 /// Why a publish failed. Nothing was delivered.
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
@@ -58,6 +70,16 @@ pub enum PublishError {
     /// The history store refused the event.
     #[error(transparent)]
     History(#[from] HistoryError),
+}
+
+impl PublishError {
+    /// The wire error code a client gets for it.
+    pub const fn error_code(&self) -> roomcast_protocol::ErrorCode {
+        match self {
+            PublishError::InvalidType(_) => roomcast_protocol::ErrorCode::InvalidMessage,
+            PublishError::History(_) => roomcast_protocol::ErrorCode::Unavailable,
+        }
+    }
 }
 
 /// The outcome of a publish.

@@ -19,7 +19,7 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use roomcast_engine::auth::{ForbiddenTracker, Principal};
-use roomcast_engine::hub::{Recovery, SubscribeError};
+use roomcast_engine::hub::Recovery;
 use roomcast_engine::limits::{ConnectionPermit, PendingPermit, RateDecision, RateLimiter};
 use roomcast_engine::outbox::Outgoing;
 use roomcast_engine::{Session, SessionMeta};
@@ -473,12 +473,8 @@ fn start_replay(state: &AppState, session: &Arc<Session>, r: Replay) -> ReplayFu
         if let Err(e) = result {
             // The request was acked already: this error carries no id (one reply per
             // id) and names the room, which the session is no longer subscribed to.
-            let code = match &e {
-                SubscribeError::TooManySubscriptions(_) => ErrorCode::TooManySubscriptions,
-                SubscribeError::History(_) => ErrorCode::Unavailable,
-            };
             let message = format!("recovery of room {} failed: {e}", r.room);
-            push_error(&session, code, &message, None);
+            push_error(&session, e.error_code(), &message, None);
         }
     })
 }

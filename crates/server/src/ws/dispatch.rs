@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use roomcast_engine::hub::{PublishError, RecoveryStart, SubscribeError};
+use roomcast_engine::hub::{RecoveryStart, SubscribeError};
 use std::time::Instant;
 
 use roomcast_engine::auth::ForbiddenVerdict;
@@ -75,11 +75,7 @@ fn ack_position(
 }
 
 fn subscribe_error(session: &Session, e: SubscribeError, id: Option<&RequestId>) {
-    let code = match e {
-        SubscribeError::TooManySubscriptions(_) => ErrorCode::TooManySubscriptions,
-        SubscribeError::History(_) => ErrorCode::Unavailable,
-    };
-    push_error(session, code, &e.to_string(), id);
+    push_error(session, e.error_code(), &e.to_string(), id);
 }
 
 /// Replies FORBIDDEN, or closes with 4031 when the connection keeps trying.
@@ -249,12 +245,7 @@ pub(super) fn handle_text(
                 Ok(published) => {
                     ack_position(session, id, &room, published.sequence, &published.epoch);
                 }
-                Err(PublishError::InvalidType(_)) => {
-                    push_error(session, ErrorCode::InvalidMessage, "invalid event type", id)
-                }
-                Err(e @ PublishError::History(_)) => {
-                    push_error(session, ErrorCode::Unavailable, &e.to_string(), id)
-                }
+                Err(e) => push_error(session, e.error_code(), &e.to_string(), id),
             }
         }
         Request::Ping => push(session, Reply::Pong { id }),
