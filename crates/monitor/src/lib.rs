@@ -98,7 +98,8 @@ async fn print_once(settings: &args::Settings, client: &http::Client) -> anyhow:
     }
     // The terminal's width when there is one; a height that fits every node panel.
     let width = ratatui::crossterm::terminal::size().map_or(120, |(w, _)| w.max(60));
-    let height = u16::try_from(1 + 16 * settings.nodes.len()).unwrap_or(u16::MAX);
+    let rows: usize = model.nodes.iter().map(|n| 16 + ui::market_rows(n)).sum();
+    let height = u16::try_from(1 + rows).unwrap_or(u16::MAX);
     let text = ui::render_text(&model, width, height)?;
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())?;
