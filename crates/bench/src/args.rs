@@ -308,7 +308,7 @@ pub struct OrdersArgs {
     pub collectives_file: Option<PathBuf>,
     /// Admin key for `POST /api/admin/collectives` (not needed against a `--dev` server
     /// without one, nor with `--collectives-file`).
-    #[arg(long, env = "ROOMCAST_ADMIN_KEY")]
+    #[arg(long, env = "ROOMCAST_ADMIN_KEY", hide_env_values = true)]
     #[serde(skip)]
     pub admin_key: Option<String>,
     /// Total orders per second over all connections, or `max`.

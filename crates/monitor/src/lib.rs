@@ -5,6 +5,8 @@
 //! `GET /api/admin/rooms` with `Authorization: Bearer <admin key>`), polled every
 //! `--interval`. Rates are not asked of the server; they are derived here from consecutive
 //! counters, so the monitor works against any node version that serves those two endpoints.
+//! When a node runs the trading arena, its stats carry an `arena` object and the panel gets
+//! a line per market (last, bid/ask, volume) with the order and trade rates.
 //!
 //! - [`args`]: the command line ([`MonitorArgs`]), validated into [`args::Settings`].
 //! - [`http`]: a minimal HTTP/1.1 GET client with timeouts and a response size cap.
