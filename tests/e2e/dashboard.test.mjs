@@ -7,6 +7,8 @@
 // The test loads the page, reads the connections figure N, opens a real WebSocket client,
 // waits (polling the DOM against a deadline, never a blind sleep) for N+1, for its room in
 // the top-rooms table and for a non-zero inbound rate, then closes it and waits for N again.
+// The server runs with --demo, so the Markets panel must show, for every market, a book
+// with levels and (once the bots have crossed) trades, and the bots' equity.
 // Screenshots of each stage are written for inspection.
 
 import { test } from "node:test";
@@ -21,7 +23,7 @@ const BASE = process.env.ROOMCAST_HTTP;
 const KEY = process.env.ROOMCAST_ADMIN_KEY;
 const ARTIFACTS = process.env.E2E_ARTIFACTS || "test-artifacts/dashboard";
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
-const TEST_TIMEOUT_MS = 50_000;
+const TEST_TIMEOUT_MS = 90_000;
 const WAIT_MS = 15_000;
 const CHROMIUM_ARGS = [
   "--headless",
@@ -126,12 +128,35 @@ test("dashboard shows live figures that follow a real client", { timeout: TEST_T
   assert.equal(await page.title(), "roomcast dashboard");
   await waitFor("the stream to be live", async () => (await page.textContent("#status")) === "live");
   const before = await waitFor("the connections figure", () => figure(page, "connections"));
+  await page.screenshot({ path: path.join(ARTIFACTS, "01-loaded.png"), fullPage: true });
+
+  // The arena panel (demo bots trading): a card per market with book levels and trades.
+  const markets = await waitFor("market cards in the arena panel", async () => {
+    const n = await page.locator("#arena-markets .market").count();
+    return n > 0 ? n : null;
+  });
+  await waitFor("a book with bid and ask levels in every market", async () => {
+    for (let i = 0; i < markets; i++) {
+      const card = page.locator("#arena-markets .market").nth(i);
+      if ((await card.locator("table.book tr.level.bid").count()) === 0) return false;
+      if ((await card.locator("table.book tr.level.ask").count()) === 0) return false;
+    }
+    return true;
+  }, 30_000);
+  await waitFor("trades in the arena panel", async () =>
+    (await page.locator("#arena-markets table.trades tr.trade").count()) > 0, 30_000);
+  const firstLevel = await page.locator("#arena-markets table.book tr.level").first().textContent();
+  assert.match(firstLevel ?? "", /\d+\.\d+/, "a book level shows a decimal price");
+  await waitFor("the bots' equity", async () =>
+    (await page.textContent("#arena-equity"))?.includes("bot-1"),
+  );
   assert.equal(
     (await page.textContent("#markets"))?.includes("trading arena not running"),
-    true,
-    "the Markets section says the arena is not running",
+    false,
+    "the Markets section shows the running arena",
   );
-  await page.screenshot({ path: path.join(ARTIFACTS, "01-loaded.png"), fullPage: true });
+  await page.screenshot({ path: path.join(ARTIFACTS, "01b-arena.png"), fullPage: true });
+  console.log(`# arena panel: ${markets} markets with books and trades`);
   console.log(`# page loaded, connections = ${before}`);
 
   // A real client connects and joins a room: the figure must become N+1.

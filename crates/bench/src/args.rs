@@ -34,6 +34,9 @@ pub enum Scenario {
     Churn(ChurnArgs),
     /// Seed a room's history, then N clients catch up at once: events/s and time to done.
     Replay(ReplayArgs),
+    /// Signed REST orders from N collectives on the trading arena: accepted orders/s,
+    /// order→`order_filled` latency, market-stream deliveries/s.
+    Orders(OrdersArgs),
 }
 
 /// Options every scenario takes.
@@ -281,6 +284,75 @@ impl ReplayArgs {
             payload_bytes: 100,
             replay_timeout: Seconds::from_secs_f64(60.0),
             connect_concurrency: 64,
+        }
+    }
+}
+
+/// `roomcast bench orders`.
+///
+/// Collectives come in pairs on one price: even ones sell, odd ones buy, every order one
+/// lot-sized `--quantity` at `--price`, so each order trades with the next one of the
+/// other side and the book stays one level deep.
+#[derive(Debug, Clone, clap::Args, Serialize)]
+pub struct OrdersArgs {
+    /// Shared options (`--url` is the server's ws:// URL; REST goes to the same address).
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub common: CommonArgs,
+    /// Collectives to register and trade as (an even number: half sell, half buy).
+    #[arg(long, default_value_t = 10)]
+    pub collectives: usize,
+    /// Trade as these already registered and funded collectives instead of registering
+    /// new ones: JSON `[{"id":"..","secret_key":"<base64 32-byte Ed25519 seed>"}, ..]`.
+    #[arg(long, value_name = "FILE", conflicts_with = "collectives")]
+    pub collectives_file: Option<PathBuf>,
+    /// Admin key for `POST /api/admin/collectives` (not needed against a `--dev` server
+    /// without one, nor with `--collectives-file`).
+    #[arg(long, env = "ROOMCAST_ADMIN_KEY", hide_env_values = true)]
+    #[serde(skip)]
+    pub admin_key: Option<String>,
+    /// Total orders per second over all connections, or `max`.
+    #[arg(long, default_value = "1000")]
+    pub rate: Rate,
+    /// Keep-alive HTTP connections sending orders (one request in flight on each).
+    #[arg(long, default_value_t = 16)]
+    pub connections: usize,
+    /// WebSocket subscribers to `market:{symbol}` whose deliveries are counted.
+    #[arg(long, default_value_t = 10)]
+    pub market_subscribers: usize,
+    /// The instrument.
+    #[arg(long, default_value = "BTC-USD")]
+    pub symbol: String,
+    /// Limit price of every order (a decimal aligned to the tick size).
+    #[arg(long, default_value = "100.00")]
+    pub price: String,
+    /// Quantity of every order (a decimal aligned to the lot size).
+    #[arg(long, default_value = "0.0001")]
+    pub quantity: String,
+    /// Cash each registered collective starts with, in integer cents.
+    #[arg(long, default_value_t = 1_000_000_000_000)]
+    pub starting_cash: u64,
+    /// Quantity of `--symbol` each registered collective starts with (a decimal).
+    #[arg(long, default_value = "1000000")]
+    pub starting_quantity: String,
+}
+
+impl OrdersArgs {
+    /// Orders arguments with the command-line defaults.
+    pub fn new(common: CommonArgs) -> OrdersArgs {
+        OrdersArgs {
+            common,
+            collectives: 10,
+            collectives_file: None,
+            admin_key: None,
+            rate: Rate::PerSec(1000.0),
+            connections: 16,
+            market_subscribers: 10,
+            symbol: "BTC-USD".into(),
+            price: "100.00".into(),
+            quantity: "0.0001".into(),
+            starting_cash: 1_000_000_000_000,
+            starting_quantity: "1000000".into(),
         }
     }
 }

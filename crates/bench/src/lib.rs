@@ -5,16 +5,21 @@
 //! [`run`] directly against an in-process server. Module map:
 //!
 //! - [`args`]: the command line of each scenario, validated before anything connects.
-//! - `scenario`: one file per scenario (`fanout`, `connect`, `echo`, `churn`, `replay`).
+//! - `scenario`: one file per scenario (`fanout`, `connect`, `echo`, `churn`, `replay`,
+//!   `orders`).
 //! - `conn`: where connections come from: URL, auth token, source address, handshake.
 //! - `ws`: a minimal client-side WebSocket codec that reads coalesced frames in large
 //!   reads, so the generator does not measure itself.
+//! - `http`: a minimal keep-alive HTTP/1.1 client (REST orders, admin calls).
+//! - `trader`: the collectives of an `orders` run: keys, registration, request signing,
+//!   the Ed25519 challenge of their orders streams.
 //! - `client`: protocol steps over a connection (subscribe and wait for the ack, stay
 //!   alive by answering heartbeats).
 //! - `parse`: the hot-path scanner for server messages (no JSON tree per message).
 //! - `stats`: latency histograms (sharded, merged at the end) and percentiles.
 //! - `sys`: `/proc` readings (CPU time, RSS), the open-files limit, the local port range.
 //! - `progress`: a live line on a terminal, one plain line per second otherwise.
+//! - [`orders_report`]: the figures of an `orders` run.
 //! - [`report`]: the figures of a run, the summary table and the JSON file.
 //!
 //! Architecture invariants: the generator connects only to the URL it is given and never
@@ -26,12 +31,15 @@ pub mod args;
 mod client;
 mod clock;
 mod conn;
+mod http;
+pub mod orders_report;
 mod parse;
 mod progress;
 pub mod report;
 mod scenario;
 mod stats;
 mod sys;
+mod trader;
 mod ws;
 
 pub use args::{BenchArgs, Scenario};
@@ -53,6 +61,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<BenchOutcome> {
         Scenario::Echo(a) => scenario::echo::run(a).await?,
         Scenario::Churn(a) => scenario::churn::run(a).await?,
         Scenario::Replay(a) => scenario::replay::run(a).await?,
+        Scenario::Orders(a) => scenario::orders::run(a).await?,
     };
     report.print_summary();
     if let Some(path) = &report.json_path {

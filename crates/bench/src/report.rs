@@ -12,6 +12,8 @@ use anyhow::Context;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+pub use crate::orders_report::OrdersResults;
+
 /// Latency percentiles in microseconds.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct Latency {
@@ -54,7 +56,7 @@ impl Latency {
         }
     }
 
-    fn summary(&self) -> String {
+    pub(crate) fn summary(&self) -> String {
         if self.count == 0 {
             return "no samples".into();
         }
@@ -131,6 +133,8 @@ pub enum Results {
     Churn(ChurnResults),
     /// `replay`.
     Replay(ReplayResults),
+    /// `orders`.
+    Orders(OrdersResults),
 }
 
 /// Fan-out figures. Every count covers messages *sent* during the measured time.
@@ -384,6 +388,14 @@ impl Report {
         }
     }
 
+    /// The orders figures, if this is an orders report.
+    pub fn orders(&self) -> Option<&OrdersResults> {
+        match &self.results {
+            Results::Orders(r) => Some(r),
+            _ => None,
+        }
+    }
+
     /// The churn figures, if this is a churn report.
     pub fn churn(&self) -> Option<&ChurnResults> {
         match &self.results {
@@ -398,6 +410,7 @@ impl Report {
             Results::Fanout(r) => (r.lost, r.duplicated),
             Results::Echo(r) => (r.lost, r.duplicated),
             Results::Replay(r) => (r.lost, r.duplicated),
+            Results::Orders(r) => (r.lost, 0),
             Results::Connect(_) | Results::Churn(_) => (0, 0),
         }
     }
@@ -439,6 +452,7 @@ impl Report {
             Results::Echo(r) => echo_rows(r, &mut rows),
             Results::Churn(r) => churn_rows(r, &mut rows),
             Results::Replay(r) => replay_rows(r, &mut rows),
+            Results::Orders(r) => crate::orders_report::orders_rows(r, &mut rows),
         }
         rows.push((
             "generator cpu",

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use roomcast_bench::args::{
-    ChurnArgs, CommonArgs, ConnectArgs, EchoArgs, FanoutArgs, Rate, ReplayArgs, Seconds,
+    ChurnArgs, CommonArgs, ConnectArgs, EchoArgs, FanoutArgs, OrdersArgs, Rate, ReplayArgs, Seconds,
 };
 use roomcast_bench::{run, BenchArgs, Report, Scenario};
 use roomcast_server::config::RawConfig;
@@ -21,6 +21,15 @@ struct Server {
 impl Server {
     /// Starts a development server (memory history, no rate limits) adjusted by `tune`.
     async fn start(tune: impl FnOnce(&mut RawConfig)) -> Server {
+        Server::start_as(tune, false).await
+    }
+
+    /// Starts a server the way `roomcast serve` does: with the trading arena.
+    async fn start_with_arena(tune: impl FnOnce(&mut RawConfig)) -> Server {
+        Server::start_as(tune, true).await
+    }
+
+    async fn start_as(tune: impl FnOnce(&mut RawConfig), arena: bool) -> Server {
         let mut raw = RawConfig::defaults();
         raw.server.dev = Some(true);
         raw.auth.required = Some(false);
@@ -34,7 +43,13 @@ impl Server {
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let hub = roomcast_server::serve::build_hub(&cfg).expect("hub");
-        let state = roomcast_server::AppState::new(hub, cfg).expect("state");
+        let state = if arena {
+            roomcast_server::AppState::start(hub, cfg)
+                .await
+                .expect("state with the arena")
+        } else {
+            roomcast_server::AppState::new(hub, cfg).expect("state")
+        };
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(roomcast_server::serve::serve_on(
             listener,
@@ -301,4 +316,91 @@ async fn unreachable_server_fails_fast_with_a_reason() {
         .await
         .expect_err("nothing listens");
     assert!(err.to_string().contains("no connection"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_are_accepted_filled_and_streamed() {
+    let server = Server::start_with_arena(|raw| {
+        raw.auth.admin_key = Some("bench-orders-admin-key".into());
+    })
+    .await;
+    let dir = std::env::temp_dir().join(format!("roomcast-bench-orders-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let json = dir.join("orders.json");
+    let mut common = server.common(1.5, 0.5);
+    common.json = Some(json.clone());
+    let mut args = OrdersArgs::new(common);
+    args.collectives = 4;
+    args.connections = 4;
+    args.market_subscribers = 3;
+    args.rate = Rate::PerSec(400.0);
+    args.admin_key = Some("bench-orders-admin-key".into());
+    let report = bench(Scenario::Orders(args)).await.expect("orders ran");
+    let r = report.orders().expect("orders figures");
+    assert_eq!(
+        (r.collectives, r.order_streams, r.market_connected),
+        (4, 4, 3)
+    );
+    assert!(r.connect_failures.is_empty(), "{:?}", r.connect_failures);
+    assert!(r.sent >= 450, "sent {}", r.sent);
+    assert_eq!(
+        r.accepted, r.sent,
+        "rejected {:?} failed {:?}",
+        r.rejected, r.failed
+    );
+    // Sells and buys alternate at one price: about every other order fills on arrival,
+    // and each of those owes one taker order_filled, all of which arrived.
+    assert!(
+        r.taker_fills_expected * 3 >= r.accepted,
+        "{} of {}",
+        r.taker_fills_expected,
+        r.accepted
+    );
+    assert_eq!(r.taker_fills_received, r.taker_fills_expected);
+    assert_eq!(r.lost, 0);
+    let l = &r.order_to_fill_latency_us;
+    assert_eq!(l.count, r.taker_fills_received);
+    assert!(l.p50 > 0.0 && l.p50 <= l.p99 && l.p99 <= l.max, "{l:?}");
+    assert_eq!(r.request_latency_us.count, r.accepted);
+    // Every trade reaches every market subscriber (trade, book_update, ticker at least).
+    assert!(
+        r.market_deliveries >= r.taker_fills_received * 3,
+        "{} deliveries for {} trades",
+        r.market_deliveries,
+        r.taker_fills_received
+    );
+    assert!(r.order_events >= r.accepted, "created events at least");
+    assert!(r.accepted_per_sec > 200.0, "{}", r.accepted_per_sec);
+    assert_eq!(r.dropped, 0);
+
+    let text = std::fs::read_to_string(&json).expect("json written");
+    let v: serde_json::Value = serde_json::from_str(&text).expect("valid json");
+    assert_eq!(v["scenario"], "orders");
+    for key in ["accepted_per_sec", "market_deliveries_per_sec", "lost"] {
+        assert!(v[key].is_number(), "{key} missing in {text}");
+    }
+    assert!(v["order_to_fill_latency_us"]["p99"].is_number());
+    assert_eq!(v["parameters"]["collectives"], 4);
+    assert!(
+        v["parameters"].get("admin_key").is_none(),
+        "no secret in the report"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_without_the_admin_key_fail_with_a_reason() {
+    let server = Server::start_with_arena(|raw| {
+        raw.auth.admin_key = Some("bench-orders-admin-key".into());
+    })
+    .await;
+    let mut args = OrdersArgs::new(server.common(0.5, 0.0));
+    args.collectives = 2;
+    args.admin_key = Some("wrong-admin-key-123".into());
+    let err = bench(Scenario::Orders(args)).await.expect_err("refused");
+    assert!(err.to_string().contains("HTTP 401"), "{err:#}");
+    let mut odd = OrdersArgs::new(server.common(0.5, 0.0));
+    odd.collectives = 3;
+    let err = bench(Scenario::Orders(odd)).await.expect_err("odd count");
+    assert!(err.to_string().contains("even number"), "{err:#}");
 }

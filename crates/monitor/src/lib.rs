@@ -5,6 +5,8 @@
 //! `GET /api/admin/rooms` with `Authorization: Bearer <admin key>`), polled every
 //! `--interval`. Rates are not asked of the server; they are derived here from consecutive
 //! counters, so the monitor works against any node version that serves those two endpoints.
+//! When a node runs the trading arena, its stats carry an `arena` object and the panel gets
+//! a line per market (last, bid/ask, volume) with the order and trade rates.
 //!
 //! - [`args`]: the command line ([`MonitorArgs`]), validated into [`args::Settings`].
 //! - [`http`]: a minimal HTTP/1.1 GET client with timeouts and a response size cap.
@@ -98,7 +100,8 @@ async fn print_once(settings: &args::Settings, client: &http::Client) -> anyhow:
     }
     // The terminal's width when there is one; a height that fits every node panel.
     let width = ratatui::crossterm::terminal::size().map_or(120, |(w, _)| w.max(60));
-    let height = u16::try_from(1 + 16 * settings.nodes.len()).unwrap_or(u16::MAX);
+    let rows: usize = model.nodes.iter().map(|n| 16 + ui::market_rows(n)).sum();
+    let height = u16::try_from(1 + rows).unwrap_or(u16::MAX);
     let text = ui::render_text(&model, width, height)?;
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())?;

@@ -70,6 +70,10 @@ pub struct Rates {
     pub deliveries: Option<f64>,
     /// Events published per second.
     pub publishes: Option<f64>,
+    /// Arena orders accepted per second.
+    pub orders: Option<f64>,
+    /// Arena trades per second.
+    pub trades: Option<f64>,
 }
 
 /// A row of a top-rooms table.
@@ -155,6 +159,8 @@ struct Sample {
     messages_out: Option<u64>,
     deliveries: Option<u64>,
     publishes: Option<u64>,
+    orders: Option<u64>,
+    trades: Option<u64>,
     /// Room → (epoch, sequence); bounded by [`crate::stats::MAX_ROOMS`].
     rooms: HashMap<String, (Option<String>, u64)>,
 }
@@ -197,6 +203,8 @@ impl NodeState {
                 },
                 deliveries: rate(l.deliveries, stats.deliveries, secs),
                 publishes: rate(l.publishes, stats.publishes, secs),
+                orders: rate(l.orders, arena_counter(&stats, |a| a.orders_accepted), secs),
+                trades: rate(l.trades, arena_counter(&stats, |a| a.trades), secs),
             },
             _ => Rates::default(),
         };
@@ -225,6 +233,8 @@ impl NodeState {
             messages_out: stats.messages_out,
             deliveries: stats.deliveries,
             publishes: stats.publishes,
+            orders: arena_counter(&stats, |a| a.orders_accepted),
+            trades: arena_counter(&stats, |a| a.trades),
             rooms: rooms
                 .into_iter()
                 .filter_map(|r| Some((r.name, (r.epoch, r.sequence?))))
@@ -233,6 +243,13 @@ impl NodeState {
         self.stats = Some(stats);
         self.status = Status::Up;
     }
+}
+
+fn arena_counter(
+    stats: &Stats,
+    f: impl Fn(&crate::stats::ArenaInfo) -> Option<u64>,
+) -> Option<u64> {
+    stats.arena.as_ref().and_then(f)
 }
 
 /// `(now - before) / secs`, or `None` if either is unknown or the counter went backwards.

@@ -130,16 +130,24 @@ pub async fn poll_all(client: &Client, nodes: &[NodeUrl]) -> Vec<NodeReading> {
         .collect()
 }
 
-/// `{"nodes":[{"url":..,"stats":{..},"rooms":[..]} | {"url":..,"error":".."}]}`.
+/// `{"nodes":[{"url":..,"stats":{..},"rooms":[..],"markets":[..]} | {"url":..,"error":".."}]}`;
+/// `markets` (one `{"symbol","last_price","best_bid","best_ask","volume"}` per market) is
+/// there only when the node runs a trading arena.
 pub fn snapshot_json(readings: &[NodeReading]) -> Value {
     let nodes: Vec<Value> = readings
         .iter()
         .map(|r| match &r.result {
-            Ok(data) => json!({
-                "url": r.url.to_string(),
-                "stats": data.stats_raw,
-                "rooms": data.rooms_raw,
-            }),
+            Ok(data) => {
+                let mut node = json!({
+                    "url": r.url.to_string(),
+                    "stats": data.stats_raw,
+                    "rooms": data.rooms_raw,
+                });
+                if let Some(arena) = &data.stats.arena {
+                    node["markets"] = arena.markets.iter().map(|m| m.to_json()).collect();
+                }
+                node
+            }
             Err(e) => {
                 let mut node = json!({"url": r.url.to_string(), "error": e.to_string()});
                 if let Some(status) = e.status() {

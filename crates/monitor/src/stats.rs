@@ -20,6 +20,9 @@ const COUNTERS: &[(&str, &[&str])] = &[
     ("auth failures", &["auth_failures"]),
 ];
 
+/// Most markets kept from one node's arena figures.
+pub const MAX_MARKETS: usize = 32;
+
 /// The JSON is not what the admin API returns.
 #[derive(Debug, thiserror::Error)]
 pub enum ShapeError {
@@ -52,6 +55,83 @@ pub struct Stats {
     pub uptime_secs: Option<u64>,
     /// Trouble counters the node reports, in a fixed order.
     pub counters: Vec<Counter>,
+    /// The trading arena, when the node runs one (its `arena` object).
+    pub arena: Option<ArenaInfo>,
+}
+
+/// A node's trading arena: counters and one line per market.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArenaInfo {
+    /// Orders accepted since the node started (counter).
+    pub orders_accepted: Option<u64>,
+    /// Orders rejected by risk checks since the node started (counter).
+    pub orders_rejected: Option<u64>,
+    /// Trades in the exchange's state (counter; survives restarts).
+    pub trades: Option<u64>,
+    /// Markets, in the node's order, at most [`MAX_MARKETS`].
+    pub markets: Vec<MarketLine>,
+}
+
+/// One market's figures. Prices and quantities stay the decimal strings the node sent:
+/// the monitor shows them, it never computes with them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MarketLine {
+    /// Symbol, e.g. `BTC-USD`.
+    pub symbol: String,
+    /// Last trade price.
+    pub last_price: Option<String>,
+    /// Best bid.
+    pub best_bid: Option<String>,
+    /// Best ask.
+    pub best_ask: Option<String>,
+    /// Quantity traded.
+    pub volume: Option<String>,
+}
+
+impl ArenaInfo {
+    /// Reads the stats' `arena` object; `None` when it is absent or null (no arena).
+    pub fn from_json(v: &Value) -> Option<ArenaInfo> {
+        if !v.is_object() {
+            return None;
+        }
+        let text = |m: &Value, k: &str| m[k].as_str().map(str::to_owned);
+        let markets = v["symbols"]
+            .as_array()
+            .map(|list| {
+                list.iter()
+                    .filter_map(|m| {
+                        Some(MarketLine {
+                            symbol: m["symbol"].as_str()?.to_owned(),
+                            last_price: text(m, "last_price"),
+                            best_bid: text(m, "best_bid"),
+                            best_ask: text(m, "best_ask"),
+                            volume: text(m, "volume"),
+                        })
+                    })
+                    .take(MAX_MARKETS)
+                    .collect()
+            })
+            .unwrap_or_default();
+        Some(ArenaInfo {
+            orders_accepted: v["orders_accepted"].as_u64(),
+            orders_rejected: v["orders_rejected"].as_u64(),
+            trades: v["trades"].as_u64(),
+            markets,
+        })
+    }
+}
+
+impl MarketLine {
+    /// The line as `--once --json` lists it.
+    pub fn to_json(&self) -> Value {
+        serde_json::json!({
+            "symbol": self.symbol,
+            "last_price": self.last_price,
+            "best_bid": self.best_bid,
+            "best_ask": self.best_ask,
+            "volume": self.volume,
+        })
+    }
 }
 
 /// A named counter.
@@ -85,6 +165,7 @@ impl Stats {
             publishes: v["publishes"].as_u64(),
             uptime_secs: v["uptime_secs"].as_u64(),
             counters,
+            arena: ArenaInfo::from_json(&v["arena"]),
         })
     }
 
@@ -153,10 +234,39 @@ mod tests {
         assert_eq!(s.counter("slow consumers"), Some(1));
         assert_eq!(s.counter("auth failures"), Some(3));
         assert_eq!(s.counter("rate limited"), None);
+        assert_eq!(s.arena, None);
         assert!(matches!(
             Stats::from_json(&json!({"ok": true})),
             Err(ShapeError::MissingField("connections"))
         ));
+        Ok(())
+    }
+
+    #[test]
+    fn reads_the_arena() -> Result<(), ShapeError> {
+        let s = Stats::from_json(&json!({
+            "connections": 0, "rooms": 0, "subscriptions": 0,
+            "arena": {"orders_accepted": 9, "orders_rejected": 1, "trades": 4, "accounts": 3,
+                "symbols": [
+                    {"symbol": "BTC-USD", "last_price": "101.25", "best_bid": "101.2",
+                     "best_ask": null, "volume": "0.5"},
+                    {"last_price": "1"}
+                ]}
+        }))?;
+        let arena = s.arena.expect("arena");
+        assert_eq!(arena.orders_accepted, Some(9));
+        assert_eq!(arena.trades, Some(4));
+        assert_eq!(
+            arena.markets.len(),
+            1,
+            "a market without a symbol is skipped"
+        );
+        assert_eq!(arena.markets[0].last_price.as_deref(), Some("101.25"));
+        assert_eq!(arena.markets[0].best_ask, None);
+        let no_arena = Stats::from_json(&json!({
+            "connections": 0, "rooms": 0, "subscriptions": 0, "arena": null
+        }))?;
+        assert_eq!(no_arena.arena, None);
         Ok(())
     }
 

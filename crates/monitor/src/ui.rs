@@ -1,5 +1,7 @@
 //! Rendering a [`Model`] with ratatui: a header line, then one panel per node with its
-//! figures, in/out sparklines and the top rooms by members and by rate.
+//! figures, in/out sparklines and the top rooms by members and by rate, and, when the node
+//! runs a trading arena, its order and trade rates and one line per market (last, bid/ask,
+//! volume) at the bottom of the panel.
 //!
 //! [`draw`] is a pure function of the model, so tests render it into ratatui's
 //! `TestBackend` and read the buffer; `--once` uses the same path to print plain text.
@@ -111,6 +113,16 @@ fn draw_node(frame: &mut Frame<'_>, area: Rect, node: &NodeState) {
         inner
     };
 
+    let market_rows = market_rows(node);
+    let [inner, markets] = Layout::vertical([
+        Constraint::Min(0),
+        Constraint::Length(u16::try_from(market_rows).unwrap_or(u16::MAX)),
+    ])
+    .areas(inner);
+    if market_rows > 0 {
+        frame.render_widget(markets_paragraph(node), markets);
+    }
+
     let [figures, charts, by_members, by_rate] = Layout::horizontal([
         Constraint::Length(28),
         Constraint::Min(20),
@@ -164,6 +176,57 @@ fn figures_paragraph(node: &NodeState) -> Paragraph<'static> {
             ])
         })
         .collect();
+    Paragraph::new(lines)
+}
+
+/// Panel rows the market lines of `node` take (0 without an arena).
+pub fn market_rows(node: &NodeState) -> usize {
+    node.stats
+        .as_ref()
+        .and_then(|s| s.arena.as_ref())
+        .map_or(0, |a| 1 + a.markets.len())
+}
+
+/// `arena  orders 1234 (12.0/s) · trades 320 (3.0/s) · rejected 0`, then per market
+/// `BTC-USD  last 101.25  bid 101.20  ask 101.30  volume 12.5`.
+fn markets_paragraph(node: &NodeState) -> Paragraph<'static> {
+    let Some(arena) = node.stats.as_ref().and_then(|s| s.arena.as_ref()) else {
+        return Paragraph::new("");
+    };
+    let count = |v: Option<u64>| v.map_or_else(|| "-".to_owned(), |n| n.to_string());
+    let gray = Style::default().fg(Color::Gray);
+    let bold = Style::default().add_modifier(Modifier::BOLD);
+    let mut lines = vec![Line::from(vec![
+        Span::styled("arena  ", bold.fg(Color::Magenta)),
+        Span::styled("orders ", gray),
+        Span::styled(count(arena.orders_accepted), bold),
+        Span::raw(format!(" ({}/s) · ", format_rate(node.rates.orders))),
+        Span::styled("trades ", gray),
+        Span::styled(count(arena.trades), bold),
+        Span::raw(format!(" ({}/s) · ", format_rate(node.rates.trades))),
+        Span::styled("rejected ", gray),
+        Span::styled(count(arena.orders_rejected), bold),
+    ])];
+    let text = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_owned());
+    for m in &arena.markets {
+        lines.push(Line::from(vec![
+            Span::styled(format!("{:<10}", m.symbol), bold.fg(Color::Cyan)),
+            Span::styled(" last ", gray),
+            Span::styled(format!("{:>12}", text(&m.last_price)), bold),
+            Span::styled("  bid ", gray),
+            Span::styled(
+                format!("{:>12}", text(&m.best_bid)),
+                Style::default().fg(Color::Green),
+            ),
+            Span::styled("  ask ", gray),
+            Span::styled(
+                format!("{:>12}", text(&m.best_ask)),
+                Style::default().fg(Color::Red),
+            ),
+            Span::styled("  volume ", gray),
+            Span::raw(text(&m.volume)),
+        ]));
+    }
     Paragraph::new(lines)
 }
 

@@ -15,7 +15,14 @@ fn fixture(messages_in: u64, deliveries: u64, chat_sequence: u64) -> NodeData {
     let stats_raw = json!({
         "connections": 1234, "rooms": 2, "subscriptions": 1500, "connections_total": 4000,
         "messages_in": messages_in, "deliveries": deliveries, "publishes": messages_in,
-        "slow_consumers": 7, "evicted": 3, "dropped_oldest": 0, "uptime_secs": 3725
+        "slow_consumers": 7, "evicted": 3, "dropped_oldest": 0, "uptime_secs": 3725,
+        "arena": {"orders_accepted": messages_in, "orders_rejected": 2, "trades": deliveries / 10,
+            "accounts": 3, "symbols": [
+                {"symbol": "BTC-USD", "last_price": "50000.11", "best_bid": "50000.1",
+                 "best_ask": "50000.14", "volume": "0.195"},
+                {"symbol": "ETH-USD", "last_price": null, "best_bid": null,
+                 "best_ask": null, "volume": "0"}
+            ]}
     });
     let rooms_raw = json!({"rooms": [
         {"room": "lobby", "members": 1200, "sequence": 9, "epoch": "e"},
@@ -71,6 +78,20 @@ fn renders_figures_rooms_and_a_down_node() {
     assert!(line_with("slow consumers").contains('7'), "{screen}");
     assert!(line_with("evicted").contains('3'), "{screen}");
     assert!(line_with("uptime").contains("1h02m"), "{screen}");
+    // The arena: rates from two polls (250 orders/s, 150 trades/s) and a line per market.
+    let arena = line_with("arena");
+    assert!(
+        arena.contains("250.0/s") && arena.contains("150.0/s"),
+        "{screen}"
+    );
+    let btc = line_with("BTC-USD");
+    for part in ["50000.11", "50000.1", "50000.14", "0.195"] {
+        assert!(btc.contains(part), "{part} in {btc}");
+    }
+    assert!(
+        line_with("ETH-USD").contains("last            -"),
+        "{screen}"
+    );
     // Top rooms: by members, and trading-floor by rate (12 events in 1 s).
     assert!(line_with("lobby").contains("1200"), "{screen}");
     assert!(screen.contains("top rooms by msg/s"), "{screen}");
@@ -123,6 +144,9 @@ fn snapshot_json_lists_up_and_down_nodes() {
     assert_eq!(v["nodes"][0]["url"], "http://127.0.0.1:8080");
     assert_eq!(v["nodes"][0]["stats"]["connections"], 1234);
     assert_eq!(v["nodes"][0]["rooms"][0]["room"], "lobby");
+    assert_eq!(v["nodes"][0]["markets"][0]["symbol"], "BTC-USD");
+    assert_eq!(v["nodes"][0]["markets"][0]["last_price"], "50000.11");
+    assert!(v["nodes"][0]["markets"][1]["last_price"].is_null());
     assert_eq!(v["nodes"][1]["error"], "poll task failed");
     assert!(v["nodes"][1].get("stats").is_none());
 }

@@ -42,6 +42,8 @@ pub struct Shared {
     pub arena: Option<roomcast_arena::Arena>,
     /// Verifies signed REST requests and remembers used signatures.
     pub signed: roomcast_engine::auth::SignedRequestVerifier,
+    /// The dashboard's arena panel, computed once per period for every viewer.
+    pub arena_panel: crate::dashboard::arena::ArenaPanel,
 }
 
 impl std::ops::Deref for AppState {
@@ -122,6 +124,7 @@ impl AppState {
             started: std::time::Instant::now(),
             arena,
             signed: roomcast_engine::auth::SignedRequestVerifier::default(),
+            arena_panel: crate::dashboard::arena::ArenaPanel::default(),
         })))
     }
 }

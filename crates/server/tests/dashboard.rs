@@ -33,7 +33,7 @@ async fn the_page_needs_the_admin_key() {
     assert_eq!(status, 200);
     assert!(page.contains("<title>roomcast dashboard</title>"), "{page}");
     assert!(page.contains("id=\"connections\""), "{page}");
-    assert!(page.contains("trading arena not running"), "{page}");
+    assert!(page.contains("id=\"arena-markets\""), "{page}");
     assert!(!page.contains(ADMIN), "the page never echoes the key");
     // A bearer header works as well (for tools that can set one).
     let (status, _) = server
@@ -47,6 +47,7 @@ async fn the_page_needs_the_admin_key() {
         .await;
     assert_eq!(status, 200);
     assert!(js.contains("api/admin/stream"));
+    assert!(js.contains("trading arena not running"));
     let (status, _) = server
         .http_request("GET", "/dashboard/app.css", None, None)
         .await;
@@ -162,4 +163,104 @@ async fn the_stream_follows_a_connected_client() {
             Err(_) => panic!("no close frame at shutdown"),
         }
     }
+}
+
+/// Whether every market of the panel has bid and ask levels and at least one has trades.
+fn panel_is_trading(v: &Value) -> bool {
+    let Some(markets) = v["arena"]["markets"].as_array() else {
+        return false;
+    };
+    !markets.is_empty()
+        && markets.iter().all(|m| {
+            m["bids"].as_array().is_some_and(|b| !b.is_empty())
+                && m["asks"].as_array().is_some_and(|a| !a.is_empty())
+        })
+        && markets
+            .iter()
+            .any(|m| m["trades"].as_array().is_some_and(|t| !t.is_empty()))
+}
+
+#[tokio::test]
+async fn with_demo_the_stream_carries_the_arena_panel() {
+    let server = TestServer::start(&["--admin-key", ADMIN, "--demo", "--demo-rate", "50"]).await;
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async(server.url(&format!("/api/admin/stream?key={ADMIN}")))
+            .await
+            .expect("stream upgrade");
+    let first = next_stats(&mut ws).await;
+    assert_eq!(first["arena"]["running"], true, "{first}");
+
+    let v = stats_until(
+        &mut ws,
+        "books and trades in the arena panel",
+        panel_is_trading,
+    )
+    .await;
+    let arena = &v["arena"];
+    let btc = arena["markets"]
+        .as_array()
+        .and_then(|m| m.iter().find(|m| m["symbol"] == "BTC-USD"))
+        .unwrap_or_else(|| panic!("BTC-USD in {arena}"));
+    // Prices and quantities are decimal strings; bids best first, below the best ask.
+    let price = |l: &Value| -> f64 {
+        l["price"]
+            .as_str()
+            .unwrap_or_else(|| panic!("price string in {l}"))
+            .parse()
+            .expect("decimal price")
+    };
+    let (bids, asks) = (
+        btc["bids"].as_array().expect("bids"),
+        btc["asks"].as_array().expect("asks"),
+    );
+    assert!(bids.len() <= 8 && asks.len() <= 8, "bounded depth: {btc}");
+    assert!(price(&bids[0]) < price(&asks[0]), "book not crossed: {btc}");
+    assert!(
+        bids.windows(2).all(|w| price(&w[0]) > price(&w[1])),
+        "{btc}"
+    );
+    assert!(
+        asks.windows(2).all(|w| price(&w[0]) < price(&w[1])),
+        "{btc}"
+    );
+    assert!(bids[0]["quantity"].is_string(), "{btc}");
+    let trades = arena["markets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|m| m["trades"].as_array().cloned().unwrap_or_default())
+        .collect::<Vec<_>>();
+    assert!(trades
+        .iter()
+        .all(|t| t["price"].is_string() && t["trade_id"].is_u64()));
+    assert!(arena["trades"].as_u64().is_some_and(|n| n > 0), "{arena}");
+    // The three demo bots' equity, in the quote currency.
+    let equity = arena["equity"].as_array().expect("equity");
+    assert_eq!(equity.len(), 3, "{arena}");
+    assert_eq!(equity[0]["collective_id"], "bot-1");
+    assert_eq!(equity[0]["equity"][0]["currency"], "USD", "{arena}");
+    // The admin stats carry the arena's counters and per-symbol line (the monitor's source).
+    let symbols = v["stats"]["arena"]["symbols"]
+        .as_array()
+        .expect("stats.arena.symbols");
+    assert_eq!(symbols.len(), 2, "{v}");
+    assert!(v["stats"]["arena"]["orders_accepted"]
+        .as_u64()
+        .is_some_and(|n| n > 0));
+}
+
+#[tokio::test]
+async fn without_the_arena_the_panel_says_so() {
+    let server = TestServer::start(&["--admin-key", ADMIN, "--no-arena"]).await;
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async(server.url(&format!("/api/admin/stream?key={ADMIN}")))
+            .await
+            .expect("stream upgrade");
+    let first = next_stats(&mut ws).await;
+    assert_eq!(
+        first["arena"],
+        serde_json::json!({"running": false}),
+        "{first}"
+    );
+    assert!(first["stats"]["arena"].is_null(), "{first}");
 }

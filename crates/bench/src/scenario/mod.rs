@@ -7,6 +7,7 @@ pub(crate) mod churn;
 pub(crate) mod connect;
 pub(crate) mod echo;
 pub(crate) mod fanout;
+pub(crate) mod orders;
 pub(crate) mod replay;
 
 use std::collections::BTreeMap;

@@ -20,6 +20,7 @@ use crate::args::ReplayArgs;
 use crate::client::{self, HoldEnd};
 use crate::clock;
 use crate::conn::{run_tag, Connector, Target};
+use crate::http::dechunk;
 use crate::parse::{classify, classify_replay, Msg, Replay, PONG};
 use crate::progress::{si, Progress, RateMeter};
 use crate::report::{CpuMark, DoneMs, ReplayResults, Report, Results};
@@ -428,22 +429,6 @@ async fn http_post(target: &Target, path: &str, key: &str, body: &[u8]) -> anyho
         );
     }
     Ok(body)
-}
-
-/// Decodes a `Transfer-Encoding: chunked` body.
-fn dechunk(mut b: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(b.len());
-    loop {
-        let eol = memchr::memmem::find(b, b"\r\n")?;
-        let line = std::str::from_utf8(&b[..eol]).ok()?;
-        let size = usize::from_str_radix(line.split(';').next()?.trim(), 16).ok()?;
-        b = &b[eol + 2..];
-        if size == 0 {
-            return Some(out);
-        }
-        out.extend_from_slice(b.get(..size)?);
-        b = b.get(size + 2..)?;
-    }
 }
 
 #[derive(Deserialize)]

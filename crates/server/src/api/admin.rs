@@ -55,6 +55,9 @@ pub(crate) fn stats_json(state: &AppState) -> Value {
         "rate_limited": state.security.rate_limited.load(Ordering::Relaxed),
         "auth_failures": state.security.auth_failures.load(Ordering::Relaxed),
         "uptime_secs": state.started.elapsed().as_secs(),
+        // Counters and per-symbol last/bid/ask/volume as of the exchange's last batch
+        // (a copy under a short lock: cheap enough for every poll).
+        "arena": state.arena.as_ref().map(|a| a.stats()),
     })
 }
 

@@ -1,6 +1,6 @@
 // roomcast dashboard: reads the stats stream (api/admin/stream), derives per-second rates
 // from consecutive counters, and draws the figures, four small canvas charts and the top
-// rooms table. No libraries; the admin key comes from this page's ?key= and goes only to
+// rooms table, and the trading arena's markets (book, last trades) and equity. No libraries; the admin key comes from this page's ?key= and goes only to
 // the stream URL.
 "use strict";
 
@@ -99,6 +99,7 @@
 
     const rooms = Array.isArray(msg.rooms) ? msg.rooms : [];
     renderRooms(rooms, secs);
+    renderArena(msg.arena);
 
     previous = {
       timeMs: msg.time_ms,
@@ -152,6 +153,99 @@
       rows.push(tr);
     }
     body.replaceChildren(...rows);
+  }
+
+  // An element with text content (never innerHTML: symbols and ids come from config and
+  // clients) and an optional class.
+  function el(tag, text, cls) {
+    const e = document.createElement(tag);
+    if (text !== undefined && text !== null) e.textContent = String(text);
+    if (cls) e.className = cls;
+    return e;
+  }
+
+  function row(cells) {
+    const tr = document.createElement("tr");
+    for (const [text, cls] of cells) tr.appendChild(el("td", text ?? "–", cls));
+    return tr;
+  }
+
+  function table(cls, headers, rows, emptyText) {
+    const t = el("table", null, cls);
+    const head = document.createElement("tr");
+    for (const [text, c] of headers) head.appendChild(el("th", text, c));
+    t.createTHead().appendChild(head);
+    const body = t.createTBody();
+    if (rows.length === 0) {
+      const tr = row([[emptyText, ""]]);
+      tr.className = "empty";
+      tr.firstChild.colSpan = headers.length;
+      body.appendChild(tr);
+    } else {
+      body.append(...rows);
+    }
+    return t;
+  }
+
+  // The arena panel: prices are decimal strings from the server and are shown as sent.
+  function renderArena(arena) {
+    const status = $("arena-status");
+    const cards = $("arena-markets");
+    if (!arena || arena.running !== true) {
+      status.textContent = "trading arena not running";
+      status.hidden = false;
+      cards.replaceChildren();
+      $("arena-equity-block").hidden = true;
+      return;
+    }
+    status.textContent = `${fmt(arena.orders_accepted)} orders accepted · ${fmt(arena.trades)} trades · ${fmt(arena.accounts)} accounts`;
+    const markets = Array.isArray(arena.markets) ? arena.markets : [];
+    cards.replaceChildren(
+      ...markets.map((m) => {
+        const card = el("div", null, "market");
+        card.dataset.symbol = m.symbol;
+        card.appendChild(el("h3", m.symbol));
+        card.appendChild(
+          el(
+            "p",
+            `last ${m.last_price ?? "–"} · bid ${m.best_bid ?? "–"} · ask ${m.best_ask ?? "–"} · volume ${m.volume ?? "0"}`,
+            "ticker",
+          ),
+        );
+        const asks = (m.asks || []).slice().reverse();
+        const bids = m.bids || [];
+        const levels = [
+          ...asks.map((l) => Object.assign(row([["ask", "side ask"], [l.price, "num"], [l.quantity, "num"]]), { className: "level ask" })),
+          ...bids.map((l) => Object.assign(row([["bid", "side bid"], [l.price, "num"], [l.quantity, "num"]]), { className: "level bid" })),
+        ];
+        card.appendChild(table("book", [["book", ""], ["price", "num"], ["quantity", "num"]], levels, "empty book"));
+        const trades = (m.trades || []).map((t) =>
+          Object.assign(
+            row([
+              [new Date(t.timestamp_ms).toLocaleTimeString(), ""],
+              [t.taker_side, "side " + t.taker_side],
+              [t.price, "num"],
+              [t.quantity, "num"],
+            ]),
+            { className: "trade" },
+          ),
+        );
+        card.appendChild(
+          table("trades", [["time", ""], ["taker", ""], ["price", "num"], ["quantity", "num"]], trades, "no trades yet"),
+        );
+        return card;
+      }),
+    );
+    const equity = Array.isArray(arena.equity) ? arena.equity : [];
+    $("arena-equity-block").hidden = equity.length === 0;
+    $("arena-equity").tBodies[0].replaceChildren(
+      ...equity.map((e) =>
+        row([
+          [e.collective_id, ""],
+          [(e.equity || []).map((q) => `${q.equity} ${q.currency}`).join(", "), "num"],
+        ]),
+      ),
+    );
   }
 
   // A line chart with a filled area, scaled to its maximum; the maximum is written in the

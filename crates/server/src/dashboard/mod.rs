@@ -1,6 +1,6 @@
 //! The web dashboard: one static page (HTML, JS and CSS embedded in the binary, no build
 //! step, nothing fetched from elsewhere) fed by a WebSocket stream of the server's own
-//! statistics ([`stream`]).
+//! statistics ([`stream`]), with the trading arena's panel ([`arena`]) when it runs.
 //!
 //! Access follows the admin API's rule ([`crate::api::admin::authorize`]), with one addition
 //! for browsers, which cannot set an `Authorization` header on a page load: the admin key may
@@ -11,6 +11,7 @@
 //! The two assets (`/dashboard/app.js`, `/dashboard/app.css`) are served without the key:
 //! they hold code, never data, and a `<script src>` cannot carry a header either.
 
+pub mod arena;
 pub(crate) mod stream;
 
 use axum::extract::rejection::QueryRejection;

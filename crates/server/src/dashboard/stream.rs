@@ -3,7 +3,8 @@
 //!
 //! ```json
 //! {"type":"stats","time_ms":12345,"stats":{..same as /api/admin/stats..},
-//!  "rooms":[{"room":"chat","members":3,"sequence":41,"epoch":".."}, ..top 20..]}
+//!  "rooms":[{"room":"chat","members":3,"sequence":41,"epoch":".."}, ..top 20..],
+//!  "arena":{..the arena panel, see super::arena..}}
 //! ```
 //!
 //! One task per stream, tracked by `state.tasks`; it ends when the client closes, when a
@@ -112,7 +113,7 @@ async fn run(socket: WebSocket, state: AppState, _slot: Slot) {
                 return;
             }
             _ = tick.tick() => {
-                let text = snapshot(&state).to_string();
+                let text = snapshot(&state).await.to_string();
                 match tokio::time::timeout(SEND_TIMEOUT, tx.send(Message::Text(text.into()))).await {
                     Ok(Ok(())) => {}
                     Ok(Err(_)) | Err(_) => return,
@@ -131,8 +132,9 @@ fn by_size(a: &(RoomName, usize), b: &(RoomName, usize)) -> std::cmp::Ordering {
     b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0))
 }
 
-/// One push: the admin stats and the [`TOP_ROOMS`] largest rooms.
-pub(crate) fn snapshot(state: &AppState) -> Value {
+/// One push: the admin stats, the [`TOP_ROOMS`] largest rooms and the arena panel (shared
+/// by every viewer, see [`super::arena`]).
+pub(crate) async fn snapshot(state: &AppState) -> Value {
     let mut rooms = state.hub.rooms();
     if rooms.len() > TOP_ROOMS {
         rooms.select_nth_unstable_by(TOP_ROOMS - 1, by_size);
@@ -145,5 +147,6 @@ pub(crate) fn snapshot(state: &AppState) -> Value {
         "time_ms": u64::try_from(state.started.elapsed().as_millis()).unwrap_or(u64::MAX),
         "stats": stats_json(state),
         "rooms": rooms,
+        "arena": state.arena_panel.get(state).await,
     })
 }
