@@ -83,6 +83,16 @@ pub(crate) enum Request {
     },
 }
 
+impl Request {
+    /// Whether it may change the state (and so cause events).
+    fn writes(&self) -> bool {
+        matches!(
+            self,
+            Request::Open { .. } | Request::Place { .. } | Request::Cancel { .. }
+        )
+    }
+}
+
 enum Reply {
     Open(
         oneshot::Sender<Result<(), ArenaError>>,
@@ -239,8 +249,12 @@ impl Exchange {
         };
         let mut logged = Vec::new();
         let emit = &mut applied.emit;
+        // The rooms' history store must be able to take the events a change will cause:
+        // while it is failing, changes are refused (503) rather than applied with events
+        // that could never be sequenced. Reads and attaches still run.
+        let history_ok = self.hub.history().writable().is_ok();
         for request in batch {
-            if self.failed {
+            if self.failed || (!history_ok && request.writes()) {
                 fail(request);
                 continue;
             }
@@ -393,15 +407,25 @@ impl Exchange {
         }
     }
 
-    fn publish(&self, emit: Emit) {
+    /// Publishes a durable batch's events. A room with no history and nobody in it (most
+    /// `order:{collective}/{id}` rooms) is skipped without being created. If the history
+    /// store refuses an event anyway (it failed after the batch was checked), the streams
+    /// would silently diverge from the state, so the exchange stops: every later request
+    /// gets `Unavailable`, and the restart that recovers it starts new room epochs.
+    fn publish(&mut self, emit: Emit) {
         for event in emit.events {
-            if let Err(e) = self.hub.publish(
+            match self.hub.publish_observed(
                 &event.room,
                 event.event_type,
                 &EventBody::data(&event.data),
                 None,
             ) {
-                tracing::warn!(room = %event.room, error = %e, "arena publish failed");
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(room = %event.room, error = %e,
+                        "arena event could not be published; the exchange stops accepting commands");
+                    self.failed = true;
+                }
             }
         }
     }

@@ -425,6 +425,24 @@ impl Hub {
         })
     }
 
+    /// [`Hub::publish`], except that an event for a room that keeps no history and does
+    /// not exist (nobody has joined it) is dropped without creating the room: nothing
+    /// could ever observe it. Returns `None` then. A domain that publishes to many
+    /// rarely-watched rooms (one per order) uses it to keep the room map small.
+    pub fn publish_observed(
+        &self,
+        name: &RoomName,
+        event_type: &str,
+        body: &EventBody,
+        exclude: Option<ConnId>,
+    ) -> Result<Option<Published>, PublishError> {
+        if self.existing_room(name).is_none() && !self.inner.history.keeps(name) {
+            roomcast_protocol::server::check_event_type(event_type)?;
+            return Ok(None);
+        }
+        self.publish(name, event_type, body, exclude).map(Some)
+    }
+
     /// Delivers an event another node sequenced (called by a broker). Events at or below the
     /// room's current head are duplicates and ignored; otherwise local members receive it
     /// and the head advances. Returns the fan-out counts.
