@@ -21,6 +21,9 @@ pub const PRIVATE_PREFIXES: [&str; 3] = ["portfolio:", "orders:", "order:"];
 /// The public market data prefix.
 pub const MARKET_PREFIX: &str = "market:";
 
+/// Every prefix of the arena's rooms, private and public.
+pub const ALL_PREFIXES: [&str; 4] = ["portfolio:", "orders:", "order:", "market:"];
+
 /// Every event type the arena publishes and every snapshot frame type it sends (for the
 /// server's list of types clients may not emit).
 pub const EVENT_TYPES: [&str; 14] = [

@@ -296,6 +296,7 @@ impl ServeArgs {
                 demo_rate: self.demo_rate,
                 allow_shorts: self.allow_shorts.then_some(true),
                 instruments: None,
+                durable_history: None,
             },
         }
     }

@@ -57,6 +57,9 @@ pub struct RawArena {
     pub allow_shorts: Option<bool>,
     /// The instruments (default BTC-USD and ETH-USD).
     pub instruments: Option<Vec<roomcast_arena::InstrumentConfig>>,
+    /// Keep the arena rooms' event history in the durable store too (default false: in
+    /// memory; the exchange's own log is the durable record).
+    pub durable_history: Option<bool>,
 }
 
 /// `[auth]` section.
@@ -253,6 +256,7 @@ impl RawConfig {
                 demo_rate: Some(roomcast_arena::DemoConfig::default().orders_per_second),
                 allow_shorts: Some(false),
                 instruments: Some(roomcast_arena::ArenaConfig::default().instruments),
+                durable_history: Some(false),
             },
         }
     }
@@ -352,6 +356,8 @@ pub struct HistoryConfig {
     pub fsync: FsyncPolicy,
     /// Which rooms keep how much.
     pub retention: Retention,
+    /// Whether the arena's rooms keep their history in the durable store (else memory).
+    pub arena_durable: bool,
 }
 
 impl Default for ServerConfig {
@@ -370,6 +376,7 @@ impl Default for ServerConfig {
                 data_dir: PathBuf::from("./data"),
                 fsync: FsyncPolicy::Batch,
                 retention: Retention::default(),
+                arena_durable: false,
             },
             auth: AuthConfig {
                 required: true,
@@ -480,6 +487,7 @@ impl RawConfig {
             arena.demo_rate,
             arena.allow_shorts,
             arena.instruments,
+            arena.durable_history,
             connection.outbox_capacity,
             connection.outbox_max_bytes,
             connection.max_queued_bytes,
@@ -655,6 +663,7 @@ impl RawConfig {
         let auth = validate_auth(self.auth, dev)?;
         let limits = validate_limits(self.limits, dev)?;
         let fsync = self.history.fsync.unwrap_or(d.history.fsync);
+        let arena_durable = self.arena.durable_history.unwrap_or(false);
         let arena = validate_arena(self.arena, fsync)?;
         Ok(ServerConfig {
             bind,
@@ -683,6 +692,7 @@ impl RawConfig {
                 data_dir: self.history.data_dir.unwrap_or(d.history.data_dir),
                 fsync,
                 retention,
+                arena_durable,
             },
             auth,
             limits,

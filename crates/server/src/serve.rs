@@ -12,7 +12,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use axum::serve::ListenerExt;
-use roomcast_engine::history::{DurableConfig, DurableHistory, History, MemoryHistory};
+use roomcast_engine::history::{
+    DurableConfig, DurableHistory, History, MemoryHistory, RoutedHistory,
+};
 use roomcast_engine::Hub;
 use tokio::net::{TcpListener, TcpSocket};
 
@@ -51,6 +53,28 @@ pub fn build_hub(config: &ServerConfig) -> anyhow::Result<Hub> {
                     .with_context(|| format!("opening the history store in {}", dir.display()))?,
             )
         }
+    };
+    // The arena's own log is the durable record of its state, and after any restart its
+    // streams resume from a fresh snapshot; writing each of its events to disk a second time
+    // costs most of an order's server time (docs/BENCHMARKS.md), so its rooms' history is
+    // kept in memory unless `[arena] durable_history = true`.
+    let arena_in_memory = config.arena.is_some()
+        && !config.history.arena_durable
+        && config.history.store == HistoryStore::Durable;
+    let history: Arc<dyn History> = match arena_in_memory {
+        true => {
+            let memory: Arc<dyn History> =
+                Arc::new(MemoryHistory::new(config.history.retention.clone()));
+            Arc::new(RoutedHistory::new(
+                history,
+                memory,
+                roomcast_arena::rooms::ALL_PREFIXES
+                    .iter()
+                    .map(|p| (*p).to_owned())
+                    .collect(),
+            ))
+        }
+        false => history,
     };
     Ok(Hub::new(config.hub.clone(), history))
 }

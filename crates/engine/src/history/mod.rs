@@ -30,10 +30,12 @@
 mod durable;
 mod memory;
 mod retention;
+mod routed;
 
 pub use durable::{DurableConfig, DurableHistory, FsyncPolicy, FILE_NAME};
 pub use memory::MemoryHistory;
 pub use retention::{Retention, RetentionRule};
+pub use routed::RoutedHistory;
 
 use std::future::Future;
 use std::pin::Pin;
