@@ -26,6 +26,10 @@ use serde_json::Value;
 const STORED: u64 = 100;
 
 fn hub(max_subscriptions: usize) -> Hub {
+    hub_with_outbox(max_subscriptions, 8)
+}
+
+fn hub_with_outbox(max_subscriptions: usize, outbox_capacity: usize) -> Hub {
     let mut retention = Retention::all(10_000, Duration::from_secs(300));
     retention.rules.insert(
         0,
@@ -37,7 +41,8 @@ fn hub(max_subscriptions: usize) -> Hub {
     );
     Hub::new(
         HubConfig {
-            outbox_capacity: 8,
+            outbox_capacity,
+            outbox_max_bytes: outbox_capacity.saturating_mul(1024),
             max_subscriptions,
             replay_batch: 16,
             ..HubConfig::default()
@@ -226,7 +231,11 @@ async fn max_subscriptions_is_not_bypassed_through_an_abandoned_replay() {
         .into_iter()
         .filter(|n| is_member(&hub, n, &s))
         .collect();
-    assert_eq!(joined, vec![&b], "member of more rooms than max_subscriptions");
+    assert_eq!(
+        joined,
+        vec![&b],
+        "member of more rooms than max_subscriptions"
+    );
     assert_eq!(s.rooms(), vec![b.clone()]);
 }
 
@@ -240,15 +249,24 @@ async fn a_replay_leaves_room_for_live_frames_of_other_rooms() {
     let mut fut = parked_recovery!(hub, s, r);
     // The replay waits for the writer; events of another room must still fit.
     publish(&hub, &busy, 3);
-    assert!(!s.outbox.is_closed(), "closed as a slow consumer by its own replay");
+    assert!(
+        !s.outbox.is_closed(),
+        "closed as a slow consumer by its own replay"
+    );
     let (result, mut frames) = {
         let (first, _) = take(&s).await;
         let (result, rest) = finish(&s, fut.as_mut()).await;
         (result, [first, rest].concat())
     };
-    assert!(matches!(result, Ok(Recovery::Replayed { count: STORED, .. })), "{result:?}");
+    assert!(
+        matches!(result, Ok(Recovery::Replayed { count: STORED, .. })),
+        "{result:?}"
+    );
     frames.retain(|v| v["room"] == "r" && v["type"] == "tick");
-    let seqs: Vec<u64> = frames.iter().filter_map(|v| v["sequence"].as_u64()).collect();
+    let seqs: Vec<u64> = frames
+        .iter()
+        .filter_map(|v| v["sequence"].as_u64())
+        .collect();
     assert_eq!(seqs, (1..=STORED).collect::<Vec<_>>());
 }
 
@@ -258,7 +276,8 @@ async fn a_replay_leaves_room_for_live_frames_of_other_rooms() {
 /// test subscribes from the head it just read, many times over.
 #[test]
 fn a_room_without_history_never_hides_a_missed_event_under_replay_complete() {
-    let hub = hub(10);
+    // A queue the hammering publisher cannot overflow before the test reads it.
+    let hub = hub_with_outbox(10, 1 << 20);
     let r = room("live-r");
     let stop = Arc::new(AtomicBool::new(false));
     let publisher = {
@@ -286,7 +305,8 @@ fn a_room_without_history_never_hides_a_missed_event_under_replay_complete() {
             // The first live event after the switch must be the one after `after`.
             let first = rt.block_on(async {
                 loop {
-                    let (frames, _) = take(&s).await;
+                    let (frames, close) = take(&s).await;
+                    assert!(close.is_none(), "iteration {i}: closed {close:?}");
                     if let Some(v) = frames.iter().find(|v| v["type"] == "tick") {
                         return v["sequence"].as_u64().expect("sequence");
                     }

@@ -91,8 +91,7 @@ impl Subscriptions {
         self.room_for_one_more(max)?;
         self.next_ticket += 1;
         let ticket = Ticket(self.next_ticket);
-        self.entries
-            .push((room.clone(), State::Recovering(ticket)));
+        self.entries.push((room.clone(), State::Recovering(ticket)));
         Ok(Reserved::New(ticket))
     }
 
@@ -174,7 +173,10 @@ mod tests {
     #[test]
     fn recovering_counts_against_the_limit_and_close_is_terminal() {
         let mut s = Subscriptions::default();
-        assert!(matches!(s.reserve_recovery(&r("a"), 1), Ok(Reserved::New(_))));
+        assert!(matches!(
+            s.reserve_recovery(&r("a"), 1),
+            Ok(Reserved::New(_))
+        ));
         assert_eq!(s.join_live(&r("b"), 1), Err(Full));
         assert_eq!(s.close(), vec![r("a")]);
         assert_eq!(s.join_live(&r("b"), 1), Ok(false));
