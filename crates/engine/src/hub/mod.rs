@@ -585,8 +585,9 @@ impl Hub {
     /// Applies the process-wide cap on queued outbound bytes: while the sum over every
     /// outbox exceeds `max_queued_bytes`, the sessions with the largest queues are closed
     /// as slow consumers (1008), largest first. Runs on the maintenance tick, so the
-    /// fan-out path pays nothing for it. Returns how many sessions were closed.
-    pub(crate) fn enforce_queued_bytes_cap(&self) -> usize {
+    /// fan-out path pays nothing for it (callable directly by embedders and tests).
+    /// Returns how many sessions were closed.
+    pub fn enforce_queued_bytes_cap(&self) -> usize {
         let cap = self.inner.config.max_queued_bytes;
         if cap == 0 {
             return 0;
@@ -605,7 +606,7 @@ impl Hub {
         if total <= cap {
             return 0;
         }
-        queued.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        queued.sort_unstable_by_key(|(bytes, _)| std::cmp::Reverse(*bytes));
         let mut closed = 0;
         for (_, s) in queued {
             if total <= cap {
