@@ -410,7 +410,8 @@ async fn connect_with_rcvbuf(server: &TestServer, client_id: &str, rcvbuf: u32) 
 async fn readers_that_stop_reading_are_closed_by_the_byte_bound_and_memory_stays_bounded() {
     const READERS: usize = 1000;
     const EVENTS: u64 = 300;
-    const RSS_BOUND_MIB: u64 = 512;
+    // Measured ~65 MiB (debug build); the bound leaves room for slower machines.
+    const RSS_BOUND_MIB: u64 = 256;
     let server = TestServer::start(&["--api-key", KEY, "--history", "memory"]).await;
     let mut readers = Vec::new();
     for i in 0..READERS {
