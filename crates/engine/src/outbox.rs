@@ -65,16 +65,18 @@ pub struct OutboxLimits {
 
 /// Where a queue stops accepting frames of one kind, as a fraction of [`OutboxLimits`].
 ///
-/// A history replay may fill only half of the queue and its final tail three quarters,
-/// so acks, events of other rooms and the room's own live events always find at least a
-/// quarter of the queue free: a replay never makes a reading client a slow consumer.
+/// A history replay may fill only a quarter of the queue (it tops the queue up to that
+/// quarter after each drain, so the writer's every flush is mostly live frames when live
+/// traffic is heavy), and its final tail only half: acks, events of other rooms and the
+/// room's own live events always find at least half of the queue free, and a replay
+/// never makes a reading client a slow consumer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Share {
     /// Live frames: the whole queue.
     Live,
-    /// Replay bulk: half.
+    /// Replay bulk: a quarter.
     Replay,
-    /// The replay's final tail, pushed under the room lock: three quarters.
+    /// The replay's final tail, pushed under the room lock: half.
     Tail,
 }
 
@@ -82,8 +84,8 @@ impl Share {
     fn of(self, n: usize) -> usize {
         match self {
             Share::Live => n,
-            Share::Replay => (n / 2).max(1),
-            Share::Tail => (n / 4 * 3).max(1),
+            Share::Replay => (n / 4).max(1),
+            Share::Tail => (n / 2).max(1),
         }
     }
 }
@@ -247,7 +249,7 @@ impl Outbox {
         Pushed::Queued
     }
 
-    /// Queues a replay's final tail at once if it fits in three quarters of the queue
+    /// Queues a replay's final tail at once if it fits in half of the queue
     /// (or the queue is empty); otherwise queues nothing and returns false, and the
     /// caller replays more in bulk first. Returns false when closed, too.
     pub fn push_tail(&self, frames: &[Bytes]) -> bool {
@@ -272,8 +274,8 @@ impl Outbox {
         true
     }
 
-    /// Queues a replayed frame, waiting while half the queue (messages or bytes) is in
-    /// use: back-pressure for replays that leaves the other half to live frames.
+    /// Queues a replayed frame, waiting while a quarter of the queue (messages or bytes)
+    /// is in use: back-pressure for replays that leaves the rest to live frames.
     /// `wanted` is checked before every attempt; [`Outbox::wake_replay`] makes a waiting
     /// replay check it again.
     pub async fn push_replay(&self, frame: Bytes, wanted: impl Fn() -> bool) -> ReplayPush {
@@ -521,17 +523,17 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn replay_leaves_half_the_queue_to_live_frames() {
+    async fn replay_leaves_three_quarters_of_the_queue_to_live_frames() {
         let o = Outbox::new(msgs(8), SlowConsumerPolicy::Disconnect);
-        for _ in 0..4 {
+        for _ in 0..2 {
             assert_eq!(o.push_replay(b("r"), || true).await, ReplayPush::Queued);
         }
-        // The replay share is full: a fifth replayed frame would wait...
-        let fifth = o.push_replay(b("r"), || true);
-        tokio::pin!(fifth);
-        assert!(futures_poll_once(fifth.as_mut()).await.is_none());
+        // The replay share is full: a third replayed frame would wait...
+        let third = o.push_replay(b("r"), || true);
+        tokio::pin!(third);
+        assert!(futures_poll_once(third.as_mut()).await.is_none());
         // ...while live frames still fit, without a slow-consumer close.
-        for _ in 0..4 {
+        for _ in 0..6 {
             assert_eq!(o.push(b("live")), Pushed::Queued);
         }
         assert!(!o.is_closed());

@@ -151,3 +151,42 @@ async fn supersede_closes_the_old_session_before_returning() {
     assert!(hub.disconnect(&new));
     assert_eq!(hub.connection_count(), 0);
 }
+
+#[tokio::test]
+async fn the_process_wide_byte_cap_closes_the_largest_queues_first() {
+    let hub = Hub::new(
+        HubConfig {
+            outbox_max_bytes: 64 * 1024,
+            max_queued_bytes: 5000,
+            ..HubConfig::default()
+        },
+        Arc::new(MemoryHistory::new(Retention::default())),
+    );
+    let (wide, narrow) = (
+        RoomName::parse("wide").expect("room"),
+        RoomName::parse("narrow").expect("room"),
+    );
+    let big = hub.connect(id("big"), SessionMeta::default());
+    let small = hub.connect(id("small"), SessionMeta::default());
+    hub.subscribe(&big, &wide).expect("sub");
+    hub.subscribe(&big, &narrow).expect("sub");
+    hub.subscribe(&small, &wide).expect("sub");
+    let content = RawValue::from_string(format!("\"{}\"", "x".repeat(1000))).expect("raw");
+    let body = EventBody::chat(&big.client_id, &content);
+    for _ in 0..2 {
+        hub.publish(&wide, "t", &body, None).expect("publish");
+    }
+    hub.publish(&narrow, "t", &body, None).expect("publish");
+    // ~3 KB queued for `big`, ~2 KB for `small`: over the 5,000-byte cap.
+    assert!(big.outbox.queued_bytes() + small.outbox.queued_bytes() > 5000);
+    assert_eq!(hub.enforce_queued_bytes_cap(), 1);
+    assert!(big.outbox.is_closed(), "the largest queue goes first");
+    assert!(!small.outbox.is_closed(), "and only as many as needed");
+    assert!(!hub.presence(&wide).contains(&big.client_id));
+    let mut out = std::collections::VecDeque::new();
+    match big.outbox.drain(&mut out).await {
+        Outgoing::Close(c) => assert_eq!(c.code, CloseCode::PolicyViolation),
+        other => panic!("expected a close, got {other:?}"),
+    }
+    assert_eq!(hub.enforce_queued_bytes_cap(), 0);
+}

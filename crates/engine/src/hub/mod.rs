@@ -7,6 +7,7 @@
 
 mod expiry;
 mod membership;
+mod queued_bytes;
 mod recovery;
 mod room;
 mod session;
@@ -344,7 +345,7 @@ impl Hub {
 
     /// Closes the session's subscription list for good and leaves every room: nothing
     /// can join after this, not even a replay that was under way.
-    fn leave_all(&self, session: &Session) {
+    pub(crate) fn leave_all(&self, session: &Session) {
         {
             let mut subs = session.subs();
             for name in subs.close() {
@@ -621,49 +622,6 @@ impl Hub {
             .evicted
             .fetch_add(dead.len() as u64, Ordering::Relaxed);
         dead.len()
-    }
-
-    /// Applies the process-wide cap on queued outbound bytes: while the sum over every
-    /// outbox exceeds `max_queued_bytes`, the sessions with the largest queues are closed
-    /// as slow consumers (1008), largest first. Runs on the maintenance tick, so the
-    /// fan-out path pays nothing for it. Returns how many sessions were closed.
-    pub(crate) fn enforce_queued_bytes_cap(&self) -> usize {
-        let cap = self.inner.config.max_queued_bytes;
-        if cap == 0 {
-            return 0;
-        }
-        let mut total = 0usize;
-        let mut queued = Vec::new();
-        self.inner.sessions.for_each_shard(|shard| {
-            for s in shard.values() {
-                let b = s.outbox.queued_bytes();
-                if b > 0 {
-                    total += b;
-                    queued.push((b, s.clone()));
-                }
-            }
-        });
-        if total <= cap {
-            return 0;
-        }
-        queued.sort_unstable_by_key(|q| std::cmp::Reverse(q.0));
-        let mut closed = 0;
-        for (_, s) in queued {
-            if total <= cap {
-                break;
-            }
-            total = total.saturating_sub(s.outbox.close_slow());
-            self.leave_all(&s);
-            closed += 1;
-        }
-        let stats = &self.inner.stats;
-        stats
-            .queued_bytes_cap_closes
-            .fetch_add(closed as u64, Ordering::Relaxed);
-        stats
-            .slow_consumers
-            .fetch_add(closed as u64, Ordering::Relaxed);
-        closed
     }
 
     /// Drops rooms with no members that nobody is using, so the room map is bounded by

@@ -7,15 +7,15 @@
 //! exactly one reply (the ack, or an error). [`Hub::recover`] then replays:
 //!
 //! 1. The bulk is read from history in batches and pushed with back-pressure
-//!    ([`Outbox::push_replay`]) while publishes continue. A replay may fill only half of
-//!    the session's queue, so acks, other rooms' events and heartbeats always find room
+//!    ([`Outbox::push_replay`]) while publishes continue. A replay may fill only a quarter
+//!    of the session's queue, so acks, other rooms' events and heartbeats always find room
 //!    and a reading client is never closed as a slow consumer because of its own replay.
 //!    Before every frame the replay checks that its ticket is still current, so an
 //!    unsubscribe, supersede, kick or eviction stops it at once.
 //! 2. The tail (events published during the bulk phase) is read while holding the
 //!    room's publish lock and the session joins before the lock is released: the next
 //!    live event is exactly the one after the last replayed one. The tail is bounded by
-//!    `replay_batch` events and by three quarters of the queue; a longer tail drops the
+//!    `replay_batch` events and by half of the queue; a longer tail drops the
 //!    lock and goes back to phase 1.
 //!
 //! Rooms without history decide everything under the publish lock: if anything was
