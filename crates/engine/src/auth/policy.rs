@@ -691,7 +691,11 @@ mod tests {
             owner_may_publish_reserved: true,
         })
         .expect("policy");
-        let bob = Principal::anonymous(client("bob"));
+        // A verified client without a collective (a token whose subject is bob).
+        let bob = Principal {
+            verified: true,
+            ..Principal::anonymous(client("bob"))
+        };
         assert!(policy.can_subscribe(&bob, &room("general")));
         assert!(!policy.can_subscribe(&bob, &room("news")));
         assert!(!policy.can_publish(&bob, &room("general")));
