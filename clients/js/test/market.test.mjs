@@ -23,7 +23,7 @@ async function restBook() {
 async function matches(feed, count) {
   const seen = new Set();
   let last;
-  await waitFor(`${count} matching book positions (last local/remote: ${last})`, async () => {
+  await waitFor(() => `${count} matching book positions (last local / remote: ${last})`, async () => {
     const before = feed.position?.sequence;
     const remote = await restBook();
     const local = feed.state.toJSON();

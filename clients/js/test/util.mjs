@@ -118,13 +118,15 @@ export function nextEvent(emitter, event, pred = () => true, ms = 10_000) {
   });
 }
 
-/** Waits until `probe()` is truthy (polled every 20 ms), or rejects after `ms`. */
+/** Waits until `probe()` is truthy (polled every 20 ms), or rejects after `ms`; `what` may be a function (read at the timeout). */
 export async function waitFor(what, probe, ms = 10_000) {
   const deadline = Date.now() + ms;
   for (;;) {
     const v = await probe();
     if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${ms} ms waiting for ${typeof what === "function" ? what() : what}`);
+    }
     await new Promise((r) => setTimeout(r, 20));
   }
 }
