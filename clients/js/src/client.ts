@@ -40,6 +40,8 @@ export interface ClientEvents {
   unsubscribed: { room: string; reason: string };
   /** The server warned that the session's token expires in `expires_in` seconds. */
   token_expiring: { expires_in: number };
+  /** A `refresh` was accepted: the session now lives `expires_in` more seconds. */
+  refreshed: { expires_in: number };
   /** The session was welcomed (every (re)connect). */
   welcome: { client_id: string; heartbeat_interval: number; features: string[] };
   /** An error that belongs to no request: a server `error` without id, a failed refresh, a bad frame. */
@@ -500,7 +502,8 @@ export class RoomcastClient extends Emitter<ClientEvents> {
     try {
       const token = await this.opts.getToken();
       this.token = token;
-      await this.request({ type: "refresh", token });
+      const ack = await this.request({ type: "refresh", token });
+      this.emit("refreshed", { expires_in: Number(ack.expires_in) });
     } catch (e) {
       this.emit("error", asError(e));
     }
