@@ -3,7 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import net from "node:net";
-import { Backoff } from "../dist/index.js";
+import { Backoff, DisconnectedError, QueueFullError } from "../dist/index.js";
 import { client, nextEvent } from "./util.mjs";
 
 test("delays are uniform in [0, min(cap, base*2^n)), capped, bounded in attempts, and reset", () => {
@@ -52,4 +52,27 @@ test("the client waits each announced delay before retrying, then gives up after
     const gap = next.at - w.at;
     assert.ok(gap >= w.delay - 2 && gap < w.delay + 150, `waited ${gap} ms for a ${w.delay} ms delay`);
   }
+});
+
+test("publishes while disconnected wait in a bounded queue: fail or drop-oldest when full", async (t) => {
+  const port = await new Promise((resolve) => {
+    const s = net.createServer().listen(0, "127.0.0.1", () => {
+      const p = s.address().port;
+      s.close(() => resolve(p));
+    });
+  });
+  const url = `ws://127.0.0.1:${port}`;
+  const failing = client(t, url, { clientId: "q1", queueSize: 2, queuePolicy: "fail" });
+  const a = failing.publish("r", 1);
+  const b = failing.publish("r", 2);
+  await assert.rejects(failing.publish("r", 3), QueueFullError);
+  const dropping = client(t, url, { clientId: "q2", queueSize: 2, queuePolicy: "drop-oldest" });
+  const c = dropping.publish("r", 1);
+  const d = dropping.publish("r", 2);
+  const e = dropping.publish("r", 3);
+  await assert.rejects(c, QueueFullError);
+  // Closing rejects what is still queued: nothing is silently lost.
+  failing.close();
+  dropping.close();
+  for (const p of [a, b, d, e]) await assert.rejects(p, DisconnectedError);
 });
