@@ -11,7 +11,7 @@ import { OrdersState } from "./arena/orders.js";
 import { PortfolioState } from "./arena/portfolio.js";
 import { Backoff } from "./backoff.js";
 import { closeAction } from "./closeCodes.js";
-import { importEd25519PrivateKey, signEd25519 } from "./ed25519.js";
+import { importEd25519PrivateKey, signEd25519, type CryptoKeyLike } from "./ed25519.js";
 import { Emitter } from "./emitter.js";
 import { DisconnectedError, QueueFullError, RoomcastError, TimeoutError, UnsupportedError } from "./errors.js";
 import { RoomState, type Handler, type Subscription } from "./subscription.js";
@@ -81,7 +81,7 @@ export class RoomcastClient extends Emitter<ClientEvents> {
   private features: string[] = [];
   private heartbeatMs = 30_000;
   private token: string | undefined;
-  private signingKey: Promise<CryptoKey> | undefined;
+  private signingKey: Promise<CryptoKeyLike> | undefined;
   private nextId = 1;
   private current: ClientState = "connecting";
   private connectedOnce = false;
@@ -101,7 +101,7 @@ export class RoomcastClient extends Emitter<ClientEvents> {
     const id = opts.clientId ?? opts.ed25519?.collectiveId;
     if (!id) throw new TypeError("RoomcastClient needs clientId (or ed25519.collectiveId)");
     this.clientId = id;
-    const WS = opts.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
+    const WS = (opts.WebSocket ?? (globalThis as { WebSocket?: unknown }).WebSocket) as WebSocketConstructor | undefined;
     if (!WS) {
       throw new UnsupportedError("no WebSocket on this platform: pass one, e.g. {WebSocket: (await import('ws')).default}");
     }

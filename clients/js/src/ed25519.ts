@@ -6,10 +6,21 @@
 import { UnsupportedError } from "./errors.js";
 
 /**
+ * A WebCrypto key, structurally: the DOM's `CryptoKey` and Node's `webcrypto.CryptoKey`
+ * both fit, so the declarations need neither the DOM lib nor Node's types.
+ */
+export interface CryptoKeyLike {
+  readonly type: string;
+  readonly algorithm: { readonly name: string };
+  readonly extractable: boolean;
+  readonly usages: readonly string[];
+}
+
+/**
  * A private key: a WebCrypto `CryptoKey` (algorithm Ed25519, usage `sign`), a PKCS#8 PEM
  * string (what `roomcast keygen` writes), or PKCS#8 DER bytes.
  */
-export type Ed25519PrivateKey = CryptoKey | string | Uint8Array;
+export type Ed25519PrivateKey = CryptoKeyLike | string | Uint8Array;
 
 function subtle(): SubtleCrypto {
   const s = globalThis.crypto?.subtle;
@@ -47,11 +58,11 @@ function pemBody(pem: string): Uint8Array {
 }
 
 /** Turns any accepted key form into a signing `CryptoKey`. */
-export async function importEd25519PrivateKey(key: Ed25519PrivateKey): Promise<CryptoKey> {
+export async function importEd25519PrivateKey(key: Ed25519PrivateKey): Promise<CryptoKeyLike> {
   if (typeof key !== "string" && !(key instanceof Uint8Array)) return key;
   const der = typeof key === "string" ? pemBody(key) : key;
   try {
-    return await subtle().importKey("pkcs8", der as BufferSource, { name: "Ed25519" }, false, ["sign"]);
+    return await subtle().importKey("pkcs8", der as Uint8Array<ArrayBuffer>, { name: "Ed25519" }, false, ["sign"]);
   } catch (e) {
     if (e instanceof UnsupportedError) throw e;
     if ((e as { name?: string }).name === "NotSupportedError") {
@@ -64,7 +75,7 @@ export async function importEd25519PrivateKey(key: Ed25519PrivateKey): Promise<C
 }
 
 /** Signs the UTF-8 bytes of `text`; returns the base64 signature the server expects. */
-export async function signEd25519(key: CryptoKey, text: string): Promise<string> {
-  const sig = await subtle().sign({ name: "Ed25519" }, key, new TextEncoder().encode(text));
+export async function signEd25519(key: CryptoKeyLike, text: string): Promise<string> {
+  const sig = await subtle().sign({ name: "Ed25519" }, key as CryptoKey, new TextEncoder().encode(text));
   return toBase64(new Uint8Array(sig));
 }

@@ -11,7 +11,7 @@
 export { RoomcastClient, type ClientEvents } from "./client.js";
 export { Backoff, type BackoffOptions } from "./backoff.js";
 export { CLOSE_CODES, closeAction, type CloseAction, type CloseRule } from "./closeCodes.js";
-export { importEd25519PrivateKey, signEd25519, toBase64, fromBase64, type Ed25519PrivateKey } from "./ed25519.js";
+export { importEd25519PrivateKey, signEd25519, toBase64, fromBase64, type CryptoKeyLike, type Ed25519PrivateKey } from "./ed25519.js";
 export { ArenaHttpError, DisconnectedError, QueueFullError, RoomcastError, TimeoutError, UnsupportedError } from "./errors.js";
 export type { Handler, Subscription } from "./subscription.js";
 export type * from "./types.js";

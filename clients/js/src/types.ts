@@ -86,8 +86,12 @@ export interface ClientOptions {
   getToken?: () => string | Promise<string>;
   /** Authenticate as a collective with the Ed25519 challenge. */
   ed25519?: { collectiveId: string; privateKey: Ed25519PrivateKey };
-  /** The WebSocket constructor (default `globalThis.WebSocket`; pass `ws` on Node 20). */
-  WebSocket?: WebSocketConstructor;
+  /**
+   * The WebSocket constructor (default `globalThis.WebSocket`; pass `ws` on Node 20). Typed
+   * loosely because `ws`'s overloads do not match the DOM signature; it is called as
+   * `new WebSocket(url, protocols?)` and used through {@link WebSocketLike}.
+   */
+  WebSocket?: WebSocketConstructor | (new (...args: never[]) => unknown);
   /** Reconnect delays (full jitter; base 500 ms, cap 30 s). */
   backoff?: BackoffOptions;
   /** A connection up this long resets the backoff (default 10000 ms). */

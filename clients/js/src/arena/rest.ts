@@ -4,7 +4,7 @@
  * of `timestamp + method + path_with_query + body` (docs/ARENA.md). Uses the platform's
  * `fetch` and WebCrypto; a JWT (`token`) works instead of a key.
  */
-import { importEd25519PrivateKey, signEd25519, type Ed25519PrivateKey } from "../ed25519.js";
+import { importEd25519PrivateKey, signEd25519, type CryptoKeyLike, type Ed25519PrivateKey } from "../ed25519.js";
 import { ArenaHttpError } from "../errors.js";
 import type { Level } from "./book.js";
 import type { Order } from "./orders.js";
@@ -35,7 +35,7 @@ export interface NewOrder {
 /** The REST client. `baseUrl` is `http(s)://host:port` (`ws(s)://` is accepted and converted). */
 export class ArenaRest {
   private readonly base: string;
-  private readonly key: Promise<CryptoKey> | undefined;
+  private readonly key: Promise<CryptoKeyLike> | undefined;
   private readonly fetchImpl: typeof fetch;
 
   constructor(
