@@ -8,7 +8,7 @@ import { Server, client, stateOf, waitFor } from "./util.mjs";
 
 let server;
 before(async () => {
-  server = await Server.start(["--history", "memory", "--demo", "--demo-rate", "20"]);
+  server = await Server.start(["--history", "memory", "--demo", "--demo-rate", "10"]);
 });
 after(() => server.close());
 

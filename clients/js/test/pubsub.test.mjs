@@ -51,3 +51,20 @@ test("unsubscribe leaves the room; close() ends the session and rejects what is 
   assert.equal(dave.state, "closed");
   await assert.rejects(dave.publish("room-u", 1), DisconnectedError);
 });
+
+test("subscribe with since replays what came after that position, marked replayed", async (t) => {
+  const pub = client(t, server, { clientId: "since-pub" });
+  await pub.subscribe("since-room", () => {}).ready;
+  const acks = [];
+  for (let i = 1; i <= 5; i++) acks.push(await pub.publish("since-room", { i }));
+  const late = client(t, server, { clientId: "since-late" });
+  const got = [];
+  const replayed = new Promise((r) => late.on("replay_complete", r));
+  await late.subscribe("since-room", (ev) => got.push(ev), { since: { sequence: 2, epoch: acks[0].epoch } }).ready;
+  assert.deepEqual(await replayed, { room: "since-room", replayed_count: 3 });
+  assert.deepEqual(got.map((e) => [e.sequence, e.content.i, e.replayed]), [
+    [3, 3, true],
+    [4, 4, true],
+    [5, 5, true],
+  ]);
+});
