@@ -5,10 +5,18 @@
  * bounded offline publish queue and token refresh. Per-room recovery lives in
  * `subscription.ts`, the arena's state in `arena/`.
  */
-import { OrderBook } from "./arena/book.js";
-import { Feed, type ArenaFeed, type FeedHandler, type StateAdapter } from "./arena/feed.js";
-import { OrdersState } from "./arena/orders.js";
-import { PortfolioState } from "./arena/portfolio.js";
+import type { OrderBook } from "./arena/book.js";
+import {
+  bookAdapter,
+  Feed,
+  ordersAdapter,
+  portfolioAdapter,
+  type ArenaFeed,
+  type FeedHandler,
+  type StateAdapter,
+} from "./arena/feed.js";
+import type { OrdersState } from "./arena/orders.js";
+import type { PortfolioState } from "./arena/portfolio.js";
 import { Backoff } from "./backoff.js";
 import { closeAction } from "./closeCodes.js";
 import { importEd25519PrivateKey, signEd25519, type CryptoKeyLike } from "./ed25519.js";
@@ -307,17 +315,7 @@ export class RoomcastClient extends Emitter<ClientEvents> {
    * `book_update`, kept across reconnects (replay, or a fresh snapshot after a gap).
    */
   market(symbol: string, handler?: FeedHandler<OrderBook>): ArenaFeed<OrderBook> {
-    const book = new OrderBook(symbol);
-    const adapter: StateAdapter<OrderBook> = {
-      state: book,
-      reset: (d) => book.reset(d as Parameters<OrderBook["reset"]>[0]),
-      apply: (type, d) => {
-        if (type === "book_update") book.update(d as Parameters<OrderBook["update"]>[0]);
-        else if (type === "trade") book.lastPrice = (d as { price?: string }).price;
-        else if (type !== "ticker") return false;
-        return true;
-      },
-    };
+    const adapter = bookAdapter(symbol);
     const feed = new Feed(adapter, handler);
     const sub = this.subscribe(`market:${symbol}`, (ev) => feed.onEvent(ev), {
       onRecoveryFailed: () => feed.onRecoveryFailed(),
@@ -328,14 +326,12 @@ export class RoomcastClient extends Emitter<ClientEvents> {
 
   /** Follows the collective's portfolio over its own stream connection (`/ws/{collective}/portfolio`). */
   portfolio(handler?: FeedHandler<PortfolioState>): ArenaFeed<PortfolioState> {
-    const state = new PortfolioState();
-    return this.streamFeed("portfolio", { state, reset: (d) => state.reset(d as never), apply: (t, d) => state.apply(t, d) }, handler);
+    return this.streamFeed("portfolio", portfolioAdapter(), handler);
   }
 
   /** Follows the collective's open orders over its own stream connection (`/ws/{collective}/orders`). */
   orders(handler?: FeedHandler<OrdersState>): ArenaFeed<OrdersState> {
-    const state = new OrdersState();
-    return this.streamFeed("orders", { state, reset: (d) => state.reset(d as never), apply: (t, d) => state.apply(t, d) }, handler);
+    return this.streamFeed("orders", ordersAdapter(), handler);
   }
 
   private streamFeed<S>(stream: "portfolio" | "orders", adapter: StateAdapter<S>, handler?: FeedHandler<S>): ArenaFeed<S> {

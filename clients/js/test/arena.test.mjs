@@ -72,3 +72,21 @@ test("orders and portfolio streams follow signed REST orders", async (t) => {
   orders.close();
   portfolio.close();
 });
+
+test("a stream connection resumes with ?last_sequence and replays what it missed", async (t) => {
+  const c = client(t, server, { ed25519: { collectiveId: "acme", privateKey: acme.privateKey }, backoff: { baseMs: 1000, capMs: 1000, random: () => 0.999 } });
+  const rest = new ArenaRest(server.http, { collectiveId: "acme", privateKey: acme.privateKey });
+  const events = [];
+  const orders = c.orders((_s, ev) => events.push(ev));
+  await orders.ready;
+  const r = await server.admin("POST", "/api/admin/connections/acme:orders/disconnect", { code: 1008, reason: "test" });
+  assert.equal(r.status, 200);
+  // Placed while the stream is down (it waits ~1 s before retrying).
+  const placed = await rest.placeOrder({ symbol: "ETH-USD", side: "buy", type: "limit", quantity: "1", price: "10.00" });
+  await waitFor("the missed order, replayed", () => orders.state.open.has(placed.order_id));
+  const created = events.find((e) => e.type === "order_created" && e.data.order_id === placed.order_id);
+  assert.equal(created.replayed, true);
+  assert.equal(events.filter((e) => e.type.endsWith("_snapshot")).length, 1, "no second snapshot: the gap was replayed");
+  await rest.cancelOrder(placed.order_id);
+  await waitFor("the cancel", () => !orders.state.open.has(placed.order_id));
+});

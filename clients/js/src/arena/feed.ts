@@ -5,6 +5,9 @@
  * server sends next, so the state is never built on a gap.
  */
 import type { Position, RoomEvent } from "../types.js";
+import { OrderBook } from "./book.js";
+import { OrdersState } from "./orders.js";
+import { PortfolioState } from "./portfolio.js";
 
 /** What `client.market()`, `client.portfolio()` and `client.orders()` return. */
 export interface ArenaFeed<S> {
@@ -70,4 +73,31 @@ export class Feed<S> implements ArenaFeed<S> {
   close(): void {
     this.closer();
   }
+}
+
+/** `market:{symbol}`: `book_snapshot`, then `book_update` (levels), `trade` (last price), `ticker`. */
+export function bookAdapter(symbol: string): StateAdapter<OrderBook> {
+  const book = new OrderBook(symbol);
+  return {
+    state: book,
+    reset: (d) => book.reset(d as Parameters<OrderBook["reset"]>[0]),
+    apply: (type, d) => {
+      if (type === "book_update") book.update(d as Parameters<OrderBook["update"]>[0]);
+      else if (type === "trade") book.lastPrice = (d as { price?: string }).price;
+      else if (type !== "ticker") return false;
+      return true;
+    },
+  };
+}
+
+/** `portfolio:{collective}`: `portfolio_snapshot`, then balance and position updates. */
+export function portfolioAdapter(): StateAdapter<PortfolioState> {
+  const state = new PortfolioState();
+  return { state, reset: (d) => state.reset(d as Parameters<PortfolioState["reset"]>[0]), apply: (t, d) => state.apply(t, d) };
+}
+
+/** `orders:{collective}`: `orders_snapshot` (open orders), then order events. */
+export function ordersAdapter(): StateAdapter<OrdersState> {
+  const state = new OrdersState();
+  return { state, reset: (d) => state.reset(d as Parameters<OrdersState["reset"]>[0]), apply: (t, d) => state.apply(t, d) };
 }
