@@ -11,7 +11,7 @@ import socket
 import time
 
 import pytest
-from conftest import Recorder, Server
+from conftest import Recorder, Server, ServerFactory
 
 from roomcast import Backoff, ClientClosed, ClientOptions, RoomcastClient
 
@@ -101,7 +101,7 @@ async def test_kill_9_restart_surfaces_recovery_failed_and_goes_on_live(server: 
     await bob.close()
 
 
-async def test_silent_server_is_detected_by_heartbeat_and_left(make_server) -> None:  # type: ignore[no-untyped-def]
+async def test_silent_server_is_detected_by_heartbeat_and_left(make_server: ServerFactory) -> None:
     server: Server = await make_server("--heartbeat-interval", "1")
     options = ClientOptions(backoff_base=0.05, backoff_cap=0.3, heartbeat_timeout=0.5)
     alice = RoomcastClient(server.ws_url, client_id="alice", options=options)

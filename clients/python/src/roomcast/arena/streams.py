@@ -8,10 +8,39 @@ replaces the state in one step.
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any, Protocol
+
 from ..auth import Ed25519Credentials
 from ..client import ClientOptions, RoomcastClient
 from ..rooms import Subscription
 from .state import BookState, OrdersState, PortfolioState
+
+
+class _State(Protocol):
+    ready: bool
+
+    def apply(self, event: dict[str, Any]) -> None: ...
+
+
+async def _connect_ready(
+    client: RoomcastClient, room: str, state: _State, timeout: float
+) -> None:
+    """Connects and returns once the stream's snapshot has been applied."""
+    snapshot = asyncio.Event()
+
+    def apply(event: dict[str, Any]) -> None:
+        state.apply(event)
+        if state.ready:
+            snapshot.set()
+
+    client.listen(room, apply)
+    await client.connect()
+    try:
+        await asyncio.wait_for(snapshot.wait(), timeout)
+    except TimeoutError:
+        await client.close()
+        raise
 
 
 async def follow_orders(
@@ -20,14 +49,14 @@ async def follow_orders(
     *,
     token: str | None = None,
     options: ClientOptions | None = None,
+    snapshot_timeout: float = 10.0,
 ) -> tuple[RoomcastClient, OrdersState]:
-    """Connects `/ws/{collective}/orders` and keeps the open orders."""
+    """Connects `/ws/{collective}/orders`; returns once its snapshot is applied."""
     state = OrdersState()
     client = RoomcastClient(
         url, ed25519=credentials, token=token, stream="orders", options=options
     )
-    client.listen(f"orders:{credentials.collective_id}", state.apply)
-    await client.connect()
+    await _connect_ready(client, f"orders:{credentials.collective_id}", state, snapshot_timeout)
     return client, state
 
 
@@ -37,14 +66,14 @@ async def follow_portfolio(
     *,
     token: str | None = None,
     options: ClientOptions | None = None,
+    snapshot_timeout: float = 10.0,
 ) -> tuple[RoomcastClient, PortfolioState]:
-    """Connects `/ws/{collective}/portfolio` and keeps balances and positions."""
+    """Connects `/ws/{collective}/portfolio`; returns once its snapshot is applied."""
     state = PortfolioState()
     client = RoomcastClient(
         url, ed25519=credentials, token=token, stream="portfolio", options=options
     )
-    client.listen(f"portfolio:{credentials.collective_id}", state.apply)
-    await client.connect()
+    await _connect_ready(client, f"portfolio:{credentials.collective_id}", state, snapshot_timeout)
     return client, state
 
 
