@@ -13,8 +13,15 @@ from typing import Any
 import pytest
 from conftest import Recorder, Server, ServerFactory, new_credentials, write_collectives
 
-from roomcast import ArenaError, ClientOptions, Ed25519Credentials, RoomcastClient
-from roomcast.arena import ArenaRest, BookState, follow_market, follow_orders, follow_portfolio
+from roomcast import ArenaError, ClientOptions, Ed25519Credentials, RequestError, RoomcastClient
+from roomcast.arena import (
+    ArenaRest,
+    BookState,
+    follow_market,
+    follow_order,
+    follow_orders,
+    follow_portfolio,
+)
 
 FAST = ClientOptions(backoff_base=0.05, backoff_cap=0.3)
 
@@ -181,3 +188,59 @@ async def test_order_book_follows_rest_under_demo_traffic(
         eth = await rest.book("ETH-USD", depth=1000)
         assert eth["bids"] or eth["asks"]
     await watcher.close()
+
+
+async def test_order_book_after_kill_9_is_rebuilt_from_a_fresh_snapshot(
+    make_server: ServerFactory, tmp_path: Path
+) -> None:
+    server, acme = await arena_server(make_server, tmp_path, "--demo", "--demo-rate", "40")
+    watcher = RoomcastClient(server.ws_url, client_id="watcher", options=FAST)
+    await watcher.connect()
+    events = Recorder()
+    seen: set[str] = set()
+    book = BookState()
+
+    def record(event: dict[str, Any]) -> None:
+        book.apply(event)
+        if event.get("type") == "recovery_failed":
+            seen.clear()  # states before the crash say nothing about the new book
+        seen.add(book_key(book.top()))
+        events(event)
+
+    await watcher.subscribe("market:BTC-USD", record)
+    await events.wait_until(lambda items: len(events.of_type("book_update")) >= 5)
+
+    await server.restart(signal.SIGKILL)
+
+    def resnapshot(items: list[Any]) -> bool:
+        kinds = [e.get("type") for e in items]
+        return "recovery_failed" in kinds and "book_snapshot" in kinds[kinds.index("recovery_failed") :]
+
+    await events.wait_until(resnapshot)
+    failed = events.of_type("recovery_failed")[0]
+    assert failed["reason"] == "epoch_changed"
+    async with ArenaRest(server.http_url, acme) as rest:
+        snapshot = rest_key(await rest.book("BTC-USD", depth=1000))
+    await events.wait_until(lambda _: snapshot in seen)
+    await watcher.close()
+
+
+async def test_following_one_order_from_its_snapshot(
+    make_server: ServerFactory, tmp_path: Path
+) -> None:
+    server, acme = await arena_server(make_server, tmp_path)
+    client, _ = await follow_orders(server.ws_url, acme, options=FAST)
+    async with ArenaRest(server.http_url, acme) as rest:
+        placed = await rest.place_order("BTC-USD", "buy", "0.1", price="40000")
+        oid = placed["order_id"]
+        events = Recorder()
+        sub, one = await follow_order(client, "acme", oid)
+        client.listen(sub.room, events)
+        assert one.ready and set(one.open) == {oid}
+        await rest.cancel_order(oid)
+        await events.wait_until(lambda items: bool(events.of_type("order_cancelled")))
+        assert one.open == {}
+    with pytest.raises(RequestError) as err:
+        await follow_order(client, "globex", 1)
+    assert err.value.code == "FORBIDDEN"
+    await client.close()

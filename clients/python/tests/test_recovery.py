@@ -10,6 +10,7 @@ import signal
 import socket
 import time
 
+import httpx
 import pytest
 from conftest import Recorder, Server, ServerFactory
 
@@ -181,5 +182,38 @@ async def test_queued_publish_is_sent_after_reconnect(server: Server) -> None:
     assert [e["content"] for e in got.of_type("message")] == ["before", "queued"]
     assert not got.of_type("recovery_failed")
     assert states.items.count("connected") == 2
+    await alice.close()
+    await bob.close()
+
+
+async def test_gapless_while_another_client_publishes_and_the_link_keeps_dropping(
+    make_server: ServerFactory,
+) -> None:
+    server: Server = await make_server("--rate-limit", "100000", "--rate-burst", "100000")
+    alice = RoomcastClient(server.ws_url, client_id="alice", options=FAST)
+    states = Recorder()
+    alice.on("state", states)
+    await alice.connect()
+    got = Recorder()
+    await alice.subscribe("feed", got)
+    bob = RoomcastClient(server.ws_url, client_id="bob", options=FAST)
+    await bob.connect()
+    await bob.subscribe("feed", Recorder())
+
+    async with httpx.AsyncClient(base_url=server.http_url) as admin:
+        for n in range(1, 301):
+            await bob.publish("feed", n)
+            if n in (60, 140, 220):  # drop alice's link mid-stream (1008 like a slow consumer)
+                await states.wait_until(lambda items: items[-1] == "connected")
+                reply = await admin.post(
+                    "/api/admin/connections/alice/disconnect", json={"code": 1008}
+                )
+                assert reply.status_code == 200, reply.text
+    await got.wait_until(lambda _: seqs(got)[-1:] == [300])
+
+    assert seqs(got) == list(range(1, 301))  # every event once, in order
+    assert [e["content"] for e in got.of_type("message")] == list(range(1, 301))
+    assert states.items.count("reconnecting") == 3
+    assert not got.of_type("recovery_failed")
     await alice.close()
     await bob.close()

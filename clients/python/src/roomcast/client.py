@@ -11,6 +11,7 @@ import asyncio
 import inspect
 import itertools
 import json
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from typing import Any, Literal
 from urllib.parse import quote, urlencode
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from .auth import Ed25519Credentials
 from .backoff import Backoff
@@ -32,6 +33,11 @@ from .errors import (
     RoomcastError,
 )
 from .rooms import Event, Handler, Position, RoomState, Subscription
+
+_log = logging.getLogger("roomcast")
+
+_STOP_STATUSES = {400, 401, 403, 404}
+"""Handshake answers that no retry can fix (bad client id, origin, path); 429/503 retry."""
 
 State = Literal["connecting", "connected", "reconnecting", "disconnected", "closed"]
 """Connection states, in the order a session goes through them."""
@@ -268,6 +274,12 @@ class RoomcastClient:
                     open_timeout=self.options.connect_timeout,
                     max_size=self.options.max_message_bytes,
                 )
+            except InvalidStatus as e:
+                self._emit("error", e)
+                status = e.response.status_code
+                if status in _STOP_STATUSES:
+                    self._stop(ClientClosed(f"handshake refused: HTTP {status}"))
+                    break
             except (OSError, InvalidHandshake, TimeoutError) as e:
                 self._emit("error", e)
             else:
@@ -444,7 +456,10 @@ class RoomcastClient:
             return
         if kind == "recovery_failed":
             self._emit("recovery_failed", msg)
-        await state.deliver(msg)
+        try:
+            await state.deliver(msg)
+        except Exception as e:  # a failing handler must not end the session
+            self._emit("error", e)
 
     async def _refresh(self) -> None:
         if self._get_token is None or "refresh" not in self.features:
@@ -514,7 +529,10 @@ class RoomcastClient:
 
     def _emit(self, event: str, value: Any) -> None:
         for listener in list(self._listeners.get(event, [])):
-            listener(value)
+            try:
+                listener(value)
+            except Exception:  # a failing listener must not end the session
+                _log.exception("roomcast %s listener failed", event)
 
     def _spawn(self, coro: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coro)

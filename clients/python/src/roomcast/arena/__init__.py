@@ -2,7 +2,7 @@
 
 from .rest import ArenaRest
 from .state import BookState, OrdersState, PortfolioState
-from .streams import follow_market, follow_orders, follow_portfolio
+from .streams import follow_market, follow_order, follow_orders, follow_portfolio
 
 __all__ = [
     "ArenaRest",
@@ -10,6 +10,7 @@ __all__ = [
     "OrdersState",
     "PortfolioState",
     "follow_market",
+    "follow_order",
     "follow_orders",
     "follow_portfolio",
 ]

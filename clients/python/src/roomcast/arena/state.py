@@ -72,6 +72,8 @@ class OrdersState:
             order_id = data.get("order_id")
             if not isinstance(order_id, int):
                 return
+            if kind == "order_snapshot":
+                self.ready = True
             merged = {**self.open.get(order_id, {}), **data}
             if merged.get("status") in self.OPEN:
                 self.open[order_id] = merged

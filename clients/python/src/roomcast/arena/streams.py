@@ -82,3 +82,16 @@ async def follow_market(client: RoomcastClient, symbol: str) -> tuple[Subscripti
     state = BookState()
     subscription = await client.subscribe(f"market:{symbol}", state.apply)
     return subscription, state
+
+
+async def follow_order(
+    client: RoomcastClient, collective_id: str, order_id: int
+) -> tuple[Subscription, OrdersState]:
+    """Follows one order (`order:{collective}/{id}`, from its `order_snapshot`).
+
+    Needs a connection of the collective (its orders stream); another collective's order
+    is refused with `RequestError` `FORBIDDEN`.
+    """
+    state = OrdersState()
+    subscription = await client.subscribe(f"order:{collective_id}/{order_id}", state.apply)
+    return subscription, state
