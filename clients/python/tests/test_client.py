@@ -130,3 +130,33 @@ async def test_token_refresh_keeps_the_session_past_the_first_expiry(
     assert states.items == ["connecting", "connected"]
     assert await client.presence("general") == ["alice"]
     await client.close()
+
+
+async def test_expired_token_reconnects_only_with_a_new_token(make_server: ServerFactory) -> None:
+    secret = "python-client-test-secret-0123456789"
+    server: Server = await make_server(
+        "--jwt-secret", secret, "--jwt-leeway", "0", "--heartbeat-interval", "1"
+    )
+    short = mint(secret, "stuck", "2s")
+    stuck = RoomcastClient(
+        server.ws_url, client_id="stuck", get_token=lambda: short, options=FAST
+    )
+    states = Recorder()
+    renews_short, renews_long = mint(secret, "renews", "2s"), mint(secret, "renews", "1h")
+
+    def renew() -> str:  # only the short token while the first session lives
+        return renews_long if "disconnected" in states.items else renews_short
+
+    renews = RoomcastClient(server.ws_url, client_id="renews", get_token=renew, options=FAST)
+    renews.on("state", states)
+    await stuck.connect()
+    await renews.connect()
+
+    # the same token again cannot revive a session closed with 4003: stop
+    why = await asyncio.wait_for(stuck.wait_closed(), 10)
+    assert why is not None and why.code == 4003
+    # a new token can: reconnect with it
+    await states.wait_until(lambda items: items.count("connected") == 2, timeout=10)
+    assert states.items == ["connecting", "connected", "disconnected", "reconnecting", "connected"]
+    assert await renews.presence("general") == ["renews"]
+    await renews.close()

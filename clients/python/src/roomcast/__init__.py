@@ -16,6 +16,7 @@ from .errors import (
     ConnectionLost,
     NotConnected,
     RequestError,
+    RequestTimeout,
     RoomcastError,
 )
 from .rooms import Event, Handler, Position, Subscription
@@ -35,6 +36,7 @@ __all__ = [
     "NotConnected",
     "Position",
     "RequestError",
+    "RequestTimeout",
     "RoomcastClient",
     "RoomcastError",
     "State",

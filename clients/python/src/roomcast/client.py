@@ -30,6 +30,7 @@ from .errors import (
     ConnectionLost,
     NotConnected,
     RequestError,
+    RequestTimeout,
     RoomcastError,
 )
 from .rooms import Event, Handler, Position, RoomState, Subscription
@@ -227,7 +228,8 @@ class RoomcastClient:
         """Sends `message` with a fresh `id` and returns its ack (or natural reply).
 
         Waits for the connection when reconnecting (bounded, see `offline_policy`); raises
-        `RequestError` on an error reply and `ConnectionLost` if the link drops first.
+        `RequestError` on an error reply, `ConnectionLost` if the link drops first and
+        `RequestTimeout` after `request_timeout`.
         """
         await self._wait_connected()
         session = self._session
@@ -325,7 +327,7 @@ class RoomcastClient:
             if self._first is not None and not self._first.done():
                 self._first.set_result(None)
             await self._read(session)
-        except ConnectionClosed:
+        except (ConnectionClosed, ConnectionLost):
             pass
         except (TimeoutError, AuthError, ValueError) as e:
             self._emit("error", e)
@@ -387,7 +389,7 @@ class RoomcastClient:
     ) -> None:
         try:
             ack = await self._await_reply(*sent)
-        except RequestError as e:
+        except (RequestError, RequestTimeout) as e:
             self._emit("error", e)
             return
         except ConnectionLost:
@@ -411,6 +413,8 @@ class RoomcastClient:
     async def _await_reply(self, rid: int, future: asyncio.Future[Event]) -> Event:
         try:
             return await asyncio.wait_for(future, self.options.request_timeout)
+        except TimeoutError as e:
+            raise RequestTimeout(f"no reply within {self.options.request_timeout} s") from e
         finally:
             self._pending.pop(rid, None)
 
@@ -466,6 +470,8 @@ class RoomcastClient:
             return
         try:
             token = await _call_token(self._get_token)
+            if token == self._token:
+                return  # the same token cannot extend the session; expiry closes 4003
             ack = await self.request({"type": "refresh", "token": token})
         except RoomcastError as e:
             self._emit("error", e)

@@ -19,6 +19,10 @@ class RequestError(RoomcastError):
         self.message = message
 
 
+class RequestTimeout(RoomcastError, TimeoutError):
+    """No reply arrived within `request_timeout` (the request may still have run)."""
+
+
 class ConnectionLost(RoomcastError):
     """The connection closed before the request was answered (it may or may not have run)."""
 
