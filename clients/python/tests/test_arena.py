@@ -244,3 +244,37 @@ async def test_following_one_order_from_its_snapshot(
         await follow_order(client, "globex", 1)
     assert err.value.code == "FORBIDDEN"
     await client.close()
+
+
+async def test_orders_stream_after_sigterm_replays_what_it_missed(
+    make_server: ServerFactory, tmp_path: Path
+) -> None:
+    server, acme = await arena_server(make_server, tmp_path)
+    client, orders = await follow_orders(server.ws_url, acme, options=FAST)
+    events = Recorder()
+    client.listen("orders:acme", events)
+    states = Recorder()
+    client.on("state", states)
+    async with ArenaRest(server.http_url, acme) as rest:
+        first = await rest.place_order("BTC-USD", "buy", "0.1", price="40000")
+    await until(lambda: first["order_id"] in orders.open, events)
+
+    # an order placed while the stream is away (same data, a port it does not try)
+    home = server.addr
+    await server.stop(signal.SIGTERM)
+    await states.wait_until(lambda items: "reconnecting" in items)
+    await server.start("127.0.0.1:0")
+    async with ArenaRest(server.http_url, acme) as rest:
+        second = await rest.place_order("BTC-USD", "buy", "0.2", price="39000")
+    await server.stop(signal.SIGTERM)
+    await server.start(home)
+
+    await events.wait_until(lambda items: bool(events.of_type("replay_complete")))
+    replayed = [e for e in events.items if e.get("replayed")]
+    assert [e["type"] for e in replayed] == ["order_created"]
+    assert replayed[0]["data"]["order_id"] == second["order_id"]
+    assert set(orders.open) == {first["order_id"], second["order_id"]}
+    assert not events.of_type("recovery_failed", "orders_snapshot")
+    async with ArenaRest(server.http_url, acme) as rest:
+        assert set(orders.open) == open_ids(await rest.orders())
+    await client.close()

@@ -117,7 +117,7 @@ async def test_silent_server_is_detected_by_heartbeat_and_left(make_server: Serv
         silent_for = time.monotonic() - started
     finally:
         server.proc.send_signal(signal.SIGCONT)
-    assert 0.5 <= silent_for <= 3.0
+    assert 0.5 <= silent_for <= 5.0  # dead after 1 + 0.5 s of silence, plus scheduling
     await states.wait_until(lambda items: items[-1] == "connected", timeout=10)
     await alice.close()
 
