@@ -54,7 +54,7 @@ class Server:
 
     async def start(self, addr: str = "127.0.0.1:0") -> None:
         """Starts the binary and waits until it listens."""
-        with open(self.log, "ab") as log:
+        with open(self.log, "ab") as log:  # noqa: ASYNC230 (a local file, opened once)
             self.proc = await asyncio.create_subprocess_exec(
                 roomcast_bin(),
                 "serve",
@@ -190,5 +190,3 @@ class Recorder:
     def of_type(self, *kinds: str) -> list[dict[str, Any]]:
         """The recorded JSON events whose `type` is one of `kinds`."""
         return [e for e in self.items if isinstance(e, dict) and e.get("type") in kinds]
-
-

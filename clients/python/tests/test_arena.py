@@ -4,8 +4,8 @@ order book kept equal to `GET /api/v1/markets/{symbol}/book` under `--demo` traf
 
 from __future__ import annotations
 
-import asyncio
 import signal
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -142,7 +142,17 @@ async def test_orders_stream_after_kill_9_resets_from_a_fresh_snapshot(
 
 def snapshot_after_recovery_failed(items: list[Any]) -> bool:
     kinds = [e.get("type") for e in items]
-    return "recovery_failed" in kinds and "orders_snapshot" in kinds[kinds.index("recovery_failed") :]
+    return (
+        "recovery_failed" in kinds and "orders_snapshot" in kinds[kinds.index("recovery_failed") :]
+    )
+
+
+def at_least(rec: Recorder, kind: str, n: int) -> Callable[[list[Any]], bool]:
+    return lambda _: len(rec.of_type(kind)) >= n
+
+
+def contains(seen: set[str], key: str) -> Callable[[list[Any]], bool]:
+    return lambda _: key in seen
 
 
 def book_key(levels: tuple[list[tuple[Decimal, Decimal]], list[tuple[Decimal, Decimal]]]) -> str:
@@ -175,15 +185,11 @@ async def test_order_book_follows_rest_under_demo_traffic(
     await watcher.subscribe("market:BTC-USD", record)
     _, plain = await follow_market(watcher, "ETH-USD")
     async with ArenaRest(server.http_url, acme) as rest:
-        updates_before = 0
-        for _ in range(3):
-            await changes.wait_until(
-                lambda items: len(changes.of_type("book_update")) > updates_before + 5
-            )
-            updates_before = len(changes.of_type("book_update"))
+        for round_ in range(1, 4):
+            await changes.wait_until(at_least(changes, "book_update", 5 * round_))
             snapshot = rest_key(await rest.book("BTC-USD", depth=1000))
             # the REST book is one state of the exchange; the stream passes through it
-            await changes.wait_until(lambda _: snapshot in seen, timeout=10)
+            await changes.wait_until(contains(seen, snapshot), timeout=10)
         assert plain.ready
         eth = await rest.book("ETH-USD", depth=1000)
         assert eth["bids"] or eth["asks"]
@@ -214,7 +220,10 @@ async def test_order_book_after_kill_9_is_rebuilt_from_a_fresh_snapshot(
 
     def resnapshot(items: list[Any]) -> bool:
         kinds = [e.get("type") for e in items]
-        return "recovery_failed" in kinds and "book_snapshot" in kinds[kinds.index("recovery_failed") :]
+        return (
+            "recovery_failed" in kinds
+            and "book_snapshot" in kinds[kinds.index("recovery_failed") :]
+        )
 
     await events.wait_until(resnapshot)
     failed = events.of_type("recovery_failed")[0]

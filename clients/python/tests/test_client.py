@@ -8,7 +8,14 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import Recorder, Server, ServerFactory, new_credentials, roomcast_bin, write_collectives
+from conftest import (
+    Recorder,
+    Server,
+    ServerFactory,
+    new_credentials,
+    roomcast_bin,
+    write_collectives,
+)
 
 from roomcast import ClientClosed, ClientOptions, RequestError, RoomcastClient
 
@@ -138,9 +145,7 @@ async def test_expired_token_reconnects_only_with_a_new_token(make_server: Serve
         "--jwt-secret", secret, "--jwt-leeway", "0", "--heartbeat-interval", "1"
     )
     short = mint(secret, "stuck", "2s")
-    stuck = RoomcastClient(
-        server.ws_url, client_id="stuck", get_token=lambda: short, options=FAST
-    )
+    stuck = RoomcastClient(server.ws_url, client_id="stuck", get_token=lambda: short, options=FAST)
     states = Recorder()
     renews_short, renews_long = mint(secret, "renews", "2s"), mint(secret, "renews", "1h")
 

@@ -7,7 +7,14 @@ import asyncio
 import sys
 from pathlib import Path
 
-from conftest import REPO, Server, ServerFactory, new_credentials, write_collectives, write_private_pem
+from conftest import (
+    REPO,
+    Server,
+    ServerFactory,
+    new_credentials,
+    write_collectives,
+    write_private_pem,
+)
 
 from roomcast.arena import ArenaRest
 
@@ -38,9 +45,7 @@ async def test_python_bot_signs_orders_and_follows_its_streams(
     assert lines[0] == "ready: 0 open orders, USD available 100000"
     created = [line for line in lines if line.startswith("orders order_created")]
     closed = [
-        line
-        for line in lines
-        if line.startswith(("orders order_cancelled", "orders order_filled"))
+        line for line in lines if line.startswith(("orders order_cancelled", "orders order_filled"))
     ]
     # every quote ends cancelled, or filled if the demo bots' walk came down to it
     assert len(created) >= 3 and len(closed) == len(created), text

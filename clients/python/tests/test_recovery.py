@@ -128,7 +128,7 @@ def test_backoff_windows_are_exponential_capped_and_fully_jittered() -> None:
     assert windows[:7] == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0]
     assert windows[7:] == [30.0] * 5
     delays = [backoff.next_delay() for _ in range(12)]
-    assert all(d is not None and 0 <= d <= w for d, w in zip(delays, windows))
+    assert all(d is not None and 0 <= d <= w for d, w in zip(delays, windows, strict=True))
     assert backoff.next_delay() is None  # max_attempts used up
     backoff.reset()
     first = backoff.next_delay()

@@ -28,7 +28,7 @@ class ConnectionLost(RoomcastError):
 
 
 class NotConnected(RoomcastError):
-    """A request was made while disconnected and the queue policy is `fail`, or the queue is full."""
+    """A request was made while disconnected and the policy is `fail`, or the queue is full."""
 
 
 class ClientClosed(RoomcastError):

@@ -102,7 +102,10 @@ class BookState:
             self.asks = _levels(data.get("asks", []))
             self.ready = True
         elif kind == "book_update":
-            for side, levels in ((self.bids, data.get("bids", [])), (self.asks, data.get("asks", []))):
+            for side, levels in (
+                (self.bids, data.get("bids", [])),
+                (self.asks, data.get("asks", [])),
+            ):
                 for price, quantity in _levels(levels).items():
                     if quantity == 0:
                         side.pop(price, None)
@@ -111,7 +114,9 @@ class BookState:
         elif kind == "trade":
             self.last_trade = data
 
-    def top(self, depth: int | None = None) -> tuple[list[tuple[Decimal, Decimal]], list[tuple[Decimal, Decimal]]]:
+    def top(
+        self, depth: int | None = None
+    ) -> tuple[list[tuple[Decimal, Decimal]], list[tuple[Decimal, Decimal]]]:
         """Bids (best first) and asks (best first), `depth` levels each."""
         bids = sorted(self.bids.items(), key=lambda level: level[0], reverse=True)
         asks = sorted(self.asks.items(), key=lambda level: level[0])

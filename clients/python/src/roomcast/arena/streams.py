@@ -23,9 +23,7 @@ class _State(Protocol):
     def apply(self, event: dict[str, Any]) -> None: ...
 
 
-async def _connect_ready(
-    client: RoomcastClient, room: str, state: _State, timeout: float
-) -> None:
+async def _connect_ready(client: RoomcastClient, room: str, state: _State, timeout: float) -> None:
     """Connects and returns once the stream's snapshot has been applied."""
     snapshot = asyncio.Event()
 
@@ -53,9 +51,7 @@ async def follow_orders(
 ) -> tuple[RoomcastClient, OrdersState]:
     """Connects `/ws/{collective}/orders`; returns once its snapshot is applied."""
     state = OrdersState()
-    client = RoomcastClient(
-        url, ed25519=credentials, token=token, stream="orders", options=options
-    )
+    client = RoomcastClient(url, ed25519=credentials, token=token, stream="orders", options=options)
     await _connect_ready(client, f"orders:{credentials.collective_id}", state, snapshot_timeout)
     return client, state
 
