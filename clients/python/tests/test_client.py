@@ -4,6 +4,7 @@ close codes, the Ed25519 challenge, and token refresh."""
 from __future__ import annotations
 
 import asyncio
+import signal
 import subprocess
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from conftest import (
     write_collectives,
 )
 
-from roomcast import ClientClosed, ClientOptions, RequestError, RoomcastClient
+from roomcast import ClientClosed, ClientOptions, NotConnected, RequestError, RoomcastClient
 
 FAST = ClientOptions(backoff_base=0.05, backoff_cap=0.3)
 
@@ -165,3 +166,25 @@ async def test_expired_token_reconnects_only_with_a_new_token(make_server: Serve
     assert states.items == ["connecting", "connected", "disconnected", "reconnecting", "connected"]
     assert await renews.presence("general") == ["renews"]
     await renews.close()
+
+
+async def test_offline_policy_fail_and_requests_before_connect(server: Server) -> None:
+    client = RoomcastClient(
+        server.ws_url,
+        client_id="alice",
+        options=ClientOptions(backoff_base=0.05, backoff_cap=0.3, offline_policy="fail"),
+    )
+    with pytest.raises(NotConnected):
+        await client.publish("general", "too early")
+    states = Recorder()
+    client.on("state", states)
+    await client.connect()
+    home = server.addr
+    await server.stop(signal.SIGTERM)
+    await states.wait_until(lambda items: "disconnected" in items)
+    with pytest.raises(NotConnected):
+        await client.publish("general", "while away")
+    await server.start(home)
+    await states.wait_until(lambda items: items[-1] == "connected")
+    assert (await client.publish("general", "back"))["sequence"] >= 1
+    await client.close()

@@ -500,6 +500,8 @@ class RoomcastClient:
             raise self._terminal
         if self._connected.is_set():
             return
+        if self._run_task is None:
+            raise NotConnected("call connect() first")
         if self.options.offline_policy == "fail":
             raise NotConnected("not connected")
         if self._waiting >= self.options.offline_queue:
