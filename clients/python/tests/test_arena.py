@@ -255,7 +255,7 @@ async def test_following_one_order_from_its_snapshot(
     await client.close()
 
 
-async def test_orders_stream_after_sigterm_replays_what_it_missed(
+async def test_orders_stream_after_sigterm_gets_a_fresh_snapshot(
     make_server: ServerFactory, tmp_path: Path
 ) -> None:
     server, acme = await arena_server(make_server, tmp_path)
@@ -278,12 +278,12 @@ async def test_orders_stream_after_sigterm_replays_what_it_missed(
     await server.stop(signal.SIGTERM)
     await server.start(home)
 
-    await events.wait_until(lambda items: bool(events.of_type("replay_complete")))
-    replayed = [e for e in events.items if e.get("replayed")]
-    assert [e["type"] for e in replayed] == ["order_created"]
-    assert replayed[0]["data"]["order_id"] == second["order_id"]
+    # The arena rooms' history lives in memory (docs/ARENA.md): after a restart the stream
+    # cannot be replayed, so it is told so and rebuilt from a fresh snapshot, never skipped.
+    await events.wait_until(lambda items: bool(events.of_type("orders_snapshot")))
+    failed = events.of_type("recovery_failed")
+    assert [e["reason"] for e in failed] == ["epoch_changed"]
     assert set(orders.open) == {first["order_id"], second["order_id"]}
-    assert not events.of_type("recovery_failed", "orders_snapshot")
     async with ArenaRest(server.http_url, acme) as rest:
         assert set(orders.open) == open_ids(await rest.orders())
     await client.close()

@@ -36,9 +36,9 @@ def test_a_plain_subscribe_ack_sets_the_position_only_when_unknown() -> None:
 
 
 def test_close_codes_map_to_reconnect_reauthenticate_or_stop() -> None:
-    for code in (None, 1000, 1001, 1006, 1008, 1011, 4021, 4032, 4091, 4092):
+    for code in (None, 1000, 1001, 1006, 1008, 1009, 1011, 4021, 4032, 4091, 4092):
         assert action_for(code) is CloseAction.RECONNECT, code
     for code in (4001, 4002, 4003, 4004, 4012):
         assert action_for(code) is CloseAction.REAUTHENTICATE, code
-    for code in (4011, 4022, 4031):
+    for code in (1003, 4011, 4022, 4031):
         assert action_for(code) is CloseAction.STOP, code

@@ -1,7 +1,7 @@
 """WebSocket close codes of the roomcast protocol and what the client does on each.
 
-The table lives in docs/PROTOCOL.md; this module is the one place that decides whether a
-close code means "reconnect" or "stop".
+The table lives in docs/CLIENTS.md (shared with the TypeScript client); this module is
+the one place that decides whether a close code means "reconnect" or "stop".
 """
 
 from __future__ import annotations
@@ -51,6 +51,8 @@ _AUTH = {
     CloseCode.SESSION_EXPIRED,
 }
 _STOP = {
+    # The client sent binary or invalid UTF-8: a bug, and retrying repeats it.
+    CloseCode.UNSUPPORTED_DATA,
     CloseCode.SESSION_SUPERSEDED,
     CloseCode.TOO_MANY_CONNECTIONS,
     CloseCode.INVALID_SUBSCRIPTION,
