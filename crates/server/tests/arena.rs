@@ -447,16 +447,10 @@ async fn every_signed_request_failure_is_401_with_a_json_code() {
     }
     let forged = {
         let other = "not-the-server-secret-0123456789abcdef";
-        let request = roomcast_engine::auth::jwt::MintRequest {
-            sub: "acme".to_owned(),
-            rooms: None,
-            publish: None,
-            roles: Vec::new(),
-            collective_id: None,
-            issuer: None,
-            audience: None,
-            ttl: std::time::Duration::from_secs(3600),
-        };
+        let request = roomcast_engine::auth::jwt::MintRequest::new(
+            "acme",
+            std::time::Duration::from_secs(3600),
+        );
         roomcast_engine::auth::jwt::mint_hs256(other, &request, time::OffsetDateTime::now_utc())
             .expect("mint")
     };

@@ -41,16 +41,7 @@ fn now() -> OffsetDateTime {
 
 /// A one-hour token request for `sub` with no optional claims.
 fn claims_for(sub: &str) -> MintRequest {
-    MintRequest {
-        sub: sub.to_owned(),
-        rooms: None,
-        publish: None,
-        roles: Vec::new(),
-        collective_id: None,
-        issuer: None,
-        audience: None,
-        ttl: Duration::from_secs(3600),
-    }
+    MintRequest::new(sub, Duration::from_secs(3600))
 }
 
 /// Mints `request` with the server's secret.

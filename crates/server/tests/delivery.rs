@@ -21,17 +21,7 @@ fn pad() -> String {
 }
 
 async fn publish_batch(server: &TestServer, room: &str, count: u64, pad: &str) {
-    let items: Vec<Value> = (0..count)
-        .map(|n| json!({"room":room,"type":"tick","data":{"n":n,"pad":pad}}))
-        .collect();
-    let (status, body) = post_json(
-        server,
-        "/api/publish/batch",
-        Some(KEY),
-        &Value::Array(items),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
+    publish_ticks(server, KEY, room, 0, count, pad).await;
 }
 
 /// Stores `n` events in `room`, 1,000 per request.

@@ -21,18 +21,7 @@ async fn publish(server: &TestServer, room: &str, n: u64) -> Value {
 }
 
 async fn publish_batch(server: &TestServer, room: &str, from: u64, count: u64, pad: &str) -> Value {
-    let items: Vec<Value> = (from..from + count)
-        .map(|n| json!({"room":room,"type":"tick","data":{"n":n,"pad":pad}}))
-        .collect();
-    let (status, body) = post_json(
-        server,
-        "/api/publish/batch",
-        Some(KEY),
-        &Value::Array(items),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    body
+    publish_ticks(server, KEY, room, from, count, pad).await
 }
 
 /// Reads until `replay_complete` / `recovery_failed` for `room`; returns the replayed

@@ -227,16 +227,8 @@ async fn secrets_are_read_from_files() {
     .await;
     assert_eq!(status, 401, "a comment line is not a key");
     // A token signed with the file's secret opens a connection.
-    let request = roomcast_engine::auth::MintRequest {
-        sub: "alice".to_owned(),
-        rooms: None,
-        publish: None,
-        roles: Vec::new(),
-        collective_id: None,
-        issuer: None,
-        audience: None,
-        ttl: std::time::Duration::from_secs(60),
-    };
+    let request =
+        roomcast_engine::auth::MintRequest::new("alice", std::time::Duration::from_secs(60));
     let token =
         roomcast_engine::auth::mint_hs256(secret, &request, time::OffsetDateTime::now_utc())
             .expect("mint");

@@ -22,16 +22,7 @@ const OTHER_SECRET: &str = "a-secret-the-server-does-not-know-at-all";
 
 /// A token request for `sub` living `ttl`, with no optional claims.
 fn claims(sub: &str, ttl: Duration) -> MintRequest {
-    MintRequest {
-        sub: sub.to_owned(),
-        rooms: None,
-        publish: None,
-        roles: Vec::new(),
-        collective_id: None,
-        issuer: None,
-        audience: None,
-        ttl,
-    }
+    MintRequest::new(sub, ttl)
 }
 
 fn mint_with(secret: &str, request: &MintRequest) -> String {

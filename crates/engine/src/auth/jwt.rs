@@ -484,6 +484,23 @@ pub struct MintRequest {
     pub ttl: Duration,
 }
 
+impl MintRequest {
+    /// A request for `sub`, valid for `ttl`, with no optional claims (set the public
+    /// fields for more).
+    pub fn new(sub: impl Into<String>, ttl: Duration) -> MintRequest {
+        MintRequest {
+            sub: sub.into(),
+            rooms: None,
+            publish: None,
+            roles: Vec::new(),
+            collective_id: None,
+            issuer: None,
+            audience: None,
+            ttl,
+        }
+    }
+}
+
 /// Why a token could not be minted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MintError {

@@ -29,6 +29,18 @@ fn arena(state: &AppState) -> Result<&Arena, ApiError> {
     })
 }
 
+/// The arena and the authenticated caller of a private route.
+fn private<'a>(
+    state: &'a AppState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(&'a Arena, roomcast_engine::auth::CollectiveId), ApiError> {
+    let arena = arena(state)?;
+    Ok((arena, caller(state, method, uri, headers, body)?))
+}
+
 fn unavailable() -> ApiError {
     ApiError::Coded {
         status: StatusCode::SERVICE_UNAVAILABLE,
@@ -93,8 +105,7 @@ pub(crate) async fn place_order(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<(StatusCode, Json<OrderView>), ApiError> {
-    let arena = arena(&state)?;
-    let collective = caller(&state, &method, &uri, &headers, &body)?;
+    let (arena, collective) = private(&state, &method, &uri, &headers, &body)?;
     let request: OrderRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::BadRequest(format!("invalid order: {e}")))?;
     let order = arena
@@ -121,8 +132,7 @@ pub(crate) async fn cancel_order(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<OrderView>, ApiError> {
-    let arena = arena(&state)?;
-    let collective = caller(&state, &method, &uri, &headers, b"")?;
+    let (arena, collective) = private(&state, &method, &uri, &headers, b"")?;
     let order = arena
         .cancel_order(&collective, order_id(&id)?)
         .await
@@ -152,8 +162,7 @@ pub(crate) async fn list_orders(
     headers: HeaderMap,
     query: Result<Query<OrdersQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Vec<OrderView>>, ApiError> {
-    let arena = arena(&state)?;
-    let collective = caller(&state, &method, &uri, &headers, b"")?;
+    let (arena, collective) = private(&state, &method, &uri, &headers, b"")?;
     let Query(q) = query.map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let open_only = match q.status.as_deref() {
         None | Some("open") => true,
@@ -186,8 +195,7 @@ pub(crate) async fn get_order(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<OrderView>, ApiError> {
-    let arena = arena(&state)?;
-    let collective = caller(&state, &method, &uri, &headers, b"")?;
+    let (arena, collective) = private(&state, &method, &uri, &headers, b"")?;
     arena
         .order(&collective, order_id(&id)?)
         .await
@@ -209,8 +217,7 @@ pub(crate) async fn portfolio(
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Json<PortfolioView>, ApiError> {
-    let arena = arena(&state)?;
-    let collective = caller(&state, &method, &uri, &headers, b"")?;
+    let (arena, collective) = private(&state, &method, &uri, &headers, b"")?;
     arena
         .portfolio(&collective)
         .await

@@ -102,18 +102,12 @@ pub async fn upgrade_stream(
     if state.arena.is_none() {
         return (StatusCode::NOT_FOUND, "the trading arena is not running").into_response();
     }
-    let collective = match CollectiveId::parse(&collective_id) {
-        Ok(id) => id,
-        Err(e) => {
-            return (
-                StatusCode::BAD_REQUEST,
-                format!("invalid collective_id: {e}"),
-            )
-                .into_response()
-        }
-    };
-    let client_id = match ClientId::parse(&format!("{collective}:{stream}")) {
-        Ok(id) => id,
+    // The session's client id is `{collective}:{stream}`, so both must parse.
+    let ids = CollectiveId::parse(&collective_id).and_then(|collective| {
+        ClientId::parse(&format!("{collective}:{stream}")).map(|client| (collective, client))
+    });
+    let (collective, client_id) = match ids {
+        Ok(ids) => ids,
         Err(e) => {
             return (
                 StatusCode::BAD_REQUEST,

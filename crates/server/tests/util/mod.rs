@@ -328,3 +328,27 @@ pub async fn post_json(
         .await;
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
+
+/// Publishes `tick` events `from..from + count` (with a `pad` string) to `room` in one
+/// `/api/publish/batch` request and returns the reply; asserts it succeeded.
+pub async fn publish_ticks(
+    server: &TestServer,
+    key: &str,
+    room: &str,
+    from: u64,
+    count: u64,
+    pad: &str,
+) -> Value {
+    let items: Vec<Value> = (from..from + count)
+        .map(|n| json!({"room":room,"type":"tick","data":{"n":n,"pad":pad}}))
+        .collect();
+    let (status, body) = post_json(
+        server,
+        "/api/publish/batch",
+        Some(key),
+        &Value::Array(items),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    body
+}

@@ -172,14 +172,8 @@ impl ArenaServer {
     /// collective in its `collective_id` claim.
     pub fn token(&self, sub: &str, collective_id: Option<&str>) -> String {
         let request = MintRequest {
-            sub: sub.to_owned(),
-            rooms: None,
-            publish: None,
-            roles: Vec::new(),
             collective_id: collective_id.map(str::to_owned),
-            issuer: None,
-            audience: None,
-            ttl: Duration::from_secs(3600),
+            ..MintRequest::new(sub, Duration::from_secs(3600))
         };
         mint_hs256(SECRET, &request, time::OffsetDateTime::now_utc()).expect("mint")
     }
