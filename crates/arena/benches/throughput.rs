@@ -1,8 +1,9 @@
-//! A measurement, not a check (ignored by default): orders per second through the whole
-//! exchange path (queue, risk, matching, one redb transaction per batch with fsync, publish
-//! into hub rooms, reply) from concurrent callers, and the place-order latency they see.
+//! A measurement: orders per second through the whole exchange path (queue, risk,
+//! matching, one redb transaction per batch with fsync, publish into hub rooms, reply)
+//! from concurrent callers, and the place-order latency they see.
 //!
-//! `ARENA_CALLERS=128 cargo test -p roomcast-arena --release --test throughput -- --ignored --nocapture`
+//! `ARENA_CALLERS=128 cargo bench -p roomcast-arena --bench throughput`
+//! (`ARENA_STORE=memory` measures without the disk).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,8 +17,15 @@ use roomcast_engine::{Hub, HubConfig};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "measurement; run with --ignored --nocapture"]
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(orders_per_second_end_to_end());
+}
+
 async fn orders_per_second_end_to_end() {
     // ARENA_CALLERS concurrent callers (default 32): the exchange batches what is queued,
     // so more callers share each fsync.
