@@ -1,11 +1,12 @@
 // End-to-end in real headless Chromium (Debian's chromium driven by playwright-core):
-// examples/browser-chat, with the built client served as native ES modules by a tiny
-// Node HTTP server, talks to the real roomcast binary. A Node client's broadcast must
-// appear in the page, and the page's message must reach the Node client.
+// examples/browser-chat, with the built client as native ES modules, served by the real
+// roomcast binary itself (`roomcast serve --static DIR`) and talking to it. A Node
+// client's broadcast must appear in the page, and the page's message must reach the Node
+// client.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { createServer } from "node:http";
-import { existsSync, readFileSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
@@ -15,33 +16,19 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const PAGE_DIR = path.resolve(here, "../../../examples/browser-chat");
 const DIST = path.resolve(here, "../dist");
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
-const TYPES = { ".html": "text/html", ".js": "text/javascript", ".map": "application/json" };
-
-/** Serves the example page at / and the client's dist/ at /roomcast-client/. */
-function staticServer() {
-  const http = createServer((req, res) => {
-    const url = new URL(req.url, "http://x");
-    let file;
-    if (url.pathname.startsWith("/roomcast-client/")) file = path.join(DIST, url.pathname.slice("/roomcast-client/".length));
-    else file = path.join(PAGE_DIR, url.pathname === "/" ? "index.html" : url.pathname.slice(1));
-    file = path.normalize(file);
-    if ((!file.startsWith(DIST) && !file.startsWith(PAGE_DIR)) || !existsSync(file)) {
-      res.writeHead(404).end();
-      return;
-    }
-    res.writeHead(200, { "content-type": TYPES[path.extname(file)] ?? "application/octet-stream" });
-    res.end(readFileSync(file));
-  });
-  return new Promise((resolve) => http.listen(0, "127.0.0.1", () => resolve(http)));
+/** The folder roomcast serves: the example page, with the built client at ./roomcast-client/. */
+function siteDir() {
+  const dir = mkdtempSync(path.join(tmpdir(), "roomcast-site-"));
+  cpSync(PAGE_DIR, dir, { recursive: true });
+  cpSync(DIST, path.join(dir, "roomcast-client"), { recursive: true });
+  return dir;
 }
 
 let server;
-let http;
 let browser;
 before(async () => {
   assert.ok(existsSync(CHROMIUM), `no Chromium at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM)`);
-  server = await Server.start(["--history", "memory"]);
-  http = await staticServer();
+  server = await Server.start(["--history", "memory", "--static", siteDir()]);
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"],
@@ -49,7 +36,6 @@ before(async () => {
 });
 after(async () => {
   await browser?.close();
-  http?.close();
   await server?.close();
 });
 
@@ -58,8 +44,7 @@ test("a broadcast from a Node client appears in the page, and the page's message
   const consoleLines = [];
   page.on("console", (m) => consoleLines.push(m.text()));
   page.on("pageerror", (e) => consoleLines.push(`pageerror: ${e.message}`));
-  const { port } = http.address();
-  await page.goto(`http://127.0.0.1:${port}/?server=${encodeURIComponent(server.ws)}&room=lobby&name=browser-ann`);
+  await page.goto(`${server.http}/?server=${encodeURIComponent(server.ws)}&room=lobby&name=browser-ann`);
   await page.waitForFunction(() => document.getElementById("status").textContent === "connected", null, { timeout: 15_000 })
     .catch((e) => assert.fail(`${e.message}\npage console:\n${consoleLines.join("\n")}`));
   await waitFor("the page in the room", async () => {

@@ -142,6 +142,16 @@ pub enum StartError {
 
 /// The whole HTTP surface.
 pub fn router(state: AppState) -> Router {
+    let router = api_router(state.clone());
+    match &state.config.static_dir {
+        // Files of the directory at `/` for every path the routes above do not take;
+        // `ServeDir` refuses paths that leave the directory and answers 404 for the rest.
+        Some(dir) => router.fallback_service(tower_http::services::ServeDir::new(dir)),
+        None => router,
+    }
+}
+
+fn api_router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))

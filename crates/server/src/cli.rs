@@ -199,6 +199,10 @@ pub struct ServeArgs {
     /// Log format: text or json. [default: text]
     #[arg(long, env = "ROOMCAST_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<String>,
+    /// Serve the static files of DIR at `/` (e.g. a browser app built on @roomcast/client);
+    /// the server's own routes take precedence.
+    #[arg(long = "static", env = "ROOMCAST_STATIC", value_name = "DIR")]
+    pub static_dir: Option<PathBuf>,
     /// Do not run the trading arena (its REST API, streams and market rooms).
     #[arg(long, env = "ROOMCAST_NO_ARENA")]
     pub no_arena: bool,
@@ -243,6 +247,7 @@ impl ServeArgs {
                 log_format: self.log_format.clone(),
                 api_keys: (!self.api_keys.is_empty()).then(|| self.api_keys.clone()),
                 api_key_file: self.api_key_file.clone(),
+                static_dir: self.static_dir.clone(),
             },
             heartbeat: RawHeartbeat {
                 interval: self.heartbeat_interval,

@@ -152,6 +152,8 @@ pub struct RawServer {
     pub log_format: Option<String>,
     /// Keys accepted by the publish and history APIs (`Authorization: Bearer <key>`).
     pub api_keys: Option<Vec<String>>,
+    /// A directory of static files served at `/` (a web app next to its server).
+    pub static_dir: Option<PathBuf>,
     /// File of API keys, one per line (`#` starts a comment).
     pub api_key_file: Option<PathBuf>,
 }
@@ -210,6 +212,7 @@ impl RawConfig {
                 log_format: Some("text".into()),
                 api_keys: Some(Vec::new()),
                 api_key_file: None,
+                static_dir: None,
             },
             heartbeat: RawHeartbeat {
                 interval: Some(d.hub.heartbeat_interval.as_secs()),
@@ -290,6 +293,8 @@ pub struct ServerConfig {
     pub hub: HubConfig,
     /// Keys of the publish/history APIs.
     pub api_keys: Vec<String>,
+    /// Static files served at `/`, if any.
+    pub static_dir: Option<PathBuf>,
     /// History store settings.
     pub history: HistoryConfig,
     /// Authentication settings.
@@ -371,6 +376,7 @@ impl Default for ServerConfig {
             log_format: LogFormat::Text,
             hub: HubConfig::default(),
             api_keys: Vec::new(),
+            static_dir: None,
             history: HistoryConfig {
                 store: HistoryStore::Durable,
                 data_dir: PathBuf::from("./data"),
@@ -453,6 +459,7 @@ impl RawConfig {
             server.log_format,
             server.api_keys,
             server.api_key_file,
+            server.static_dir,
             history.store,
             history.data_dir,
             history.fsync,
@@ -659,6 +666,15 @@ impl RawConfig {
                 "every API key must be at least 8 characters",
             ));
         }
+        let static_dir = match self.server.static_dir {
+            Some(dir) if !dir.is_dir() => {
+                return Err(invalid(
+                    "server.static_dir",
+                    format!("{} is not a directory", dir.display()),
+                ))
+            }
+            other => other,
+        };
         let dev = self.server.dev.unwrap_or(false);
         let auth = validate_auth(self.auth, dev)?;
         let limits = validate_limits(self.limits, dev)?;
@@ -687,6 +703,7 @@ impl RawConfig {
                 ..d.hub
             },
             api_keys,
+            static_dir,
             history: HistoryConfig {
                 store,
                 data_dir: self.history.data_dir.unwrap_or(d.history.data_dir),

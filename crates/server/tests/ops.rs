@@ -254,3 +254,37 @@ async fn secrets_are_read_from_files() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("auth.admin_key"), "{stderr}");
 }
+
+/// `--static DIR` serves DIR's files at `/`, never a file outside it, and never shadows the
+/// server's own routes.
+#[tokio::test]
+async fn static_files_are_served_beside_the_routes() {
+    let site = tempfile::tempdir().expect("temp dir");
+    std::fs::write(site.path().join("index.html"), "<h1>hello</h1>").expect("write");
+    std::fs::create_dir(site.path().join("healthz")).expect("mkdir");
+    let dir = site.path().display().to_string();
+    let server = TestServer::start(&["--static", &dir]).await;
+    let (status, body) = server.http_request("GET", "/", None, None).await;
+    assert_eq!((status, body.as_str()), (200, "<h1>hello</h1>"));
+    let (status, body) = server.http_request("GET", "/index.html", None, None).await;
+    assert_eq!((status, body.as_str()), (200, "<h1>hello</h1>"));
+    // The server's routes come first.
+    let (status, body) = server.http_request("GET", "/healthz", None, None).await;
+    assert_eq!((status, body.as_str()), (200, "ok"));
+    // Nothing outside the directory, however the path is spelled.
+    for path in [
+        "/../Cargo.toml",
+        "/%2e%2e/Cargo.toml",
+        "/..%2fCargo.toml",
+        "/missing.js",
+    ] {
+        let (status, _) = server.http_request("GET", path, None, None).await;
+        assert_eq!(status, 404, "{path}");
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_roomcast"))
+        .args(["check-config", "--dev", "--static", "/no/such/dir"])
+        .output()
+        .expect("run check-config");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("server.static_dir"));
+}
