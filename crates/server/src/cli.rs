@@ -203,6 +203,13 @@ pub struct ServeArgs {
     /// the server's own routes take precedence.
     #[arg(long = "static", env = "ROOMCAST_STATIC", value_name = "DIR")]
     pub static_dir: Option<PathBuf>,
+    /// PEM certificate chain: serve HTTPS and wss:// directly (small deployments; at scale
+    /// terminate TLS in a proxy). Needs --tls-key.
+    #[arg(long, env = "ROOMCAST_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "ROOMCAST_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
     /// Do not run the trading arena (its REST API, streams and market rooms).
     #[arg(long, env = "ROOMCAST_NO_ARENA")]
     pub no_arena: bool,
@@ -248,6 +255,8 @@ impl ServeArgs {
                 api_keys: (!self.api_keys.is_empty()).then(|| self.api_keys.clone()),
                 api_key_file: self.api_key_file.clone(),
                 static_dir: self.static_dir.clone(),
+                tls_cert: self.tls_cert.clone(),
+                tls_key: self.tls_key.clone(),
             },
             heartbeat: RawHeartbeat {
                 interval: self.heartbeat_interval,

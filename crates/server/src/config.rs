@@ -154,6 +154,10 @@ pub struct RawServer {
     pub api_keys: Option<Vec<String>>,
     /// A directory of static files served at `/` (a web app next to its server).
     pub static_dir: Option<PathBuf>,
+    /// PEM certificate chain: serve HTTPS / `wss://` directly (with `tls_key`).
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
     /// File of API keys, one per line (`#` starts a comment).
     pub api_key_file: Option<PathBuf>,
 }
@@ -213,6 +217,8 @@ impl RawConfig {
                 api_keys: Some(Vec::new()),
                 api_key_file: None,
                 static_dir: None,
+                tls_cert: None,
+                tls_key: None,
             },
             heartbeat: RawHeartbeat {
                 interval: Some(d.hub.heartbeat_interval.as_secs()),
@@ -295,6 +301,8 @@ pub struct ServerConfig {
     pub api_keys: Vec<String>,
     /// Static files served at `/`, if any.
     pub static_dir: Option<PathBuf>,
+    /// Certificate and key files when the server terminates TLS itself.
+    pub tls: Option<(PathBuf, PathBuf)>,
     /// History store settings.
     pub history: HistoryConfig,
     /// Authentication settings.
@@ -377,6 +385,7 @@ impl Default for ServerConfig {
             hub: HubConfig::default(),
             api_keys: Vec::new(),
             static_dir: None,
+            tls: None,
             history: HistoryConfig {
                 store: HistoryStore::Durable,
                 data_dir: PathBuf::from("./data"),
@@ -460,6 +469,8 @@ impl RawConfig {
             server.api_keys,
             server.api_key_file,
             server.static_dir,
+            server.tls_cert,
+            server.tls_key,
             history.store,
             history.data_dir,
             history.fsync,
@@ -675,6 +686,16 @@ impl RawConfig {
             }
             other => other,
         };
+        let tls = match (self.server.tls_cert, self.server.tls_key) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            (None, None) => None,
+            _ => {
+                return Err(invalid(
+                    "server.tls_cert",
+                    "tls_cert and tls_key go together",
+                ))
+            }
+        };
         let dev = self.server.dev.unwrap_or(false);
         let auth = validate_auth(self.auth, dev)?;
         let limits = validate_limits(self.limits, dev)?;
@@ -704,6 +725,7 @@ impl RawConfig {
             },
             api_keys,
             static_dir,
+            tls,
             history: HistoryConfig {
                 store,
                 data_dir: self.history.data_dir.unwrap_or(d.history.data_dir),

@@ -10,6 +10,7 @@
 //! - [`metrics`]: Prometheus metrics.
 //! - [`openapi`]: the OpenAPI document of the HTTP APIs, generated from the handlers.
 //! - [`security`]: JWT verifier, room policy, collectives, limits, Origin rule.
+//! - [`tls`]: HTTPS / `wss://` without a proxy (rustls), handshakes off the accept loop.
 //! - [`tools`]: `roomcast token` and `roomcast keygen`.
 //! - [`serve`]: binding, the maintenance task and graceful shutdown.
 
@@ -23,6 +24,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod security;
 pub mod serve;
+pub mod tls;
 pub mod tools;
 pub mod ws;
 

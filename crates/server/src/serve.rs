@@ -147,21 +147,35 @@ pub async fn serve_on(
     ));
     let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let shutdown = state.shutdown.clone();
-    // Real-time traffic is many small frames: without TCP_NODELAY, Nagle's algorithm holds
-    // a reply (e.g. an ack right after the welcome) until the peer's delayed ACK, ~40 ms.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+    let stopped = async move { shutdown.cancelled().await };
+    let (server, scheme) = match &state.config.tls {
+        Some((cert, key)) => {
+            let acceptor = crate::tls::acceptor(cert, key)?;
+            let listener =
+                crate::tls::TlsListener::new(listener, acceptor, state.shutdown.child_token())
+                    .context("starting the TLS listener")?;
+            // `tap_io` (a no-op here: the TLS listener sets TCP_NODELAY itself) is what lets
+            // axum hand the remote address to `ConnectInfo` for a custom listener.
+            let listener = listener.tap_io(|_| ());
+            let serve = axum::serve(listener, app).with_graceful_shutdown(stopped);
+            (tokio::spawn(serve.into_future()), "wss")
         }
-    });
-    let server = tokio::spawn(
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .into_future(),
-    );
+        None => {
+            // Real-time traffic is many small frames: without TCP_NODELAY, Nagle's
+            // algorithm holds a reply (e.g. an ack right after the welcome) until the
+            // peer's delayed ACK, ~40 ms.
+            let listener = listener.tap_io(|tcp| {
+                if let Err(e) = tcp.set_nodelay(true) {
+                    tracing::debug!(error = %e, "could not set TCP_NODELAY");
+                }
+            });
+            let serve = axum::serve(listener, app).with_graceful_shutdown(stopped);
+            (tokio::spawn(serve.into_future()), "ws")
+        }
+    };
     {
         let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "listening on ws://{addr}");
+        let _ = writeln!(out, "listening on {scheme}://{addr}");
         let _ = out.flush();
     }
     tracing::info!(%addr, "roomcast listening");
