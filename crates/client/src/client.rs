@@ -115,6 +115,25 @@ impl Builder {
     /// Fails with [`Error::Closed`] if the client stops (fatal close code, refused
     /// handshake, attempts used up) before it ever connected. Must run inside tokio.
     pub async fn connect(self) -> Result<RoomcastClient, Error> {
+        Ok(self.start(None).await?.0)
+    }
+
+    /// [`connect`](Self::connect), following a room the server joins by itself from the
+    /// very first connection (a stream's `orders:{c}`, `general`), so nothing it sends
+    /// before the first `welcome` returns, such as a stream's snapshot, is missed.
+    pub async fn connect_listening(
+        self,
+        room: &str,
+    ) -> Result<(RoomcastClient, Subscription), Error> {
+        let (client, sub) = self.start(Some(room.to_owned())).await?;
+        let sub = sub.ok_or(Error::Disconnected)?;
+        Ok((client, sub))
+    }
+
+    async fn start(
+        self,
+        listen: Option<String>,
+    ) -> Result<(RoomcastClient, Option<Subscription>), Error> {
         let owner = self
             .client_id
             .clone()
@@ -127,7 +146,18 @@ impl Builder {
         let (state_tx, mut state_rx) = watch::channel(State::Connecting);
         let (events, _) = broadcast::channel(256);
         let (closed_tx, closed_rx) = watch::channel(None);
+        let mut sub = None;
+        let mut initial = None;
+        if let Some(room) = listen {
+            let (tx, rx) = mpsc::channel(self.options.subscription_buffer.max(1));
+            sub = Some(Subscription {
+                room: room.clone(),
+                rx,
+            });
+            initial = Some((room, tx));
+        }
         let config = DriverConfig {
+            listen: initial,
             base: self.url.trim_end_matches('/').to_owned(),
             owner,
             token: self.token,
@@ -149,7 +179,7 @@ impl Builder {
         };
         loop {
             match *state_rx.borrow_and_update() {
-                State::Connected => return Ok(client),
+                State::Connected => return Ok((client, sub)),
                 State::Closed => return Err(client.closed_error()),
                 _ => {}
             }

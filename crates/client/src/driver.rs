@@ -57,6 +57,8 @@ pub(crate) struct DriverConfig {
     pub(crate) ed25519: Option<Ed25519Credentials>,
     pub(crate) stream: Option<String>,
     pub(crate) options: ClientOptions,
+    /// A server-joined room followed from the first connection.
+    pub(crate) listen: Option<(String, mpsc::Sender<Value>)>,
 }
 
 /// A request in flight, keyed by its id.
@@ -120,13 +122,18 @@ impl Driver {
             Some(s @ ("portfolio" | "orders")) => Some(format!("{s}:{}", cfg.owner)),
             Some(_) => None,
         };
+        let mut rooms = HashMap::new();
+        let mut cfg = cfg;
+        if let Some((room, sink)) = cfg.listen.take() {
+            rooms.insert(room.clone(), RoomState::new(room, true, None, sink, None));
+        }
         Driver {
             cfg,
             cmds,
             state,
             events,
             closed,
-            rooms: HashMap::new(),
+            rooms,
             auto_room,
             pending: HashMap::new(),
             next_id: 1,
