@@ -236,3 +236,92 @@ async fn a_silent_server_is_detected_by_the_heartbeat_and_reconnected() {
     stop("-CONT");
     until_state(&c, State::Connected).await;
 }
+
+#[tokio::test]
+async fn requests_made_while_reconnecting_wait_or_fail_by_policy() {
+    let server = TestServer::start(&[]).await;
+    let queued = client(&server, "queued").await;
+    let _room = queued.subscribe("chat").await.expect("subscribe");
+    let failing = RoomcastClient::builder(server.ws())
+        .client_id("failing")
+        .options(ClientOptions {
+            offline_policy: roomcast_client::OfflinePolicy::Fail,
+            ..fast()
+        })
+        .connect()
+        .await
+        .expect("connect");
+    let parts = server.terminate().await;
+    until_state(&queued, State::Disconnected).await;
+    until_state(&failing, State::Disconnected).await;
+    let waiting = tokio::spawn({
+        let queued = queued.clone();
+        async move { queued.publish("chat", json!({"n": 1})).await }
+    });
+    assert!(matches!(
+        failing.presence("chat").await,
+        Err(Error::NotConnected(_))
+    ));
+    let _server = TestServer::restart(parts).await;
+    let ack = tokio::time::timeout(WAIT, waiting)
+        .await
+        .expect("in time")
+        .expect("task")
+        .expect("the queued publish went out after the resubscribe");
+    assert_eq!(ack["type"], "ack");
+}
+
+#[tokio::test]
+async fn a_token_source_refreshes_the_session_before_its_token_expires() {
+    use roomcast_engine::auth::jwt::{mint_hs256, MintRequest};
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Arc;
+    const SECRET: &str = "client-tests-shared-secret-0123456789";
+    let server = TestServer::start_secure(&["--jwt-secret", SECRET, "--jwt-leeway", "0"]).await;
+    let calls = Arc::new(AtomicU32::new(0));
+    let source: roomcast_client::TokenSource = Arc::new({
+        let calls = calls.clone();
+        move || {
+            // The first token lives 4 s (warned at ~2 s), the refreshed ones a minute.
+            let first = calls.fetch_add(1, Ordering::SeqCst) == 0;
+            let ttl = Duration::from_secs(if first { 4 } else { 60 });
+            let request = MintRequest {
+                sub: "tok".into(),
+                rooms: None,
+                publish: None,
+                roles: Vec::new(),
+                collective_id: None,
+                issuer: None,
+                audience: None,
+                ttl,
+            };
+            let token = mint_hs256(SECRET, &request, time::OffsetDateTime::now_utc()).ok();
+            Box::pin(async move { token })
+        }
+    });
+    let c = RoomcastClient::builder(server.ws())
+        .client_id("tok")
+        .token_source(source)
+        .options(fast())
+        .connect()
+        .await
+        .expect("connect with the source's token");
+    let mut events = c.events();
+    let mut states = c.state_watch();
+    states.borrow_and_update();
+    let refreshed = tokio::time::timeout(WAIT, async {
+        loop {
+            if let Ok(ClientEvent::TokenRefreshed(ack)) = events.recv().await {
+                return ack;
+            }
+        }
+    })
+    .await
+    .expect("token_expiring answered with refresh");
+    assert_eq!(refreshed["type"], "ack");
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    // Past the first token's expiry the session is still the same connection.
+    let quiet = tokio::time::timeout(Duration::from_secs(3), states.changed()).await;
+    assert!(quiet.is_err(), "the session changed state: {:?}", c.state());
+    c.subscribe("chat").await.expect("still authenticated");
+}

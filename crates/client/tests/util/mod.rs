@@ -60,16 +60,21 @@ impl TestServer {
     /// `roomcast serve --bind 127.0.0.1:0 --dev --data-dir <fresh> --shutdown-grace 1 <args>`.
     pub async fn start(args: &[&str]) -> TestServer {
         let data = Arc::new(tempfile::tempdir().expect("temp dir"));
-        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let mut all = vec!["--dev".to_owned()];
+        all.extend(args.iter().map(|s| s.to_string()));
+        Self::launch(data, "127.0.0.1:0".parse().expect("addr"), all).await
+    }
+
+    /// A server WITHOUT `--dev`: `args` must configure authentication.
+    pub async fn start_secure(args: &[&str]) -> TestServer {
+        let data = Arc::new(tempfile::tempdir().expect("temp dir"));
+        let args = args.iter().map(|s| s.to_string()).collect();
         Self::launch(data, "127.0.0.1:0".parse().expect("addr"), args).await
     }
 
     async fn launch(data: Arc<tempfile::TempDir>, bind: SocketAddr, args: Vec<String>) -> Self {
         let mut cmd = Command::new(roomcast_bin());
-        cmd.arg("serve")
-            .arg("--bind")
-            .arg(bind.to_string())
-            .arg("--dev");
+        cmd.arg("serve").arg("--bind").arg(bind.to_string());
         cmd.arg("--data-dir").arg(data.path());
         cmd.args(["--shutdown-grace", "1"]).args(&args);
         cmd.env_remove("ROOMCAST_DEV");
