@@ -375,7 +375,8 @@ impl RoomcastClient {
 
 /// The events of one room, exactly once and in order across reconnects (a `Stream`).
 ///
-/// `recovery_failed` and snapshots arrive in the stream too. Dropping it leaves the room.
+/// `recovery_failed` and snapshots arrive in the stream too. Dropping it leaves the room
+/// (when the room's next event finds no reader).
 /// The stream ends when the client stops.
 #[derive(Debug)]
 pub struct Subscription {

@@ -14,7 +14,8 @@
 //! Module map: `connection` (raw connection), `backoff` (retry delays), `close_action`
 //! (what each close code means to a client), `room` (per-room position and dedupe),
 //! `options` (tunables and credentials), `client` (the public handle), `driver` (the task
-//! that owns the socket), `error` (typed errors), `auth` (Ed25519 signing), [`arena`].
+//! that owns the socket; `driver::requests` its request table and dispatch), `error`
+//! (typed errors), `auth` (Ed25519 signing), [`arena`].
 
 pub mod arena;
 mod auth;

@@ -216,3 +216,55 @@ async fn the_rust_bot_example_trades_and_follows_its_streams() {
         .unwrap_or_else(|| panic!("summary line: {last}"));
     assert!(placed >= 4, "{stdout}");
 }
+
+#[tokio::test]
+async fn after_kill_9_the_orders_feed_is_stale_until_a_fresh_snapshot() {
+    let (server, acme, _, _dir) = arena_server(&[]).await;
+    let (_oc, mut orders) =
+        follow_stream::<OrdersState>(&server.ws(), acme.clone(), "orders", fast())
+            .await
+            .expect("orders stream");
+    orders.until_ready().await.expect("snapshot");
+    let rest = ArenaRest::new(&server.http(), acme.clone());
+    let order = rest
+        .place_order(&json!({"symbol": "BTC-USD", "side": "buy", "type": "limit",
+                             "quantity": "0.1", "price": "40000"}))
+        .await
+        .expect("order");
+    let id = order["order_id"].as_u64().expect("id");
+    until(&mut orders, |s| s.orders.contains_key(&id)).await;
+    let server = TestServer::restart(server.kill9().await).await;
+    // The stream resumes with `?last_sequence=&epoch=`; the crash started a new epoch.
+    let mut saw_failed = false;
+    tokio::time::timeout(WAIT, async {
+        loop {
+            let ev = orders.next().await.expect("feed open");
+            if ev["type"] == "recovery_failed" {
+                saw_failed = true;
+                assert!(orders.stale());
+            }
+            if ev["type"] == "orders_snapshot" && saw_failed {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("recovery_failed, then a fresh snapshot");
+    assert!(!orders.stale());
+    let listing = ArenaRest::new(&server.http(), acme)
+        .orders("all")
+        .await
+        .expect("REST orders");
+    let rest_ids: Vec<u64> = listing["orders"]
+        .as_array()
+        .or(listing.as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|o| o["order_id"].as_u64())
+        .collect();
+    let feed_ids: Vec<u64> = orders.state().orders.keys().copied().collect();
+    assert_eq!(
+        feed_ids, rest_ids,
+        "the feed was rebuilt from the fresh snapshot"
+    );
+}
