@@ -271,6 +271,53 @@ async fn requests_made_while_reconnecting_wait_or_fail_by_policy() {
     assert_eq!(ack["type"], "ack");
 }
 
+fn mint(secret: &str, sub: &str, ttl: Duration) -> String {
+    let request = roomcast_engine::auth::jwt::MintRequest {
+        sub: sub.into(),
+        rooms: None,
+        publish: None,
+        roles: Vec::new(),
+        collective_id: None,
+        issuer: None,
+        audience: None,
+        ttl,
+    };
+    roomcast_engine::auth::jwt::mint_hs256(secret, &request, time::OffsetDateTime::now_utc())
+        .expect("mint")
+}
+
+#[tokio::test]
+async fn an_expired_token_without_a_source_stops_with_4003() {
+    const SECRET: &str = "client-tests-shared-secret-0123456789";
+    let server = TestServer::start_secure(&["--jwt-secret", SECRET, "--jwt-leeway", "0"]).await;
+    let c = RoomcastClient::builder(server.ws())
+        .client_id("short")
+        .token(mint(SECRET, "short", Duration::from_secs(2)))
+        .options(fast())
+        .connect()
+        .await
+        .expect("connect");
+    match tokio::time::timeout(WAIT, c.wait_closed())
+        .await
+        .expect("stops")
+    {
+        Error::Closed { code, .. } => assert_eq!(code, Some(4003)),
+        other => panic!("{other:?}"),
+    }
+    // A refused token on connect stops too (no retry loop against a 401).
+    let refused = RoomcastClient::builder(server.ws())
+        .client_id("short")
+        .token(mint(
+            "a-secret-the-server-does-not-know-at-all",
+            "short",
+            Duration::from_secs(60),
+        ))
+        .options(fast())
+        .connect()
+        .await;
+    assert!(matches!(refused, Err(Error::Closed { .. })), "{refused:?}");
+}
+
 #[tokio::test]
 async fn a_token_source_refreshes_the_session_before_its_token_expires() {
     use roomcast_engine::auth::jwt::{mint_hs256, MintRequest};
