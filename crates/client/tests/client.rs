@@ -78,8 +78,9 @@ async fn a_sigterm_restart_replays_exactly_what_was_missed() {
     let alice = client(&server, "alice").await;
     // Dropping a Subscription leaves the room, so alice keeps hers to publish.
     let _alice_chat = alice.subscribe("chat").await.expect("subscribe");
+    let mut fifth = Value::Null;
     for n in 1..=5 {
-        alice.publish("chat", json!({"n": n})).await.expect("ack");
+        fifth = alice.publish("chat", json!({"n": n})).await.expect("ack");
     }
     let mut alice_events = alice.events();
     for n in 1..=5 {
@@ -116,6 +117,30 @@ async fn a_sigterm_restart_replays_exactly_what_was_missed() {
         .await
         .expect("ack after reconnect");
     assert_eq!(next_n(&mut chat).await, 11);
+    // Deterministically through the replay path: a new client resuming from the fifth
+    // event gets exactly 6..=11, replayed, under the same epoch.
+    let dave = client(&server, "dave").await;
+    let since = roomcast_client::Position {
+        sequence: fifth["sequence"].as_u64().expect("sequence"),
+        epoch: fifth["epoch"].as_str().expect("epoch").to_owned(),
+    };
+    let mut resumed = dave
+        .subscribe_since("chat", Some(since))
+        .await
+        .expect("since");
+    for n in 6..=11 {
+        let ev = loop {
+            let ev = next(&mut resumed).await;
+            assert_ne!(ev["type"], "recovery_failed", "{ev}");
+            if ev["type"] == "message" {
+                break ev;
+            }
+        };
+        assert_eq!(
+            (ev["content"]["n"].as_u64(), ev["replayed"].as_bool()),
+            (Some(n), Some(true))
+        );
+    }
     // No recovery_failed: a clean restart keeps the epoch.
     while let Ok(ev) = events.try_recv() {
         assert!(!matches!(ev, ClientEvent::RecoveryFailed(_)), "{ev:?}");
