@@ -297,16 +297,7 @@ async fn requests_made_while_reconnecting_wait_or_fail_by_policy() {
 }
 
 fn mint(secret: &str, sub: &str, ttl: Duration) -> String {
-    let request = roomcast_engine::auth::jwt::MintRequest {
-        sub: sub.into(),
-        rooms: None,
-        publish: None,
-        roles: Vec::new(),
-        collective_id: None,
-        issuer: None,
-        audience: None,
-        ttl,
-    };
+    let request = roomcast_engine::auth::jwt::MintRequest::new(sub, ttl);
     roomcast_engine::auth::jwt::mint_hs256(secret, &request, time::OffsetDateTime::now_utc())
         .expect("mint")
 }
@@ -357,16 +348,7 @@ async fn a_token_source_refreshes_the_session_before_its_token_expires() {
             // The first token lives 4 s (warned at ~2 s), the refreshed ones a minute.
             let first = calls.fetch_add(1, Ordering::SeqCst) == 0;
             let ttl = Duration::from_secs(if first { 4 } else { 60 });
-            let request = MintRequest {
-                sub: "tok".into(),
-                rooms: None,
-                publish: None,
-                roles: Vec::new(),
-                collective_id: None,
-                issuer: None,
-                audience: None,
-                ttl,
-            };
+            let request = MintRequest::new("tok", ttl);
             let token = mint_hs256(SECRET, &request, time::OffsetDateTime::now_utc()).ok();
             Box::pin(async move { token })
         }
