@@ -108,6 +108,19 @@ fn describe() {
         "roomcast_broker_errors_total",
         "Broker publish failures (0 with the single-node broker)"
     );
+    describe_counter!(
+        "roomcast_arena_orders_accepted_total",
+        "Orders the arena accepted since start"
+    );
+    describe_counter!(
+        "roomcast_arena_orders_rejected_total",
+        "Orders the arena's risk checks refused since start"
+    );
+    describe_counter!(
+        "roomcast_arena_trades_total",
+        "Trades in the exchange's state (kept across restarts)"
+    );
+    describe_gauge!("roomcast_arena_accounts", "Open arena accounts");
     describe_histogram!(
         "roomcast_publish_fanout_seconds",
         Unit::Seconds,
@@ -163,6 +176,13 @@ pub(crate) async fn render(State(state): State<AppState>) -> impl IntoResponse {
         0.0
     });
     metrics::counter!("roomcast_history_write_errors_total").absolute(history.write_errors());
+    if let Some(arena) = &state.arena {
+        let a = arena.stats();
+        metrics::counter!("roomcast_arena_orders_accepted_total").absolute(a.orders_accepted);
+        metrics::counter!("roomcast_arena_orders_rejected_total").absolute(a.orders_rejected);
+        metrics::counter!("roomcast_arena_trades_total").absolute(a.trades);
+        metrics::gauge!("roomcast_arena_accounts").set(a.accounts as f64);
+    }
     let body = handle.render();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }

@@ -46,6 +46,17 @@ async fn metrics_and_readiness() {
         "{text}"
     );
     assert!(metric(&text, "roomcast_messages_out_total").is_some_and(|v| v >= 1.0));
+    // The arena runs by default and reports its counters.
+    assert_eq!(
+        metric(&text, "roomcast_arena_orders_accepted_total"),
+        Some(0.0),
+        "{text}"
+    );
+    assert_eq!(
+        metric(&text, "roomcast_arena_accounts"),
+        Some(0.0),
+        "{text}"
+    );
     // A close shows up by code.
     let mut bin = server.connect("bin").await;
     use futures_util::SinkExt;
