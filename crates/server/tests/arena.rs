@@ -1111,3 +1111,37 @@ async fn the_three_streams_share_the_collectives_connection_limit() {
     let (_g, snap) = arena.trader("globex").stream("orders").await;
     assert_eq!(snap["room"], "orders:globex");
 }
+
+/// A signed request captured before a `kill -9` cannot be replayed on the restarted server,
+/// although its timestamp is still inside the 30 s window and the new process never saw
+/// the signature.
+#[tokio::test]
+async fn a_signed_order_cannot_be_replayed_across_a_restart() {
+    let arena = ArenaServer::start(&[Funding::new("acme", 10_000_000, &[])], None, &[]).await;
+    let body =
+        json!({"symbol":"BTC-USD","side":"buy","type":"limit","quantity":"0.01","price":"100.00"})
+            .to_string();
+    let acme = arena.trader("acme");
+    let captured = acme.headers(acme.timestamp(), "POST", "/api/v1/orders", &body);
+    let (status, placed) = acme.raw("POST", "/api/v1/orders", &captured, &body).await;
+    assert_eq!(status, 201, "{placed}");
+    let (status, again) = acme.raw("POST", "/api/v1/orders", &captured, &body).await;
+    assert_eq!(
+        (status, again["error"]["code"].as_str()),
+        (401, Some("replayed_signature"))
+    );
+
+    let arena = arena.kill9_and_restart().await;
+    let acme = arena.trader("acme");
+    let (status, replay) = acme.raw("POST", "/api/v1/orders", &captured, &body).await;
+    assert_eq!(
+        (status, replay["error"]["code"].as_str()),
+        (401, Some("stale_timestamp")),
+        "{replay}"
+    );
+    let open = acme.get("/api/v1/orders?status=all").await;
+    assert_eq!(open.as_array().map(Vec::len), Some(1), "{open}");
+    // A request signed now is accepted.
+    let (status, fresh) = acme.place(&json!({"symbol":"BTC-USD","side":"buy","type":"limit","quantity":"0.01","price":"99.00"})).await;
+    assert_eq!(status, 201, "{fresh}");
+}

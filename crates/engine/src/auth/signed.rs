@@ -13,6 +13,13 @@
 //!   be sent again. Once its timestamp leaves the window the signature is forgotten, since
 //!   the timestamp check alone refuses it from then on.
 //!
+//! The memory of used signatures is the process's, so a restart would forget it while the
+//! signatures are still inside their window (a request captured a few seconds before a
+//! `kill -9` could be sent again to the restarted server). A verifier therefore refuses
+//! every timestamp older than its own start as stale: those are exactly the requests a
+//! previous process may have accepted. A client whose clock runs behind the server's is
+//! refused for at most that lag right after a restart, and retries with a new timestamp.
+//!
 //! Why the replay memory is bounded without ever forgetting too early: an entry is kept
 //! exactly until its timestamp + window, so live entries are at most
 //! `request rate × 2 × window`; the map holds at most `capacity` of them, and a request
@@ -114,6 +121,8 @@ impl SignedError {
 #[derive(Debug)]
 pub struct SignedRequestVerifier {
     window_ms: i64,
+    /// Unix ms when this verifier started: older timestamps may have been used before.
+    started_ms: i64,
     per_shard: usize,
     /// Signature prefix → unix ms after which it may be forgotten.
     seen: Vec<Mutex<HashMap<[u8; 16], i64>>>,
@@ -126,10 +135,21 @@ impl Default for SignedRequestVerifier {
 }
 
 impl SignedRequestVerifier {
-    /// A verifier remembering at most `capacity` signatures.
+    /// A verifier remembering at most `capacity` signatures, started now.
     pub fn new(capacity: usize) -> SignedRequestVerifier {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+            .unwrap_or(0);
+        SignedRequestVerifier::started_at(capacity, now_ms)
+    }
+
+    /// A verifier remembering at most `capacity` signatures that refuses timestamps older
+    /// than `started_ms` (unix ms).
+    pub fn started_at(capacity: usize, started_ms: i64) -> SignedRequestVerifier {
         SignedRequestVerifier {
             window_ms: SIGNATURE_WINDOW.as_millis() as i64,
+            started_ms,
             per_shard: capacity.div_ceil(SHARDS).max(1),
             seen: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
         }
@@ -152,7 +172,7 @@ impl SignedRequestVerifier {
         } else {
             return Err(SignedError::BadTimestamp);
         };
-        if (timestamp - now_ms).abs() > self.window_ms {
+        if (timestamp - now_ms).abs() > self.window_ms || timestamp < self.started_ms {
             return Err(SignedError::StaleTimestamp);
         }
         let collective = registry
@@ -280,7 +300,7 @@ mod tests {
     #[test]
     fn a_signed_request_is_accepted_once() {
         let (reg, key) = setup();
-        let v = SignedRequestVerifier::default();
+        let v = SignedRequestVerifier::started_at(DEFAULT_REPLAY_CAPACITY, NOW - 60_000);
         let body = r#"{"symbol":"BTC-USD"}"#;
         let sig = sign(&key, NOW, "POST", "/api/v1/orders", body);
         let ts = NOW.to_string();
@@ -301,9 +321,35 @@ mod tests {
     }
 
     #[test]
+    fn a_restarted_verifier_refuses_what_the_previous_process_may_have_seen() {
+        let (reg, key) = setup();
+        let body = "{}";
+        let sig = sign(&key, NOW, "POST", "/api/v1/orders", body);
+        let ts = NOW.to_string();
+        let before = SignedRequestVerifier::started_at(DEFAULT_REPLAY_CAPACITY, NOW - 60_000);
+        assert_eq!(
+            check(&before, &reg, "acme", &ts, &sig, body, NOW + 1),
+            Ok(())
+        );
+        // The process dies; its successor starts 5 s later, inside the signature's window.
+        let after = SignedRequestVerifier::started_at(DEFAULT_REPLAY_CAPACITY, NOW + 5_000);
+        assert_eq!(
+            check(&after, &reg, "acme", &ts, &sig, body, NOW + 5_001),
+            Err(SignedError::StaleTimestamp)
+        );
+        // A request signed after the restart is accepted.
+        let fresh = sign(&key, NOW + 5_002, "POST", "/api/v1/orders", body);
+        let fresh_ts = (NOW + 5_002).to_string();
+        assert_eq!(
+            check(&after, &reg, "acme", &fresh_ts, &fresh, body, NOW + 5_003),
+            Ok(())
+        );
+    }
+
+    #[test]
     fn every_failure_has_its_code() {
         let (reg, key) = setup();
-        let v = SignedRequestVerifier::default();
+        let v = SignedRequestVerifier::started_at(DEFAULT_REPLAY_CAPACITY, NOW - 60_000);
         let body = "{}";
         let ts = NOW.to_string();
         let sig = sign(&key, NOW, "POST", "/api/v1/orders", body);
@@ -361,7 +407,7 @@ mod tests {
     #[test]
     fn a_full_memory_refuses_instead_of_forgetting() {
         let (reg, key) = setup();
-        let v = SignedRequestVerifier::new(SHARDS);
+        let v = SignedRequestVerifier::started_at(SHARDS, NOW - 60_000);
         let ts = NOW.to_string();
         let mut accepted = 0;
         let mut busy = 0;
