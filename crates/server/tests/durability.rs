@@ -230,7 +230,6 @@ const FILLER_KIB: u32 = 1024;
 /// file (`unshare -m`: the mount is visible only to the server). `None` (with the reason
 /// printed) where this machine does not allow it.
 async fn start_on_small_tmpfs(dir: &std::path::Path) -> Option<TestServer> {
-    use tokio::io::{AsyncBufReadExt, BufReader};
     let probe = std::process::Command::new("unshare")
         .args(["-m", "sh", "-c"])
         .arg(format!(
@@ -270,19 +269,7 @@ async fn start_on_small_tmpfs(dir: &std::path::Path) -> Option<TestServer> {
         cmd.stderr(std::process::Stdio::null());
     }
     let mut child = cmd.spawn().expect("spawn unshare");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let line = tokio::time::timeout(WAIT, lines.next_line())
-        .await
-        .expect("server announced itself in time")
-        .expect("read stdout")
-        .expect("a first line");
-    let addr = line
-        .strip_prefix("listening on ws://")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .parse()
-        .expect("an address");
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let addr = announced(&mut child).await;
     let data = std::sync::Arc::new(tempfile::tempdir().expect("temp dir"));
     Some(TestServer { child, addr, data })
 }

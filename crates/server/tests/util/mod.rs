@@ -65,20 +65,7 @@ impl TestServer {
             cmd.stderr(Stdio::null());
         }
         let mut child = cmd.spawn().expect("spawn roomcast");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let line = tokio::time::timeout(WAIT, lines.next_line())
-            .await
-            .expect("server announced itself in time")
-            .expect("read stdout")
-            .expect("a first line");
-        let addr = line
-            .strip_prefix("listening on ws://")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .parse()
-            .expect("an address");
-        // Keep draining stdout so the server never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let addr = announced(&mut child).await;
         TestServer { child, addr, data }
     }
 
@@ -143,6 +130,26 @@ impl TestServer {
             .expect("run kill");
         assert!(status.success());
     }
+}
+
+/// Waits for a spawned server's `listening on ws://ADDR` line (its stdout must be piped)
+/// and returns the address; stdout is drained from then on, so the server never blocks on
+/// a full pipe.
+pub async fn announced(child: &mut Child) -> SocketAddr {
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let line = tokio::time::timeout(WAIT, lines.next_line())
+        .await
+        .expect("server announced itself in time")
+        .expect("read stdout")
+        .expect("a first line");
+    let addr = line
+        .strip_prefix("listening on ws://")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .parse()
+        .expect("an address");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    addr
 }
 
 /// The next JSON message; panics on close or timeout.
