@@ -206,6 +206,29 @@ impl Arena {
             .unwrap_or(Err(OrderError::Unavailable))
     }
 
+    /// Places several orders of `id` in the given order, inside one batch of the exchange
+    /// (one durable commit): each gets its own result, as if placed one by one, and none
+    /// of another request can come between them.
+    ///
+    /// # Errors
+    /// Per order, see [`OrderError`]; all [`OrderError::Unavailable`] when the exchange is
+    /// not running.
+    pub async fn place_orders(
+        &self,
+        id: &CollectiveId,
+        requests: Vec<OrderRequest>,
+    ) -> Vec<Result<OrderView, OrderError>> {
+        let id = id.clone();
+        let count = requests.len();
+        self.call(|reply| Request::PlaceMany {
+            id,
+            requests,
+            reply,
+        })
+        .await
+        .unwrap_or_else(|| (0..count).map(|_| Err(OrderError::Unavailable)).collect())
+    }
+
     /// Cancels an open order of `id`.
     ///
     /// # Errors

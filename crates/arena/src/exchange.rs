@@ -50,7 +50,10 @@ use crate::state::{Command, Emit, ExchangeState, Mode, Placed};
 use crate::store::{Batch, Store};
 use crate::views::{OrderRequest, OrderView, PortfolioView};
 
-/// Most requests handled as one batch (one write transaction).
+/// Most commands handled as one batch (one write transaction); each order of a
+/// `PlaceMany` counts. With the batch's summaries merged, its burst into a market room is
+/// about one `trade` per fill plus one `book_update` and one `ticker`, well under a
+/// connection's default outbox of 1,024 frames.
 pub const MAX_BATCH: usize = 512;
 
 /// A read of the state, run by the task after the batch it arrived in is durable.
@@ -68,6 +71,12 @@ pub(crate) enum Request {
         request: OrderRequest,
         reply: oneshot::Sender<Result<OrderView, OrderError>>,
     },
+    /// Several orders of one collective, applied in order inside one batch (one commit).
+    PlaceMany {
+        id: CollectiveId,
+        requests: Vec<OrderRequest>,
+        reply: oneshot::Sender<Vec<Result<OrderView, OrderError>>>,
+    },
     Cancel {
         id: CollectiveId,
         order_id: u64,
@@ -84,11 +93,22 @@ pub(crate) enum Request {
 }
 
 impl Request {
+    /// How many commands it holds.
+    fn weight(&self) -> usize {
+        match self {
+            Request::PlaceMany { requests, .. } => requests.len().max(1),
+            _ => 1,
+        }
+    }
+
     /// Whether it may change the state (and so cause events).
     fn writes(&self) -> bool {
         matches!(
             self,
-            Request::Open { .. } | Request::Place { .. } | Request::Cancel { .. }
+            Request::Open { .. }
+                | Request::Place { .. }
+                | Request::PlaceMany { .. }
+                | Request::Cancel { .. }
         )
     }
 }
@@ -102,6 +122,10 @@ enum Reply {
         oneshot::Sender<Result<OrderView, OrderError>>,
         Result<OrderView, OrderError>,
     ),
+    Orders(
+        oneshot::Sender<Vec<Result<OrderView, OrderError>>>,
+        Vec<Result<OrderView, OrderError>>,
+    ),
 }
 
 impl Reply {
@@ -110,6 +134,7 @@ impl Reply {
         match self {
             Reply::Open(tx, r) => drop(tx.send(r)),
             Reply::Order(tx, r) => drop(tx.send(r)),
+            Reply::Orders(tx, r) => drop(tx.send(r)),
         }
     }
 
@@ -117,6 +142,9 @@ impl Reply {
         match self {
             Reply::Open(tx, _) => drop(tx.send(Err(ArenaError::Unavailable))),
             Reply::Order(tx, _) => drop(tx.send(Err(OrderError::Unavailable))),
+            Reply::Orders(tx, r) => {
+                drop(tx.send(r.iter().map(|_| Err(OrderError::Unavailable)).collect()))
+            }
         }
     }
 }
@@ -147,6 +175,13 @@ struct Applied {
     emit: Emit,
     replies: Vec<Reply>,
     deferred: Vec<Request>,
+    accepted: u64,
+    rejected: u64,
+}
+
+/// Orders accepted (new, not replays of a `client_order_id`) and rejected in a batch.
+#[derive(Default)]
+struct Tally {
     accepted: u64,
     rejected: u64,
 }
@@ -236,18 +271,49 @@ impl Exchange {
         self.finish(applied, durable);
     }
 
+    /// Places one order, logging it when it is new.
+    fn place(
+        &mut self,
+        id: &CollectiveId,
+        request: OrderRequest,
+        at_ms: i64,
+        emit: &mut Emit,
+        logged: &mut Vec<Command>,
+        tally: &mut Tally,
+    ) -> Result<OrderView, OrderError> {
+        let order_id = self.state.next_order_id();
+        let placed = self.state.place(id, &request, at_ms, Mode::Live, emit);
+        if placed.is_err() {
+            tally.rejected += 1;
+        }
+        match placed? {
+            Placed::New(view) => {
+                tally.accepted += 1;
+                logged.push(Command::Place {
+                    order_id,
+                    collective: id.clone(),
+                    request,
+                    at_ms,
+                });
+                Ok(view)
+            }
+            Placed::Duplicate(view) => Ok(view),
+        }
+    }
+
     /// Applies a batch's writes to the in-memory state; reads and attaches are deferred.
     fn apply(&mut self, batch: Vec<Request>) -> Applied {
         let at_ms = now_ms();
         let mut applied = Applied {
             batch: None,
-            emit: Emit::new(),
+            emit: Emit::batched(),
             replies: Vec::new(),
             deferred: Vec::new(),
             accepted: 0,
             rejected: 0,
         };
         let mut logged = Vec::new();
+        let mut tally = Tally::default();
         let emit = &mut applied.emit;
         // The rooms' history store must be able to take the events a change will cause:
         // while it is failing, changes are refused (503) rather than applied with events
@@ -269,25 +335,26 @@ impl Exchange {
                     applied.replies.push(Reply::Open(reply, Ok(())));
                 }
                 Request::Place { id, request, reply } => {
-                    let order_id = self.state.next_order_id();
-                    let result = match self.state.place(&id, &request, at_ms, Mode::Live, emit) {
-                        Ok(Placed::New(view)) => {
-                            applied.accepted += 1;
-                            logged.push(Command::Place {
-                                order_id,
-                                collective: id,
-                                request,
-                                at_ms,
-                            });
-                            Ok(view)
-                        }
-                        Ok(Placed::Duplicate(view)) => Ok(view),
-                        Err(e) => {
-                            applied.rejected += 1;
-                            Err(e)
-                        }
-                    };
+                    let result = self.place(&id, request, at_ms, emit, &mut logged, &mut tally);
                     applied.replies.push(Reply::Order(reply, result));
+                }
+                Request::PlaceMany {
+                    id,
+                    requests,
+                    reply,
+                } => {
+                    let mut results = Vec::with_capacity(requests.len());
+                    for request in requests {
+                        results.push(self.place(
+                            &id,
+                            request,
+                            at_ms,
+                            emit,
+                            &mut logged,
+                            &mut tally,
+                        ));
+                    }
+                    applied.replies.push(Reply::Orders(reply, results));
                 }
                 Request::Cancel {
                     id,
@@ -307,6 +374,9 @@ impl Exchange {
                 other => applied.deferred.push(other),
             }
         }
+        self.state.flush_summaries(&mut applied.emit);
+        applied.accepted = tally.accepted;
+        applied.rejected = tally.rejected;
         if !logged.is_empty() {
             let snapshot_due = self.since_snapshot + logged.len() as u64 >= self.snapshot_every;
             applied.batch = self.prepare(logged, snapshot_due);
@@ -518,11 +588,17 @@ async fn wait(writing: Option<&mut Writing>) -> bool {
 }
 
 /// `first` and whatever else is queued, at most `max` requests.
+/// The first request and what else is queued, up to `max` commands (a batch of orders
+/// counts each order), so a batch's burst of events stays bounded.
 fn gather(first: Request, rx: &mut mpsc::Receiver<Request>, max: usize) -> Vec<Request> {
+    let mut weight = first.weight();
     let mut batch = vec![first];
-    while batch.len() < max {
+    while weight < max {
         match rx.try_recv() {
-            Ok(m) => batch.push(m),
+            Ok(m) => {
+                weight += m.weight();
+                batch.push(m);
+            }
             Err(_) => break,
         }
     }
@@ -535,6 +611,16 @@ fn fail(request: Request) {
         Request::Place { reply, .. } | Request::Cancel { reply, .. } => {
             drop(reply.send(Err(OrderError::Unavailable)))
         }
+        Request::PlaceMany {
+            requests, reply, ..
+        } => drop(
+            reply.send(
+                requests
+                    .iter()
+                    .map(|_| Err(OrderError::Unavailable))
+                    .collect(),
+            ),
+        ),
         Request::Read(_) => {}
         Request::Attach { reply, .. } => drop(reply.send(Err(AttachError::Unavailable))),
     }

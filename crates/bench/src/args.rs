@@ -317,6 +317,10 @@ pub struct OrdersArgs {
     /// Keep-alive HTTP connections sending orders (one request in flight on each).
     #[arg(long, default_value_t = 16)]
     pub connections: usize,
+    /// Orders per request: 1 sends `POST /api/v1/orders`, 2-20 send that many orders of
+    /// one collective in one signed `POST /api/v1/orders/batch`.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=20))]
+    pub batch: u16,
     /// WebSocket subscribers to `market:{symbol}` whose deliveries are counted.
     #[arg(long, default_value_t = 10)]
     pub market_subscribers: usize,
@@ -347,6 +351,7 @@ impl OrdersArgs {
             admin_key: None,
             rate: Rate::PerSec(1000.0),
             connections: 16,
+            batch: 1,
             market_subscribers: 10,
             symbol: "BTC-USD".into(),
             price: "100.00".into(),

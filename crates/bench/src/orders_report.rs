@@ -18,6 +18,8 @@ pub struct OrdersResults {
     pub order_streams: u64,
     /// Keep-alive HTTP connections sending orders.
     pub http_connections: u64,
+    /// Orders per HTTP request (1: `POST /api/v1/orders`; more: `/api/v1/orders/batch`).
+    pub orders_per_request: u64,
     /// Orders sent.
     pub sent: u64,
     /// Orders the server accepted (HTTP 201).
@@ -67,8 +69,8 @@ pub(crate) fn orders_rows(r: &OrdersResults, rows: &mut Vec<(&str, String)>) {
     rows.push((
         "collectives",
         format!(
-            "{} ({} orders streams, {} http connections)",
-            r.collectives, r.order_streams, r.http_connections
+            "{} ({} orders streams, {} http connections, {} per request)",
+            r.collectives, r.order_streams, r.http_connections, r.orders_per_request
         ),
     ));
     rows.push((

@@ -186,6 +186,10 @@ fn api_router(state: AppState) -> Router {
             get(crate::arena::rest::list_orders).post(crate::arena::rest::place_order),
         )
         .route(
+            "/api/v1/orders/batch",
+            axum::routing::post(crate::arena::rest::place_orders),
+        )
+        .route(
             "/api/v1/orders/{order_id}",
             get(crate::arena::rest::get_order).delete(crate::arena::rest::cancel_order),
         )

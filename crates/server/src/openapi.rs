@@ -61,6 +61,7 @@ impl Modify for Security {
         admin::add_collective,
         admin::remove_collective,
         rest::place_order,
+        rest::place_orders,
         rest::cancel_order,
         rest::list_orders,
         rest::get_order,

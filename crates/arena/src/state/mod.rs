@@ -90,16 +90,29 @@ pub struct DomainEvent {
 #[derive(Debug, Default)]
 pub struct Emit {
     enabled: bool,
+    /// Summaries wait for [`ExchangeState::flush_summaries`] instead of ending each command.
+    batched: bool,
+    pending: emit::Pending,
     /// The events, in order.
     pub events: Vec<DomainEvent>,
 }
 
 impl Emit {
-    /// A sink that keeps events.
+    /// A sink that keeps events; each command ends with its own summary events.
     pub fn new() -> Emit {
         Emit {
             enabled: true,
-            events: Vec::new(),
+            ..Emit::default()
+        }
+    }
+
+    /// A sink that keeps events and merges the summary events (balances, positions, book
+    /// levels, ticker) of all commands until [`ExchangeState::flush_summaries`].
+    pub fn batched() -> Emit {
+        Emit {
+            enabled: true,
+            batched: true,
+            ..Emit::default()
         }
     }
 

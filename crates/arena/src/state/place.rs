@@ -370,7 +370,24 @@ impl ExchangeState {
         for event in &events {
             match *event {
                 MatchEvent::Fill(fill) => self.settle(&ins, fill, at_ms, &mut touched, emit),
-                MatchEvent::Rested { side, price, .. } => touched.level(side.into(), price.0),
+                MatchEvent::Rested {
+                    side,
+                    price,
+                    quantity,
+                    ..
+                } => {
+                    touched.level(side.into(), price.0);
+                    // Nothing else of this command touches its own side: a level holding
+                    // exactly the rested quantity was empty before it.
+                    if self
+                        .books
+                        .get(&symbol)
+                        .map(|b| b.level_quantity(side, price))
+                        == Some(quantity)
+                    {
+                        touched.created.push((side.into(), price.0));
+                    }
+                }
                 MatchEvent::Cancelled {
                     id: oid, reason, ..
                 } => {

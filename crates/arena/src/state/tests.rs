@@ -555,3 +555,64 @@ proptest! {
         prop_assert_eq!(restored.book_view("BTC-USD", usize::MAX), s.book_view("BTC-USD", usize::MAX));
     }
 }
+
+#[test]
+fn a_batched_sink_merges_summaries_and_omits_levels_born_and_gone_inside_the_batch() {
+    let (mut s, _) = funded(&ArenaConfig::default());
+    let mut emit = Emit::batched();
+    let gtc = TimeInForce::Gtc;
+    // a rests at 100 and b takes it, then a rests at 101 (which stays): two commands from
+    // a, one from b, one batch.
+    for (who, r) in [
+        ("a", req(OrderSide::Sell, "1", Some("100.00"), gtc)),
+        ("b", req(OrderSide::Buy, "1", Some("100.00"), gtc)),
+        ("a", req(OrderSide::Sell, "2", Some("101.00"), gtc)),
+    ] {
+        s.place(&cid(who), &r, 1, Mode::Live, &mut emit)
+            .expect("placed");
+    }
+    let summaries = |emit: &Emit| {
+        emit.events
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e.event_type,
+                    "book_update" | "ticker" | "balance_updated" | "position_updated"
+                )
+            })
+            .count()
+    };
+    assert_eq!(summaries(&emit), 0, "summaries wait for the flush");
+    s.flush_summaries(&mut emit);
+    let of = |ty: &str| -> Vec<&str> {
+        emit.events
+            .iter()
+            .filter(|e| e.event_type == ty)
+            .map(|e| e.data.get())
+            .collect()
+    };
+    let books = of("book_update");
+    assert_eq!(books.len(), 1, "{books:?}");
+    assert!(books[0].contains("\"101\""), "{}", books[0]);
+    assert!(
+        !books[0].contains("\"100\""),
+        "level 100 came and went: {}",
+        books[0]
+    );
+    assert_eq!(of("ticker").len(), 1);
+    assert_eq!(of("trade").len(), 1);
+    // One balance and one position update per account touched, with the final values.
+    assert_eq!(of("balance_updated").len(), 2);
+    assert_eq!(of("position_updated").len(), 2);
+    let a_usd = emit
+        .events
+        .iter()
+        .find(|e| e.event_type == "balance_updated" && e.room.as_str() == "portfolio:a")
+        .expect("a's balance");
+    let now = serde_json::to_string(&balance(&s, "a")).expect("json");
+    assert_eq!(a_usd.data.get(), now);
+    // Flushed: nothing is left pending.
+    let before = emit.events.len();
+    s.flush_summaries(&mut emit);
+    assert_eq!(emit.events.len(), before);
+}

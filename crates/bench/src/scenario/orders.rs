@@ -152,10 +152,11 @@ pub(crate) async fn run(args: OrdersArgs) -> anyhow::Result<Report> {
                 index: i,
                 workers: args.connections,
                 window,
+                batch: u64::from(args.batch),
                 schedule: args.rate.per_sec().map(|r| {
                     Schedule::new(
                         window.start,
-                        r / args.connections as f64,
+                        r / args.connections as f64 / f64::from(args.batch),
                         i,
                         args.connections,
                     )
@@ -190,6 +191,7 @@ pub(crate) async fn run(args: OrdersArgs) -> anyhow::Result<Report> {
         collectives: traders.len() as u64,
         order_streams,
         http_connections: args.connections as u64,
+        orders_per_request: u64::from(args.batch),
         market_subscribers: args.market_subscribers as u64,
         market_connected,
         connect_failures: failures,
@@ -359,6 +361,8 @@ struct WorkerResult {
 struct Worker {
     index: usize,
     workers: usize,
+    /// Orders per request (1: the single-order route).
+    batch: u64,
     window: Window,
     schedule: Option<Schedule>,
     traders: Arc<Vec<Trader>>,
@@ -369,12 +373,18 @@ struct Worker {
 }
 
 const PATH: &str = "/api/v1/orders";
+const BATCH_PATH: &str = "/api/v1/orders/batch";
 
 impl Worker {
     async fn run(mut self) -> WorkerResult {
         let mut res = WorkerResult::default();
         let w = self.window;
-        let path = format!("{}{PATH}", self.target.prefix);
+        let batched = self.batch > 1;
+        let path = format!(
+            "{}{}",
+            self.target.prefix,
+            if batched { BATCH_PATH } else { PATH }
+        );
         let mut conn = match HttpConn::connect(self.target.addr, &self.target.host).await {
             Ok(c) => c,
             Err(e) => {
@@ -384,6 +394,7 @@ impl Worker {
             }
         };
         let (mut body, mut scratch) = (Vec::with_capacity(256), Vec::with_capacity(512));
+        let mut one = Vec::with_capacity(256);
         let mut n = 0u64;
         loop {
             let now = clock::now_ns();
@@ -402,7 +413,20 @@ impl Worker {
             let ci = (k % self.traders.len() as u64) as usize;
             let trader = &self.traders[ci];
             let t = clock::now_ns();
-            self.order.write(&mut body, ci, k, t);
+            if batched {
+                body.clear();
+                body.push(b'[');
+                for j in 0..self.batch {
+                    if j > 0 {
+                        body.push(b',');
+                    }
+                    self.order.write(&mut one, ci, k * self.batch + j, t);
+                    body.extend_from_slice(&one);
+                }
+                body.push(b']');
+            } else {
+                self.order.write(&mut body, ci, k, t);
+            }
             let (ts, sig) = trader.sign_request("POST", &path, &body, &mut scratch);
             let headers = [
                 ("X-Collective-Id", trader.id.as_str()),
@@ -413,16 +437,29 @@ impl Worker {
             let done = clock::now_ns();
             let measured = w.measured(t);
             if measured {
-                res.sent += 1;
+                res.sent += self.batch;
             }
             match reply {
-                Ok(r) if r.status == 201 => {
-                    self.live.accepted.fetch_add(1, Ordering::Relaxed);
+                Ok(r) if r.status == 201 || (batched && r.status == 200) => {
+                    let (accepted, filled) = if batched {
+                        (
+                            memmem::find_iter(&r.body, br#""status":201"#).count() as u64,
+                            memmem::find_iter(&r.body, br#""status":"filled""#).count() as u64,
+                        )
+                    } else {
+                        (
+                            1,
+                            u64::from(memmem::find(&r.body, br#""status":"filled""#).is_some()),
+                        )
+                    };
+                    self.live.accepted.fetch_add(accepted, Ordering::Relaxed);
                     if measured {
-                        res.accepted += 1;
+                        res.accepted += accepted;
+                        res.taker_expected += filled;
                         self.rec.record(done.saturating_sub(t));
-                        if memmem::find(&r.body, br#""status":"filled""#).is_some() {
-                            res.taker_expected += 1;
+                        if accepted < self.batch {
+                            *res.rejected.entry("batch item refused".into()).or_insert(0) +=
+                                self.batch - accepted;
                         }
                     }
                 }
@@ -436,9 +473,11 @@ impl Worker {
                             .unwrap_or("")
                             .to_owned();
                         if r.status == 422 {
-                            bump(&mut res.rejected, why);
+                            *res.rejected.entry(why).or_insert(0) += self.batch;
                         } else {
-                            bump(&mut res.failed, format!("http {} {why}", r.status));
+                            *res.failed
+                                .entry(format!("http {} {why}", r.status))
+                                .or_insert(0) += self.batch;
                         }
                     }
                 }

@@ -69,16 +69,30 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// The HTTP status it answers with.
+    pub(crate) fn status(&self) -> StatusCode {
+        self.parts().0
+    }
+
+    /// The `error` object of its body: `{"code","message"[,"reason"]}`.
+    pub(crate) fn body(&self) -> serde_json::Value {
+        let (_, code) = self.parts();
+        let mut error = json!({"code": code, "message": self.to_string()});
+        if let ApiError::Rejected { reason, .. } = self {
+            error["reason"] = json!(reason);
+        }
+        error
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, code) = self.parts();
+        let status = self.status();
         if let ApiError::Unavailable(detail) = &self {
             tracing::error!(%detail, "API request failed in storage");
         }
-        let mut error = json!({"code": code, "message": self.to_string()});
-        if let ApiError::Rejected { reason, .. } = &self {
-            error["reason"] = json!(reason);
-        }
+        let error = self.body();
         let mut resp = (status, Json(json!({ "error": error }))).into_response();
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(

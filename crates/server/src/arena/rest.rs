@@ -10,7 +10,7 @@ use roomcast_arena::{
     Arena, BookView, MarketView, OrderError, OrderErrorKind, OrderRequest, OrderView,
     PortfolioView, TradeView,
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::caller::caller;
 use crate::api::ApiError;
@@ -113,6 +113,129 @@ pub(crate) async fn place_order(
         .await
         .map_err(order_error)?;
     Ok((StatusCode::CREATED, Json(order)))
+}
+
+/// Most orders in one `POST /api/v1/orders/batch`.
+pub(crate) const MAX_BATCH_ORDERS: usize = 20;
+
+/// The body of `POST /api/v1/orders/batch`: an array of orders, or `{"orders":[...]}`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub(crate) enum OrderBatch {
+    /// `[order, ...]`.
+    List(Vec<OrderRequest>),
+    /// `{"orders":[order, ...]}`.
+    Wrapped {
+        /// The orders, placed in this order.
+        orders: Vec<OrderRequest>,
+    },
+}
+
+/// One order's outcome in a batch: `{"status":201,"order":{...}}`, or
+/// `{"status":422,"error":{"code","reason","message"}}` exactly as the single-order
+/// route would have answered.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct BatchItem {
+    /// The HTTP status this order alone would have got.
+    status: u16,
+    /// The order, when placed (or found by its `client_order_id`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    order: Option<OrderView>,
+    /// Why not, when refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    error: Option<serde_json::Value>,
+}
+
+/// The reply to a batch: one result per order, in order.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct BatchOrdersReply {
+    /// How many orders were placed (or found by their `client_order_id`).
+    accepted: usize,
+    /// One result per order, in the request's order.
+    results: Vec<BatchItem>,
+}
+
+/// `POST /api/v1/orders/batch` (signed): places 1-20 orders of the caller with one
+/// signature, in the given order, inside one durable commit of the exchange (no other
+/// request comes between them). Each order succeeds or fails on its own, as it would
+/// have on `POST /api/v1/orders`; the reply is 200 once every accepted order is durable.
+#[utoipa::path(post, path = "/api/v1/orders/batch", tag = "arena",
+    request_body(content = Vec<OrderRequest>, description = "1-20 orders (or `{\"orders\":[...]}`)"),
+    params(
+        ("X-Collective-Id" = String, Header, description = "the signing collective"),
+        ("X-Timestamp" = String, Header, description = "unix milliseconds, within 30 s"),
+        ("X-Signature" = String, Header, description = "base64 Ed25519 signature of timestamp + method + path_with_query + body"),
+    ),
+    responses(
+        (status = 200, description = "one result per order, in order", body = BatchOrdersReply),
+        (status = 400, description = "malformed body, or not 1-20 orders (none was placed)"),
+        (status = 401, description = "missing or bad signature, stale timestamp, replay, unknown collective"),
+        (status = 503, description = "the exchange is unavailable (none was placed)"),
+    ))]
+pub(crate) async fn place_orders(
+    State(state): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<BatchOrdersReply>, ApiError> {
+    let (arena, collective) = private(&state, &method, &uri, &headers, &body)?;
+    let requests = match serde_json::from_slice::<OrderBatch>(&body) {
+        Ok(OrderBatch::List(orders) | OrderBatch::Wrapped { orders }) => orders,
+        Err(_) => {
+            // The untagged error says nothing useful: name the first bad order instead.
+            let detail = serde_json::from_slice::<Vec<serde_json::Value>>(&body)
+                .ok()
+                .and_then(|items| {
+                    items.into_iter().enumerate().find_map(|(i, item)| {
+                        serde_json::from_value::<OrderRequest>(item)
+                            .err()
+                            .map(|e| format!("order {i}: {e}"))
+                    })
+                })
+                .unwrap_or_else(|| {
+                    "body must be a JSON array of orders or {\"orders\":[...]}".to_owned()
+                });
+            return Err(ApiError::BadRequest(format!("invalid batch: {detail}")));
+        }
+    };
+    if requests.is_empty() || requests.len() > MAX_BATCH_ORDERS {
+        return Err(ApiError::BadRequest(format!(
+            "a batch holds 1-{MAX_BATCH_ORDERS} orders, not {}",
+            requests.len()
+        )));
+    }
+    let outcomes = arena.place_orders(&collective, requests).await;
+    if outcomes
+        .iter()
+        .all(|o| matches!(o, Err(e) if e.kind() == OrderErrorKind::Unavailable))
+    {
+        return Err(unavailable());
+    }
+    let mut accepted = 0;
+    let results = outcomes
+        .into_iter()
+        .map(|outcome| match outcome {
+            Ok(order) => {
+                accepted += 1;
+                BatchItem {
+                    status: StatusCode::CREATED.as_u16(),
+                    order: Some(order),
+                    error: None,
+                }
+            }
+            Err(e) => {
+                let error = order_error(e);
+                BatchItem {
+                    status: error.status().as_u16(),
+                    order: None,
+                    error: Some(error.body()),
+                }
+            }
+        })
+        .collect();
+    Ok(Json(BatchOrdersReply { accepted, results }))
 }
 
 /// `DELETE /api/v1/orders/{order_id}` (signed): cancels an open order of the caller.
