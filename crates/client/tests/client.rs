@@ -1,6 +1,6 @@
 //! `RoomcastClient` against the real `roomcast` binary: publish/subscribe, exact replay
 //! after a SIGTERM restart, `recovery_failed` after kill -9, fatal close codes, backoff
-//! bounds and heartbeat. Needs `cargo build -p roomcast-server` (see tests/util).
+//! bounds and heartbeat. Needs `cargo build -p roomcast` (see tests/util).
 
 mod util;
 

@@ -1,45 +1,18 @@
-//! The `roomcast` command line. Flags and `ROOMCAST_*` variables are read by clap into
-//! optional values, overlaid on the config file, then validated (see [`crate::config`]).
+//! The server's part of the `roomcast` command line: `serve`, `check-config` and
+//! `default-config`. Flags and `ROOMCAST_*` variables are read by clap into optional
+//! values, overlaid on the config file, then validated (see [`crate::config`]). The binary
+//! (`crates/roomcast`) puts these next to `bench`, `monitor`, `token` and `keygen`.
 
 use std::path::PathBuf;
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand};
+use clap::Args;
 use roomcast_engine::history::FsyncPolicy;
 use roomcast_engine::SlowConsumerPolicy;
 
 use crate::config::{
     RawArena, RawAuth, RawConfig, RawConnection, RawHeartbeat, RawHistory, RawLimits, RawServer,
 };
-
-/// roomcast: a real-time WebSocket server with rooms, history and recovery.
-#[derive(Debug, Parser)]
-#[command(name = "roomcast", version, about, long_about = None)]
-pub struct Cli {
-    /// What to do.
-    #[command(subcommand)]
-    pub command: Command,
-}
-
-/// Subcommands.
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Run the server.
-    Serve(ServeArgs),
-    /// Print the default configuration file (TOML) to stdout.
-    DefaultConfig,
-    /// Validate a configuration file (and flags) without starting.
-    CheckConfig(ServeArgs),
-    /// Mint an HS256 development token with the configured secret.
-    Token(crate::tools::TokenArgs),
-    /// Write an Ed25519 key pair (PEM) for a collective and print its public key.
-    Keygen(crate::tools::KeygenArgs),
-    /// Live terminal view of one or more nodes (admin API).
-    Monitor(roomcast_monitor::MonitorArgs),
-    /// Load generator: fanout, connect, echo and churn scenarios against any server
-    /// speaking the roomcast protocol.
-    Bench(roomcast_bench::BenchArgs),
-}
 
 /// Options of `roomcast serve`. Precedence: flag > environment variable > config file >
 /// default.
@@ -325,46 +298,25 @@ impl ServeArgs {
     }
 }
 
-/// Runs a parsed command line.
-pub fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
-        Command::Serve(args) => {
-            let config = args.resolve()?;
-            crate::serve::init_tracing(config.log_format);
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .context("starting the async runtime")?;
-            runtime.block_on(crate::serve::run(config))
-        }
-        Command::DefaultConfig => {
-            print!(
-                "{}",
-                toml::to_string(&RawConfig::defaults()).context("encoding defaults")?
-            );
-            Ok(())
-        }
-        Command::Token(args) => crate::tools::token(args),
-        Command::Keygen(args) => crate::tools::keygen(args),
-        Command::Bench(args) => {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .context("starting the async runtime")?;
-            runtime.block_on(roomcast_bench::run(args)).map(|_| ())
-        }
-        Command::Monitor(args) => {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .enable_all()
-                .build()
-                .context("starting the async runtime")?;
-            runtime.block_on(roomcast_monitor::run(args))
-        }
-        Command::CheckConfig(args) => {
-            let config = args.resolve()?;
-            println!("configuration ok: listening on {}", config.bind);
-            Ok(())
-        }
-    }
+/// `roomcast serve`: resolves the configuration, then serves until a shutdown signal.
+pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
+    let config = args.resolve()?;
+    crate::serve::init_tracing(config.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(crate::serve::run(config))
+}
+
+/// `roomcast default-config`: the default configuration file (TOML).
+pub fn default_config() -> anyhow::Result<String> {
+    toml::to_string(&RawConfig::defaults()).context("encoding defaults")
+}
+
+/// `roomcast check-config`: validates file and flags without starting; returns the line
+/// to print.
+pub fn check_config(args: &ServeArgs) -> anyhow::Result<String> {
+    let config = args.resolve()?;
+    Ok(format!("configuration ok: listening on {}", config.bind))
 }

@@ -1,6 +1,8 @@
-//! The roomcast server: the only crate that knows axum.
+//! The roomcast server: the only crate that knows axum. A library: `examples/embed.rs`
+//! shows a program serving roomcast with `router`/`serve_on` and nothing else.
 //!
-//! - [`cli`]: the `roomcast` command line (serve, default-config, check-config).
+//! - [`cli`]: the server's commands of the `roomcast` binary (serve, default-config,
+//!   check-config); the binary itself is the thin `crates/roomcast`.
 //! - [`config`]: raw settings from file, environment and flags, validated into [`config::ServerConfig`].
 //! - [`api`]: HTTP publish and history APIs.
 //! - [`arena`]: the trading arena on the server: its room rules, REST API and streams.

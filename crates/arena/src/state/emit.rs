@@ -161,9 +161,11 @@ impl ExchangeState {
                 asks: Vec::new(),
             };
             let mut levels: Vec<(OrderSide, u64)> = touched.levels.into_iter().collect();
-            levels.sort_by(|a, b| match a.0 {
-                OrderSide::Buy => b.1.cmp(&a.1),
-                OrderSide::Sell => a.1.cmp(&b.1),
+            // Bids best (highest) first, then asks best (lowest) first: a total order over
+            // both sides (comparing by the first side alone is not one).
+            levels.sort_by_key(|&(side, price)| match side {
+                OrderSide::Buy => (0, u64::MAX - price),
+                OrderSide::Sell => (1, price),
             });
             for (side, price) in levels {
                 let q = book.level_quantity(side.into(), Price(price));

@@ -616,3 +616,49 @@ fn a_batched_sink_merges_summaries_and_omits_levels_born_and_gone_inside_the_bat
     s.flush_summaries(&mut emit);
     assert_eq!(emit.events.len(), before);
 }
+
+#[test]
+fn a_batched_book_update_lists_bids_high_to_low_then_asks_low_to_high() {
+    let (mut s, _) = funded(&ArenaConfig::default());
+    let mut emit = Emit::batched();
+    let gtc = TimeInForce::Gtc;
+    for i in 0..40u32 {
+        let (who, side, price) = if i % 2 == 0 {
+            ("a", OrderSide::Buy, 90 - i / 2)
+        } else {
+            ("b", OrderSide::Sell, 110 + i / 2)
+        };
+        let price = format!("{price}.00");
+        s.place(
+            &cid(who),
+            &req(side, "0.1", Some(&price), gtc),
+            1,
+            Mode::Live,
+            &mut emit,
+        )
+        .expect("placed");
+    }
+    s.flush_summaries(&mut emit);
+    let update = emit
+        .events
+        .iter()
+        .find(|e| e.event_type == "book_update")
+        .expect("a book update");
+    let v: serde_json::Value = serde_json::from_str(update.data.get()).expect("json");
+    // Whole prices here: the integer part orders them.
+    let prices = |side: &str| -> Vec<u64> {
+        v[side]
+            .as_array()
+            .expect("levels")
+            .iter()
+            .map(|l| {
+                let p = l["price"].as_str().expect("price");
+                p.split('.').next().unwrap_or(p).parse().expect("number")
+            })
+            .collect()
+    };
+    let (bids, asks) = (prices("bids"), prices("asks"));
+    assert_eq!((bids.len(), asks.len()), (20, 20));
+    assert!(bids.windows(2).all(|w| w[0] > w[1]), "{bids:?}");
+    assert!(asks.windows(2).all(|w| w[0] < w[1]), "{asks:?}");
+}

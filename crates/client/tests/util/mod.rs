@@ -2,7 +2,7 @@
 //!
 //! The binary is `target/debug/roomcast` next to this test executable (so any
 //! `CARGO_TARGET_DIR` works), or `$ROOMCAST_BIN`. Build it first:
-//! `cargo build -p roomcast-server`.
+//! `cargo build -p roomcast`.
 
 #![allow(dead_code, unreachable_pub)]
 
@@ -42,7 +42,7 @@ pub fn roomcast_bin() -> PathBuf {
         .expect("target dir");
     assert!(
         bin.exists(),
-        "{} is missing: run `cargo build -p roomcast-server` first",
+        "{} is missing: run `cargo build -p roomcast` first",
         bin.display()
     );
     bin
