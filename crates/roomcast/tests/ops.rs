@@ -32,9 +32,13 @@ async fn metrics_and_readiness() {
     assert_eq!(recv_event(&mut b).await["type"], "message");
     let (status, text) = server.http_request("GET", "/metrics", None, None).await;
     assert_eq!(status, 200);
-    assert_eq!(metric(&text, "roomcast_connections"), Some(2.0), "{text}");
+    assert_eq!(
+        metric(&text, "roomcast_open_connections"),
+        Some(2.0),
+        "{text}"
+    );
     assert!(metric(&text, "roomcast_connections_total").is_some_and(|v| v >= 2.0));
-    assert!(metric(&text, "roomcast_messages_in_total").is_some_and(|v| v >= 3.0));
+    assert!(metric(&text, "roomcast_received_messages_total").is_some_and(|v| v >= 3.0));
     assert!(metric(&text, "roomcast_deliveries_total").is_some_and(|v| v >= 1.0));
     assert!(metric(&text, "roomcast_rooms").is_some_and(|v| v >= 2.0));
     assert!(
@@ -45,7 +49,7 @@ async fn metrics_and_readiness() {
         text.contains("roomcast_history_append_seconds_count"),
         "{text}"
     );
-    assert!(metric(&text, "roomcast_messages_out_total").is_some_and(|v| v >= 1.0));
+    assert!(metric(&text, "roomcast_sent_messages_total").is_some_and(|v| v >= 1.0));
     // The arena runs by default and reports its counters.
     assert_eq!(
         metric(&text, "roomcast_arena_orders_accepted_total"),

@@ -40,7 +40,7 @@ pub fn install() -> Option<&'static PrometheusHandle> {
 
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
-    describe_gauge!("roomcast_connections", "Current WebSocket sessions");
+    describe_gauge!("roomcast_open_connections", "Current WebSocket sessions");
     describe_counter!("roomcast_connections_total", "Sessions ever registered");
     describe_counter!(
         "roomcast_connections_closed_total",
@@ -60,15 +60,18 @@ fn describe() {
         "Failed history disk writes and reopen attempts"
     );
     describe_gauge!("roomcast_subscriptions", "Room memberships");
-    describe_counter!("roomcast_messages_in_total", "Client messages received");
     describe_counter!(
-        "roomcast_bytes_in_total",
+        "roomcast_received_messages_total",
+        "Client messages received"
+    );
+    describe_counter!(
+        "roomcast_received_bytes_total",
         Unit::Bytes,
         "Bytes of client messages received"
     );
-    describe_counter!("roomcast_messages_out_total", "Frames written to clients");
+    describe_counter!("roomcast_sent_messages_total", "Frames written to clients");
     describe_counter!(
-        "roomcast_bytes_out_total",
+        "roomcast_sent_bytes_total",
         Unit::Bytes,
         "Bytes of frames written to clients"
     );
@@ -131,10 +134,17 @@ fn describe() {
         Unit::Seconds,
         "Time of the history append call on the publish path"
     );
-    describe_histogram!(
-        "roomcast_history_durable_wait_seconds",
-        Unit::Seconds,
-        "Wait until an API publish is durable"
+    describe_counter!(
+        "roomcast_pending_auth_refused_total",
+        "Upgrades refused because too many connections were still authenticating"
+    );
+    describe_counter!(
+        "roomcast_sessions_expired_total",
+        "Sessions closed because their token expired"
+    );
+    describe_counter!(
+        "roomcast_token_refreshes_total",
+        "In-band token refreshes, by result (ok, refused)"
     );
 }
 
@@ -151,17 +161,17 @@ pub(crate) async fn render(State(state): State<AppState>) -> impl IntoResponse {
     let s = hub.stats();
     let get = HubStats::get;
     let rooms = hub.rooms();
-    metrics::gauge!("roomcast_connections").set(hub.connection_count() as f64);
+    metrics::gauge!("roomcast_open_connections").set(hub.connection_count() as f64);
     metrics::gauge!("roomcast_rooms").set(rooms.len() as f64);
     metrics::gauge!("roomcast_subscriptions")
         .set(rooms.iter().map(|(_, n)| *n as f64).sum::<f64>());
     metrics::counter!("roomcast_connections_total").absolute(get(&s.connections_total));
-    metrics::counter!("roomcast_messages_in_total").absolute(get(&s.messages_in));
-    metrics::counter!("roomcast_bytes_in_total").absolute(get(&s.bytes_in));
+    metrics::counter!("roomcast_received_messages_total").absolute(get(&s.messages_in));
+    metrics::counter!("roomcast_received_bytes_total").absolute(get(&s.bytes_in));
     metrics::counter!("roomcast_deliveries_total").absolute(get(&s.deliveries));
     let (frames_out, bytes_out) = hub.outbound_totals();
-    metrics::counter!("roomcast_messages_out_total").absolute(frames_out);
-    metrics::counter!("roomcast_bytes_out_total").absolute(bytes_out);
+    metrics::counter!("roomcast_sent_messages_total").absolute(frames_out);
+    metrics::counter!("roomcast_sent_bytes_total").absolute(bytes_out);
     metrics::counter!("roomcast_publishes_total").absolute(get(&s.publishes));
     metrics::counter!("roomcast_slow_consumer_disconnects_total").absolute(get(&s.slow_consumers));
     metrics::counter!("roomcast_dropped_oldest_total").absolute(get(&s.dropped_oldest));
