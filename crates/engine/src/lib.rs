@@ -16,6 +16,7 @@
 pub mod auth;
 pub mod broker;
 pub mod config;
+pub mod duration;
 pub mod history;
 pub mod hub;
 pub mod limits;

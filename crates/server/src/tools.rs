@@ -31,7 +31,8 @@ pub struct TokenArgs {
     /// The collective the holder acts for (`collective_id` claim).
     #[arg(long)]
     pub collective: Option<String>,
-    /// Lifetime: `90s`, `30m`, `1h`, `7d` or seconds. [default: 1h]
+    /// Lifetime: seconds, or `90s`, `30m`, `1h 30m`, `7d` (one duration syntax, see
+    /// `roomcast_engine::duration`). [default: 1h]
     #[arg(long, default_value = "1h", value_parser = parse_ttl)]
     pub ttl: Duration,
     /// `iss` claim.
@@ -60,22 +61,11 @@ pub struct KeygenArgs {
 }
 
 fn parse_ttl(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration like 30m or 1h"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
-        _ => return Err(format!("{s:?}: unit must be s, m, h or d")),
-    };
-    if secs == 0 {
-        return Err("ttl must be positive".into());
+    match roomcast_engine::duration::parse(s) {
+        Ok(d) if d.is_zero() => Err("ttl must be positive".into()),
+        Ok(d) => Ok(d),
+        Err(e) => Err(e.to_string()),
     }
-    Ok(Duration::from_secs(secs))
 }
 
 /// `roomcast token`: prints a token on stdout.
@@ -164,7 +154,10 @@ mod tests {
         assert_eq!(parse_ttl("90s"), Ok(Duration::from_secs(90)));
         assert_eq!(parse_ttl("1h"), Ok(Duration::from_secs(3600)));
         assert_eq!(parse_ttl("120"), Ok(Duration::from_secs(120)));
-        assert!(parse_ttl("1y").is_err());
+        assert!(parse_ttl("1 fortnight").is_err());
         assert!(parse_ttl("0").is_err());
+        assert!(parse_ttl("0s").is_err());
+        // Too large for a duration: an error, never an overflow.
+        assert!(parse_ttl("99999999999999999999d").is_err());
     }
 }

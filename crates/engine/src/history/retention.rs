@@ -113,30 +113,10 @@ fn de_ttl<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     match RawTtl::deserialize(d)? {
         RawTtl::Secs(s) => Ok(Duration::from_secs(s)),
         RawTtl::Float(f) => Duration::try_from_secs_f64(f).map_err(D::Error::custom),
-        RawTtl::Text(t) => parse_duration(&t).ok_or_else(|| {
-            D::Error::custom(format!(
-                "invalid ttl {t:?}: expected e.g. 300, \"500ms\", \"30s\", \"5m\", \"1h\""
-            ))
-        }),
+        RawTtl::Text(t) => {
+            crate::duration::parse(&t).map_err(|e| D::Error::custom(format!("invalid ttl: {e}")))
+        }
     }
-}
-
-/// Parses `<integer><unit>` with unit `ms`, `s`, `m` or `h` (a bare integer is seconds).
-fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    let digits = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(digits);
-    let n: u64 = number.parse().ok()?;
-    let per_unit_ms: u64 = match unit.trim() {
-        "ms" => 1,
-        "" | "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        _ => return None,
-    };
-    n.checked_mul(per_unit_ms).map(Duration::from_millis)
 }
 
 #[cfg(test)]
@@ -215,8 +195,12 @@ mod tests {
                 Duration::from_millis(1500)
             ]
         );
+        // One duration syntax everywhere (crate::duration): humantime's words work too.
+        let days: RetentionRule =
+            serde_json::from_str(r#"{"prefix":"","max_events":1,"ttl":"5 days"}"#)?;
+        assert_eq!(days.ttl, Duration::from_secs(5 * 86_400));
         assert!(serde_json::from_str::<RetentionRule>(
-            r#"{"prefix":"","max_events":1,"ttl":"5 days"}"#
+            r#"{"prefix":"","max_events":1,"ttl":"5 fortnights"}"#
         )
         .is_err());
         assert!(
