@@ -13,18 +13,6 @@ use serde_json::{json, Value};
 use util::arena::*;
 use util::*;
 
-/// acme and globex, each with $100,000.00 and 10 BTC.
-fn two() -> Vec<Funding> {
-    vec![
-        Funding::new("acme", 10_000_000, &[("BTC-USD", "10")]),
-        Funding::new("globex", 10_000_000, &[("BTC-USD", "10")]),
-    ]
-}
-
-fn limit(side: &str, qty: &str, price: &str) -> Value {
-    json!({"symbol":"BTC-USD","side":side,"type":"limit","quantity":qty,"price":price})
-}
-
 fn id_of(order: &Value) -> u64 {
     order["order_id"]
         .as_u64()

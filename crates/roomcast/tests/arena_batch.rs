@@ -11,18 +11,6 @@ use util::*;
 
 const BATCH: &str = "/api/v1/orders/batch";
 
-/// acme and globex, each with $100,000.00 and 10 BTC.
-fn two() -> Vec<Funding> {
-    vec![
-        Funding::new("acme", 10_000_000, &[("BTC-USD", "10")]),
-        Funding::new("globex", 10_000_000, &[("BTC-USD", "10")]),
-    ]
-}
-
-fn limit(side: &str, qty: &str, price: &str) -> Value {
-    json!({"symbol":"BTC-USD","side":side,"type":"limit","quantity":qty,"price":price})
-}
-
 /// Signs and posts `body` to the batch route.
 async fn batch(trader: &Trader, body: &Value) -> (u16, Value) {
     trader.signed("POST", BATCH, &body.to_string()).await

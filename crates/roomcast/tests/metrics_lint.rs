@@ -11,7 +11,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 use futures_util::SinkExt;
-use serde_json::{json, Value};
+use serde_json::Value;
 use util::*;
 
 /// The exposition after traffic that records every series: two members exchanging a
@@ -19,17 +19,7 @@ use util::*;
 /// code) and a few demo orders (arena counters).
 async fn exposition() -> String {
     let server = TestServer::start(&["--admin-key", "admin-key-123", "--demo"]).await;
-    let mut a = server.connect("a").await;
-    let mut b = server.connect("b").await;
-    subscribe(&mut a, "m").await;
-    subscribe(&mut b, "m").await;
-    request(
-        &mut a,
-        json!({"type":"message","room":"m","content":"x"}),
-        json!(1),
-    )
-    .await;
-    assert_eq!(recv_event(&mut b).await["type"], "message");
+    let _members = two_members_exchange(&server, "m").await;
     let mut bin = server.connect("bin").await;
     bin.stream_mut()
         .send(tokio_tungstenite::tungstenite::Message::binary(vec![0u8]))

@@ -19,17 +19,7 @@ async fn metrics_and_readiness() {
     let server = TestServer::start(&["--admin-key", ADMIN]).await;
     let (status, body) = server.http_request("GET", "/readyz", None, None).await;
     assert_eq!((status, body.as_str()), (200, "ready"));
-    let mut a = server.connect("a").await;
-    let mut b = server.connect("b").await;
-    subscribe(&mut a, "m").await;
-    subscribe(&mut b, "m").await;
-    request(
-        &mut a,
-        json!({"type":"message","room":"m","content":"x"}),
-        json!(1),
-    )
-    .await;
-    assert_eq!(recv_event(&mut b).await["type"], "message");
+    let _members = two_members_exchange(&server, "m").await;
     let (status, text) = server.http_request("GET", "/metrics", None, None).await;
     assert_eq!(status, 200);
     assert_eq!(

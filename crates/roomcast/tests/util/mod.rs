@@ -359,3 +359,20 @@ pub async fn publish_ticks(
     assert_eq!(status, 200, "{body}");
     body
 }
+
+/// Two members `a` and `b` of `room`, after `a` sent one message that `b` received: the
+/// least traffic that records connections, deliveries and the publish path's metrics.
+pub async fn two_members_exchange(server: &TestServer, room: &str) -> (Connection, Connection) {
+    let mut a = server.connect("a").await;
+    let mut b = server.connect("b").await;
+    subscribe(&mut a, room).await;
+    subscribe(&mut b, room).await;
+    request(
+        &mut a,
+        serde_json::json!({"type":"message","room":room,"content":"x"}),
+        serde_json::json!(1),
+    )
+    .await;
+    assert_eq!(recv_event(&mut b).await["type"], "message");
+    (a, b)
+}

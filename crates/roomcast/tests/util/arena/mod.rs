@@ -373,3 +373,16 @@ pub fn units(v: &Value) -> i128 {
         n
     }
 }
+
+/// acme and globex, each with $100,000.00 and 10 BTC.
+pub fn two() -> Vec<Funding> {
+    vec![
+        Funding::new("acme", 10_000_000, &[("BTC-USD", "10")]),
+        Funding::new("globex", 10_000_000, &[("BTC-USD", "10")]),
+    ]
+}
+
+/// A BTC-USD limit order.
+pub fn limit(side: &str, qty: &str, price: &str) -> Value {
+    json!({"symbol":"BTC-USD","side":side,"type":"limit","quantity":qty,"price":price})
+}
