@@ -170,7 +170,9 @@ async fn session(
         }
         if cfg.behaviour == Behaviour::Slow && Instant::now() >= next_pause && !done.is_cancelled()
         {
-            // Stop reading: the server's queue for us fills with the noise room's load.
+            // Stop reading: the server's queue for us fills with the noise room's load. A
+            // pong first, so the silence that follows is shorter than the heartbeat limit.
+            let _ = wire::send(ws, &json!({"type": "pong"})).await;
             // 7 s: less than the soak server's heartbeat interval + timeout (8 s), so what
             // closes it is its queue (1008), not its silence (1001).
             tokio::time::sleep(Duration::from_secs(7)).await;
