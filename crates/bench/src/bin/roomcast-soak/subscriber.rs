@@ -4,8 +4,8 @@
 //! every room with `since` from the last position it holds.
 //!
 //! Behaviours: `steady` (never leaves by itself), `churn` (disconnects every few seconds),
-//! `slow` (small receive buffer, joins the loaded noise room, stops reading for 7 s out
-//! of every 19), `expiring` (6 s tokens, never refreshes: closed with 4003, reconnects with a
+//! `slow` (small receive buffer, joins the loaded noise room, stops reading for 14 s
+//! out of every 26 while still answering heartbeats), `expiring` (6 s tokens, never refreshes: closed with 4003, reconnects with a
 //! new token), `refresher` (6 s tokens, refreshes on `token_expiring`: never closed 4003).
 
 use std::collections::HashMap;
@@ -170,12 +170,13 @@ async fn session(
         }
         if cfg.behaviour == Behaviour::Slow && Instant::now() >= next_pause && !done.is_cancelled()
         {
-            // Stop reading: the server's queue for us fills with the noise room's load. A
-            // pong first, so the silence that follows is shorter than the heartbeat limit.
-            let _ = wire::send(ws, &json!({"type": "pong"})).await;
-            // 7 s: less than the soak server's heartbeat interval + timeout (8 s), so what
-            // closes it is its queue (1008), not its silence (1001).
-            tokio::time::sleep(Duration::from_secs(7)).await;
+            // Stop reading for 14 s while the server's queue for us fills with the noise
+            // room's load. A pong every 2 s keeps the heartbeat satisfied, so what closes us
+            // is the full queue (1008 slow consumer), not silence (1001).
+            for _ in 0..7 {
+                let _ = wire::send(ws, &json!({"type": "pong"})).await;
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
             next_pause = Instant::now() + Duration::from_secs(12);
         }
         let frame = tokio::select! {
