@@ -13,10 +13,12 @@
 //!   behaviours (steady, churning, slow reader, short-lived tokens).
 //! - [`hostile`]: a client that keeps sending bad input and floods, and tallies the
 //!   server's answers.
+//! - [`noise`]: the heavy room that turns a reader that stops reading into a slow consumer.
 //! - [`verify`]: zero silent loss, zero duplicates, no `(epoch, sequence)` naming two
 //!   payloads.
 
 mod hostile;
+mod noise;
 mod publisher;
 mod record;
 mod subscriber;
@@ -62,8 +64,9 @@ struct Target {
     /// Seconds to run before the final synchronisation.
     #[arg(long)]
     seconds: u64,
-    /// A loaded room the slow and frozen subscribers also join, so their queues fill.
-    #[arg(long, default_value = "bench-0")]
+    /// The heavy room the slow subscriber also joins, so its queue fills (keep it without
+    /// history).
+    #[arg(long, default_value = "noise-0")]
     noise_room: String,
 }
 
@@ -152,6 +155,7 @@ async fn run(target: Target, rate: u32) -> anyhow::Result<()> {
         subs.spawn(subscriber::run(cfg, done_publishing.clone()));
     }
     let hostile = tokio::spawn(hostile::run(target.clone(), stop.clone()));
+    let noise = tokio::spawn(noise::run(target.clone(), stop.clone()));
     publisher::run(&target, rate, stop.clone()).await?;
     // Subscribers stop once they hold the final head (or after a bounded wait).
     done_publishing.cancel();
@@ -163,6 +167,7 @@ async fn run(target: Target, rate: u32) -> anyhow::Result<()> {
         let n = publisher::dump_history(&target, &room).await?;
         println!("history of {room}: {n} events read back");
     }
+    noise.await.context("noise task")??;
     let tally = hostile.await.context("hostile task")??;
     tally.write(&target.dir)?;
     println!("{tally}");
