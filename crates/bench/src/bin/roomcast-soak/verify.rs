@@ -273,3 +273,85 @@ impl fmt::Display for Report {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ack(seq: u64) -> Ack {
+        Ack {
+            room: "soak-0".into(),
+            epoch: "e1".into(),
+            seq,
+            pid: format!("p{seq}"),
+        }
+    }
+
+    fn ev(epoch: &str, seq: u64, pid: &str) -> Seen {
+        Seen::Event {
+            room: "soak-0".into(),
+            epoch: epoch.into(),
+            seq,
+            pid: pid.into(),
+            replayed: false,
+        }
+    }
+
+    fn join(seq: u64) -> Seen {
+        Seen::Join {
+            room: "soak-0".into(),
+            epoch: "e1".into(),
+            seq,
+        }
+    }
+
+    fn check(acks: &[Ack], seen: &[Seen]) -> SubReport {
+        let by_pid = acks.iter().map(|a| (a.pid.as_str(), a)).collect();
+        check_subscriber(acks, &by_pid, seen)
+    }
+
+    #[test]
+    fn a_missing_acknowledged_event_is_a_loss() {
+        let acks: Vec<Ack> = (1..=3).map(ack).collect();
+        let r = check(&acks, &[join(0), ev("e1", 1, "p1"), ev("e1", 3, "p3")]);
+        assert_eq!(r.lost, vec!["soak-0 p2@e1#2".to_owned()]);
+    }
+
+    #[test]
+    fn recovery_failed_excuses_exactly_its_gap() {
+        let acks: Vec<Ack> = (1..=5).map(ack).collect();
+        let rf = Seen::RecoveryFailed {
+            room: "soak-0".into(),
+            epoch: "e2".into(),
+            seq: 3,
+            reason: "epoch_changed".into(),
+        };
+        let seen = [join(0), ev("e1", 1, "p1"), rf, ev("e1", 5, "p5")];
+        let r = check(&acks, &seen);
+        assert_eq!(r.excused, 2);
+        assert_eq!(r.lost, vec!["soak-0 p4@e1#4".to_owned()]);
+    }
+
+    #[test]
+    fn duplicates_mismatches_and_reordering_are_counted() {
+        let acks: Vec<Ack> = (1..=2).map(ack).collect();
+        let seen = [
+            join(0),
+            ev("e1", 1, "p1"),
+            ev("e1", 1, "p1"),
+            ev("e1", 2, "p9"),
+        ];
+        let r = check(&acks, &seen);
+        assert_eq!((r.dups, r.order, r.mismatches), (1, 1, 0));
+        assert_eq!(r.lost, vec!["soak-0 p2@e1#2".to_owned()]);
+        let r = check(&acks, &[join(0), ev("e1", 2, "p1"), ev("e1", 1, "p2")]);
+        assert_eq!(r.mismatches, 2);
+    }
+
+    #[test]
+    fn events_before_the_first_join_are_not_owed() {
+        let acks: Vec<Ack> = (1..=3).map(ack).collect();
+        let r = check(&acks, &[join(2), ev("e1", 3, "p3")]);
+        assert!(r.lost.is_empty() && r.dups == 0);
+    }
+}
