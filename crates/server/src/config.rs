@@ -990,6 +990,30 @@ mod tests {
         assert!(err.contains("heartbeat.interval"), "{err}");
         assert!(toml::from_str::<RawConfig>("[server]\nbogus = 1\n").is_err());
     }
+
+    #[test]
+    fn connection_budget_is_off_in_dev_and_the_header_timeout_is_at_least_a_second(
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let dev: RawConfig = toml::from_str("[server]\ndev = true\n")?;
+        let cfg = dev.clone().validate()?;
+        assert_eq!(cfg.limits.max_connections_per_ip, 0);
+        assert_eq!(cfg.limits.header_read_timeout, Duration::from_secs(10));
+        let secure: RawConfig = toml::from_str("[auth]\njwt_secret = \"0123456789abcdef0123\"\n")?;
+        let cfg = secure.validate()?;
+        assert_eq!(
+            cfg.limits.max_connections_per_ip,
+            DEFAULT_MAX_CONNECTIONS_PER_IP
+        );
+        let zero: RawConfig =
+            toml::from_str("[server]\ndev = true\n[limits]\nheader_read_timeout = 0\n")?;
+        let err = zero
+            .validate()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("limits.header_read_timeout"), "{err}");
+        Ok(())
+    }
 }
 
 #[cfg(test)]
