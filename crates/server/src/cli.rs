@@ -162,6 +162,14 @@ pub struct ServeArgs {
     /// limit. [default: 32]
     #[arg(long, env = "ROOMCAST_MAX_PENDING_AUTH_PER_IP", value_name = "N")]
     pub max_pending_auth_per_ip: Option<usize>,
+    /// Open TCP connections per IP, WebSockets included (HTTP 429 and close beyond); 0 =
+    /// no limit. [default: 1000, off in --dev]
+    #[arg(long, env = "ROOMCAST_MAX_CONNECTIONS_PER_IP", value_name = "N")]
+    pub max_connections_per_ip: Option<usize>,
+    /// Seconds a client has to send a request's complete headers; the connection is
+    /// closed without a response after it (slowloris). [default: 10]
+    #[arg(long, env = "ROOMCAST_HEADER_READ_TIMEOUT", value_name = "SECS")]
+    pub header_read_timeout: Option<u64>,
     /// Seconds a connection has to authenticate (4004 beyond). [default: 30]
     #[arg(long, env = "ROOMCAST_AUTH_TIMEOUT", value_name = "SECS")]
     pub auth_timeout: Option<u64>,
@@ -276,6 +284,8 @@ impl ServeArgs {
                 max_forbidden: None,
                 max_pending_auth: self.max_pending_auth,
                 max_pending_auth_per_ip: self.max_pending_auth_per_ip,
+                max_connections_per_ip: self.max_connections_per_ip,
+                header_read_timeout: self.header_read_timeout,
             },
             arena: RawArena {
                 enabled: self.no_arena.then_some(false),

@@ -14,6 +14,15 @@ use roomcast_engine::limits::pending::{DEFAULT_MAX_PENDING, DEFAULT_MAX_PENDING_
 use roomcast_engine::limits::RateLimitConfig;
 use roomcast_engine::{HubConfig, SlowConsumerPolicy};
 use roomcast_protocol::CloseCode;
+
+/// Default open connections per IP outside `--dev`: far above what one browser or
+/// service opens, far below what exhausts the server's file descriptors (nginx's
+/// `limit_conn` is the model; behind a proxy raise it or enforce it at the proxy).
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 1000;
+
+/// Default seconds to send a request's headers: a real client sends its upgrade request
+/// in one packet; hyper's own default is 30 s, nginx's `client_header_timeout` 60 s.
+pub const DEFAULT_HEADER_READ_TIMEOUT_SECS: u64 = 10;
 use serde::{Deserialize, Serialize};
 
 /// A configuration file as written by an operator. Every field is optional.
@@ -114,6 +123,11 @@ pub struct RawLimits {
     pub max_pending_auth: Option<usize>,
     /// Connections authenticating at once from one IP address (0 = unlimited).
     pub max_pending_auth_per_ip: Option<usize>,
+    /// Open TCP connections from one IP address (0 = unlimited; default 1000, off in
+    /// `--dev`).
+    pub max_connections_per_ip: Option<usize>,
+    /// Seconds a client has to send a request's complete headers (at least 1).
+    pub header_read_timeout: Option<u64>,
 }
 /// `[history]` section.
 #[derive(Debug, Default, Clone, Deserialize, Serialize)]
@@ -240,7 +254,8 @@ impl RawConfig {
                 ttl: Some(300),
                 rules: Some(Vec::new()),
             },
-            // `required` and `handshake_rate` are left out: their defaults depend on
+            // `required`, `handshake_rate` and `max_connections_per_ip` are left out: their
+            // defaults depend on
             // `--dev`, and writing them here would pin them for a --dev run too.
             auth: RawAuth {
                 jwt_leeway: Some(30),
@@ -258,6 +273,8 @@ impl RawConfig {
                 max_forbidden: Some(5),
                 max_pending_auth: Some(DEFAULT_MAX_PENDING),
                 max_pending_auth_per_ip: Some(DEFAULT_MAX_PENDING_PER_IP),
+                max_connections_per_ip: None,
+                header_read_timeout: Some(d.limits.header_read_timeout.as_secs()),
             },
             arena: RawArena {
                 enabled: Some(true),
@@ -348,6 +365,12 @@ pub struct LimitsConfig {
     pub max_pending_auth: usize,
     /// Connections authenticating at once per IP (0 = unlimited; HTTP 429 beyond).
     pub max_pending_auth_per_ip: usize,
+    /// Open TCP connections per IP, WebSockets included (0 = unlimited; a canned HTTP 429
+    /// and close beyond).
+    pub max_connections_per_ip: usize,
+    /// Time a client has to send a request's complete headers (slowloris); the
+    /// connection is closed without a response after it.
+    pub header_read_timeout: Duration,
 }
 /// Which history store to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -409,6 +432,8 @@ impl Default for ServerConfig {
                 forbidden: ForbiddenLimit::default(),
                 max_pending_auth: DEFAULT_MAX_PENDING,
                 max_pending_auth_per_ip: DEFAULT_MAX_PENDING_PER_IP,
+                max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
+                header_read_timeout: Duration::from_secs(DEFAULT_HEADER_READ_TIMEOUT_SECS),
             },
             arena: Some(roomcast_arena::ArenaConfig::default()),
         }
@@ -498,6 +523,8 @@ impl RawConfig {
             limits.max_forbidden,
             limits.max_pending_auth,
             limits.max_pending_auth_per_ip,
+            limits.max_connections_per_ip,
+            limits.header_read_timeout,
             heartbeat.interval,
             heartbeat.timeout,
             arena.enabled,
@@ -904,6 +931,23 @@ fn validate_limits(raw: RawLimits, dev: bool) -> Result<LimitsConfig, ConfigErro
         max_pending_auth_per_ip: raw
             .max_pending_auth_per_ip
             .unwrap_or(DEFAULT_MAX_PENDING_PER_IP),
+        max_connections_per_ip: raw.max_connections_per_ip.unwrap_or(if dev {
+            0
+        } else {
+            DEFAULT_MAX_CONNECTIONS_PER_IP
+        }),
+        header_read_timeout: match raw
+            .header_read_timeout
+            .unwrap_or(DEFAULT_HEADER_READ_TIMEOUT_SECS)
+        {
+            0 => {
+                return Err(invalid(
+                    "limits.header_read_timeout",
+                    "must be at least 1 second",
+                ))
+            }
+            secs => Duration::from_secs(secs),
+        },
     })
 }
 
@@ -945,6 +989,30 @@ mod tests {
             .unwrap_or_default();
         assert!(err.contains("heartbeat.interval"), "{err}");
         assert!(toml::from_str::<RawConfig>("[server]\nbogus = 1\n").is_err());
+    }
+
+    #[test]
+    fn connection_budget_is_off_in_dev_and_the_header_timeout_is_at_least_a_second(
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let dev: RawConfig = toml::from_str("[server]\ndev = true\n")?;
+        let cfg = dev.clone().validate()?;
+        assert_eq!(cfg.limits.max_connections_per_ip, 0);
+        assert_eq!(cfg.limits.header_read_timeout, Duration::from_secs(10));
+        let secure: RawConfig = toml::from_str("[auth]\njwt_secret = \"0123456789abcdef0123\"\n")?;
+        let cfg = secure.validate()?;
+        assert_eq!(
+            cfg.limits.max_connections_per_ip,
+            DEFAULT_MAX_CONNECTIONS_PER_IP
+        );
+        let zero: RawConfig =
+            toml::from_str("[server]\ndev = true\n[limits]\nheader_read_timeout = 0\n")?;
+        let err = zero
+            .validate()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("limits.header_read_timeout"), "{err}");
+        Ok(())
     }
 }
 

@@ -14,8 +14,10 @@
 //! - [`security`]: JWT verifier, room policy, collectives, limits, Origin rule.
 //! - [`tls`]: HTTPS / `wss://` without a proxy (rustls), handshakes off the accept loop.
 //! - [`tools`]: `roomcast token` and `roomcast keygen`.
+//! - [`accept`]: the HTTP connection loop: per-IP connection budget, header read timeout.
 //! - [`serve`]: binding, the maintenance task and graceful shutdown.
 
+pub mod accept;
 pub mod api;
 pub mod app;
 pub mod arena;

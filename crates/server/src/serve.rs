@@ -5,7 +5,6 @@
 //! the configured code after flushing its queue, wait up to `shutdown_grace` for every
 //! tracked task (connections and background ones) to finish, return.
 
-use std::future::IntoFuture;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,6 +17,7 @@ use roomcast_engine::history::{
 use roomcast_engine::Hub;
 use tokio::net::{TcpListener, TcpSocket};
 
+use crate::accept::AcceptConfig;
 use crate::app::{router, AppState};
 use crate::config::{HistoryStore, LogFormat, ServerConfig};
 
@@ -145,20 +145,20 @@ pub async fn serve_on(
         state.hub.clone(),
         state.shutdown.child_token(),
     ));
-    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    let shutdown = state.shutdown.clone();
-    let stopped = async move { shutdown.cancelled().await };
+    let app = router(state.clone());
+    let accept = AcceptConfig {
+        header_read_timeout: state.config.limits.header_read_timeout,
+        max_connections_per_ip: state.config.limits.max_connections_per_ip,
+    };
+    let stopped = state.shutdown.clone();
     let (server, scheme) = match &state.config.tls {
         Some((cert, key)) => {
             let acceptor = crate::tls::acceptor(cert, key)?;
             let listener =
                 crate::tls::TlsListener::new(listener, acceptor, state.shutdown.child_token())
                     .context("starting the TLS listener")?;
-            // `tap_io` (a no-op here: the TLS listener sets TCP_NODELAY itself) is what lets
-            // axum hand the remote address to `ConnectInfo` for a custom listener.
-            let listener = listener.tap_io(|_| ());
-            let serve = axum::serve(listener, app).with_graceful_shutdown(stopped);
-            (tokio::spawn(serve.into_future()), "wss")
+            let serve = crate::accept::serve(listener, app, accept, stopped);
+            (tokio::spawn(serve), "wss")
         }
         None => {
             // Real-time traffic is many small frames: without TCP_NODELAY, Nagle's
@@ -169,8 +169,8 @@ pub async fn serve_on(
                     tracing::debug!(error = %e, "could not set TCP_NODELAY");
                 }
             });
-            let serve = axum::serve(listener, app).with_graceful_shutdown(stopped);
-            (tokio::spawn(serve.into_future()), "ws")
+            let serve = crate::accept::serve(listener, app, accept, stopped);
+            (tokio::spawn(serve), "ws")
         }
     };
     {
