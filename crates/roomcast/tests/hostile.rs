@@ -509,7 +509,8 @@ async fn forbidden_origin_and_misplaced_tokens_are_refused() {
                 .expect("request");
         let (name, value) = header.trim_end().split_once(": ").expect("header");
         request.headers_mut().insert(
-            axum::http::HeaderName::from_bytes(name.as_bytes()).expect("name"),
+            tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(name.as_bytes())
+                .expect("name"),
             value.parse().expect("value"),
         );
         let attempt = async {
