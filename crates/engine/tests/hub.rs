@@ -109,17 +109,22 @@ async fn remote_events_are_delivered_once_and_advance_the_head() {
     let s = hub.connect(id("s"), SessionMeta::default());
     hub.subscribe(&s, &room).expect("sub");
     let frame = |n: u64| Bytes::from(format!("{{\"type\":\"x\",\"sequence\":{n}}}"));
+    let epoch = hub.room_head(&room).expect("head").epoch;
+    let epoch = epoch.as_str();
     assert_eq!(
-        hub.deliver_remote(&room, Sequence(1), frame(1)).delivered,
+        hub.deliver_remote(&room, epoch, Sequence(1), frame(1), None)
+            .delivered,
         1
     );
     assert_eq!(
-        hub.deliver_remote(&room, Sequence(1), frame(1)).delivered,
+        hub.deliver_remote(&room, epoch, Sequence(1), frame(1), None)
+            .delivered,
         0,
         "duplicate ignored"
     );
     assert_eq!(
-        hub.deliver_remote(&room, Sequence(2), frame(2)).delivered,
+        hub.deliver_remote(&room, epoch, Sequence(2), frame(2), None)
+            .delivered,
         1
     );
     let got: Vec<u64> = frames(&s)

@@ -250,6 +250,18 @@ pub(crate) async fn broadcast(
         Some(room) => {
             let room = RoomName::parse(&room).map_err(|e| ApiError::BadRequest(e.to_string()))?;
             let body = roomcast_protocol::server::EventBody::data(&data);
+            if let Some(cluster) = &state.cluster {
+                let (epoch, sequence) = cluster
+                    .publish(&room, &ty, &body, None)
+                    .await
+                    .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+                // Every node delivers it from Redis; the count is not known here.
+                return Ok(Json(json!({
+                    "room": room,
+                    "sequence": sequence,
+                    "epoch": epoch,
+                })));
+            }
             let published = state
                 .hub
                 .publish(&room, &ty, &body, None)
