@@ -56,6 +56,16 @@ impl Keys {
         format!("{}:node:{node}", self.prefix)
     }
 
+    /// The set of node ids that registered (live or not; liveness is the heartbeat key).
+    pub(crate) fn nodes(&self) -> String {
+        format!("{}:nodes", self.prefix)
+    }
+
+    /// A node's connection counts (principal -> count, `*` -> total).
+    pub(crate) fn node_connections(&self, node: &str) -> String {
+        format!("{}:conns:{node}", self.prefix)
+    }
+
     /// The hash of a room's members across the cluster (`client_id` -> node id).
     pub(crate) fn presence(&self, room: &RoomName) -> String {
         format!("{}:{{{}}}:p", self.prefix, room.as_str())

@@ -12,7 +12,7 @@
 //! - [`RedisBroker`]: the engine's broker seam (room interest, readiness);
 //! - `keys`: key and channel names; `health`: link state for `/readyz` and fail-fast
 //!   publishes; `control`: the control channel (supersede across nodes); `presence`:
-//!   members of every node.
+//!   members of every node; `limits`: connection limits across nodes.
 //!
 //! Architecture invariant: nothing outside this crate speaks to Redis, and a single node
 //! (no `--broker`) never builds any of it.
@@ -21,11 +21,13 @@ mod broker;
 mod control;
 mod health;
 mod keys;
+mod limits;
 mod presence;
 mod scripts;
 mod subscriber;
 
 pub use broker::RedisBroker;
+pub use limits::ClusterSlot;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -310,6 +312,18 @@ impl Cluster {
     /// `general` get `user_left`.
     pub async fn announce_left(&self, client_id: &ClientId) -> Result<(), ClusterError> {
         control::announce_left(&self.node, client_id).await
+    }
+
+    /// Counts a connection of `principal` against the cluster-wide limits (0 = none):
+    /// `Ok(Err(limit))` refuses it (4022), `Ok(Ok(slot))` admits it until the slot drops,
+    /// `Err` means Redis could not be asked.
+    pub async fn acquire_connection(
+        &self,
+        principal: &str,
+        max_per_principal: usize,
+        max_total: usize,
+    ) -> Result<Result<ClusterSlot, roomcast_engine::limits::LimitExceeded>, ClusterError> {
+        limits::acquire(&self.node, principal, max_per_principal, max_total).await
     }
 
     /// Members of a room on every live node, sorted.

@@ -1,4 +1,5 @@
-//! Cluster-wide presence and the node heartbeat.
+//! Cluster-wide presence and the node heartbeat (which also keeps the node listed for the
+//! connection limits, `limits.rs`).
 //!
 //! Each node keeps a heartbeat key (`PREFIX:node:ID`, expiring after [`NODE_TTL`]) and, for
 //! every room it has members in, one field of the room's presence hash (`PREFIX:{room}:p`,
@@ -51,6 +52,14 @@ pub(crate) async fn run(node: Arc<Node>, hub: Hub, cancel: CancellationToken) {
             .arg("PX")
             .arg(NODE_TTL.as_millis() as u64)
             .ignore();
+        pipe.cmd("SADD")
+            .arg(node.keys.nodes())
+            .arg(&node.id)
+            .ignore();
+        pipe.cmd("PEXPIRE")
+            .arg(node.keys.node_connections(&node.id))
+            .arg(NODE_TTL.as_millis() as u64 * 10)
+            .ignore();
         for (room, members) in &now {
             if written.get(room) != Some(members) {
                 pipe.cmd("HSET")
@@ -74,6 +83,13 @@ pub(crate) async fn run(node: Arc<Node>, hub: Hub, cancel: CancellationToken) {
     let mut conn = node.conn.clone();
     let mut pipe = redis::pipe();
     pipe.cmd("DEL").arg(node.keys.node(&node.id)).ignore();
+    pipe.cmd("DEL")
+        .arg(node.keys.node_connections(&node.id))
+        .ignore();
+    pipe.cmd("SREM")
+        .arg(node.keys.nodes())
+        .arg(&node.id)
+        .ignore();
     for room in written.keys() {
         pipe.cmd("HDEL")
             .arg(node.keys.presence(room))

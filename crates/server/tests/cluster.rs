@@ -7,8 +7,9 @@ mod util;
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
+use roomcast_engine::auth::jwt::{mint_hs256, MintRequest};
 use serde_json::{json, Value};
-use util::cluster::{start_nodes, wait_ready, RedisServer};
+use util::cluster::{start_nodes, start_secure_nodes, wait_ready, RedisServer};
 use util::{barrier, post_json, recv_close, recv_event, request, subscribe, TestServer, WAIT};
 
 /// Sends a chat message and returns its ack.
@@ -216,6 +217,58 @@ async fn the_same_client_id_on_another_node_supersedes_the_first_session_with_40
     // The second session is unaffected and works.
     subscribe(&mut second, "room").await;
     assert!(barrier(&mut second).await.is_empty());
+}
+
+#[tokio::test]
+async fn the_per_principal_connection_limit_counts_every_node() {
+    const SECRET: &str = "cluster-tests-shared-secret-0123456789";
+    let redis = RedisServer::start().await;
+    let nodes = start_secure_nodes(
+        &redis,
+        2,
+        &["--jwt-secret", SECRET, "--max-connections-per-client", "2"],
+    )
+    .await;
+    let token = |sub: &str| {
+        let mut claims = MintRequest::new(sub, Duration::from_secs(3600));
+        claims.collective_id = Some("acme".into());
+        mint_hs256(SECRET, &claims, time::OffsetDateTime::now_utc()).expect("mint")
+    };
+    let connect = |node: usize, id: &'static str| {
+        let path = format!("{id}?token={}", token(id));
+        let node = &nodes[node];
+        async move { node.connect_raw(&path).await }
+    };
+    let mut t1 = connect(0, "t1").await;
+    assert_eq!(recv_event(&mut t1).await["type"], "welcome");
+    let mut t2 = connect(1, "t2").await;
+    assert_eq!(recv_event(&mut t2).await["type"], "welcome");
+    // The third connection of the collective, on the first node, is one too many.
+    let mut t3 = connect(0, "t3").await;
+    let (code, reason) = recv_close(&mut t3).await;
+    assert_eq!(code, Some(4022), "{reason}");
+    assert!(reason.contains("this client"), "{reason}");
+    // Once one leaves (on any node), a new one fits.
+    t2.close().await.expect("close");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let mut t4 = connect(0, "t4").await;
+        let first = recv_json_or_close(&mut t4).await;
+        if first == "welcome" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no slot came free: {first}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(barrier(&mut t1).await.iter().all(|v| v["type"] != "error"));
+}
+
+/// The type of the first message, or `closed CODE`.
+async fn recv_json_or_close(c: &mut roomcast_client::Connection) -> String {
+    match c.recv_timeout(WAIT).await.expect("a frame in time") {
+        roomcast_client::Incoming::Json(v) => v["type"].as_str().unwrap_or_default().to_owned(),
+        roomcast_client::Incoming::Closed { code, .. } => format!("closed {code:?}"),
+    }
 }
 
 #[tokio::test]

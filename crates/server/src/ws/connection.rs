@@ -70,6 +70,8 @@ struct Live {
     ctx: ConnCtx,
     replays: VecDeque<Job>,
     _permit: ConnectionPermit,
+    /// The connection's count in the cluster-wide limits (cluster nodes only).
+    _cluster_slot: Option<roomcast_redis::ClusterSlot>,
 }
 
 /// The connection task.
@@ -136,6 +138,31 @@ async fn open(ws: &mut WebSocket, handshake: Box<Handshake>) -> Option<Live> {
         Err(limit) => {
             Box::pin(refuse(ws, limit.close_code(), limit.close_reason())).await;
             return None;
+        }
+    };
+    // On a cluster the limits count every node's connections too.
+    let cluster_slot = match &state.cluster {
+        None => None,
+        Some(cluster) => {
+            let limits = &security.connections;
+            match cluster
+                .acquire_connection(
+                    permit.principal(),
+                    limits.max_per_principal(),
+                    limits.max_total(),
+                )
+                .await
+            {
+                Ok(Ok(slot)) => Some(slot),
+                Ok(Err(limit)) => {
+                    Box::pin(refuse(ws, limit.close_code(), limit.close_reason())).await;
+                    return None;
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "cluster connection limits not checked");
+                    None
+                }
+            }
         }
     };
     let hub = &state.hub;
@@ -242,6 +269,7 @@ async fn open(ws: &mut WebSocket, handshake: Box<Handshake>) -> Option<Live> {
         ctx,
         replays,
         _permit: permit,
+        _cluster_slot: cluster_slot,
     })
 }
 

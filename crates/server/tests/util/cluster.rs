@@ -142,12 +142,19 @@ impl RedisServer {
 
 /// `n` roomcast nodes sharing `redis` (`--broker`, no arena, `--dev`).
 pub async fn start_nodes(redis: &RedisServer, n: usize, extra: &[&str]) -> Vec<TestServer> {
+    let mut all = vec!["--dev"];
+    all.extend_from_slice(extra);
+    start_secure_nodes(redis, n, &all).await
+}
+
+/// `n` roomcast nodes sharing `redis` WITHOUT `--dev`: `extra` configures authentication.
+pub async fn start_secure_nodes(redis: &RedisServer, n: usize, extra: &[&str]) -> Vec<TestServer> {
     let url = redis.url();
     let mut nodes = Vec::with_capacity(n);
     for _ in 0..n {
         let mut args = vec!["--broker", url.as_str(), "--no-arena"];
         args.extend_from_slice(extra);
-        nodes.push(TestServer::start(&args).await);
+        nodes.push(TestServer::start_secure(&args).await);
     }
     for node in &nodes {
         wait_ready(node, 200).await;
