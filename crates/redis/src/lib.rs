@@ -64,13 +64,13 @@ pub struct RedisConfig {
 }
 
 impl RedisConfig {
-    /// Defaults for `url`: prefix `roomcast`, 1 s command timeout.
+    /// Defaults for `url`: prefix `roomcast`, 2 s command timeout.
     pub fn new(url: &str, retention: Retention) -> RedisConfig {
         RedisConfig {
             url: url.to_owned(),
             prefix: "roomcast".into(),
             retention,
-            command_timeout: Duration::from_secs(1),
+            command_timeout: Duration::from_secs(2),
         }
     }
 }
@@ -139,17 +139,15 @@ impl Node {
         match tokio::time::timeout(self.config.command_timeout, f).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => {
-                if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() {
+                if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() {
                     self.health.commands_down(&e.to_string());
                 }
                 Err(unavailable(e))
             }
-            Err(_) => {
-                self.health.commands_down("command timed out");
-                Err(ClusterError::Unavailable(
-                    "redis unavailable: command timed out".into(),
-                ))
-            }
+            // One slow answer fails its command; readiness follows the probe's verdict.
+            Err(_) => Err(ClusterError::Unavailable(
+                "redis unavailable: command timed out".into(),
+            )),
         }
     }
 
@@ -294,12 +292,10 @@ impl Cluster {
         Ok((Epoch::new(&reply.0), Sequence(reply.1)))
     }
 
-    /// The room's current head in Redis (creating its epoch if it has none).
-    pub async fn head(
-        &self,
-        room: &RoomName,
-    ) -> Result<roomcast_engine::history::RoomHead, ClusterError> {
-        Ok(self.node.snapshot(room).await?.head)
+    /// The room's head and retained events in Redis, oldest first (creating its epoch if
+    /// it has none): what the history API serves on a cluster node.
+    pub async fn snapshot(&self, room: &RoomName) -> Result<RemoteSnapshot, ClusterError> {
+        self.node.snapshot(room).await
     }
 
     /// Tells the other nodes that `client_id` connected here: they close their session
@@ -326,6 +322,12 @@ impl Cluster {
         limits::acquire(&self.node, principal, max_per_principal, max_total).await
     }
 
+    /// Every live node of the cluster and its connection count (as counted for the
+    /// connection limits), sorted by node id.
+    pub async fn nodes(&self) -> Result<Vec<(String, u64)>, ClusterError> {
+        limits::nodes(&self.node).await
+    }
+
     /// Members of a room on every live node, sorted.
     pub async fn presence(
         &self,
@@ -348,12 +350,11 @@ async fn probe(node: Arc<Node>, cancel: CancellationToken) {
         }
         let mut conn = node.conn.clone();
         let ping = redis::cmd("PING");
-        if node
-            .timed(ping.query_async::<String>(&mut conn))
-            .await
-            .is_ok()
-        {
-            node.health.commands_up();
+        match node.timed(ping.query_async::<String>(&mut conn)).await {
+            Ok(_) => node.health.commands_up(),
+            Err(e) => node
+                .health
+                .commands_down(e.to_string().trim_start_matches("redis unavailable: ")),
         }
     }
 }

@@ -112,3 +112,26 @@ pub(crate) async fn acquire(
         _ => Err(LimitExceeded::Total { max: max_total }),
     })
 }
+
+/// Live nodes and their connection counts, sorted by node id.
+pub(crate) async fn nodes(node: &Node) -> Result<Vec<(String, u64)>, ClusterError> {
+    let mut conn = node.conn.clone();
+    let mut members = redis::cmd("SMEMBERS");
+    members.arg(node.keys.nodes());
+    let mut ids: Vec<String> = node.timed(members.query_async(&mut conn)).await?;
+    ids.sort();
+    let mut pipe = redis::pipe();
+    for id in &ids {
+        pipe.cmd("EXISTS").arg(node.keys.node(id));
+        pipe.cmd("HGET")
+            .arg(node.keys.node_connections(id))
+            .arg("*");
+    }
+    let replies: Vec<Option<u64>> = node.timed(pipe.query_async(&mut conn)).await?;
+    Ok(ids
+        .into_iter()
+        .zip(replies.chunks(2))
+        .filter(|(_, r)| r.first().copied().flatten().unwrap_or(0) == 1)
+        .map(|(id, r)| (id, r.get(1).copied().flatten().unwrap_or(0)))
+        .collect())
+}

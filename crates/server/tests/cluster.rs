@@ -35,12 +35,13 @@ async fn publish(node: &TestServer, room: &str, data: Value) -> (u16, Value) {
     .await
 }
 
-/// The next `n` room events (skipping acks and heartbeats).
+/// The next `n` room events (`message` or `tick`; skipping everything else).
 async fn events(c: &mut roomcast_client::Connection, n: usize) -> Vec<Value> {
     let mut out = Vec::with_capacity(n);
     while out.len() < n {
         let v = recv_event(c).await;
-        if v.get("sequence").is_some() && v["type"] != "ack" {
+        // Room events only (acks and `recovery_failed` carry a sequence too).
+        if v["type"] == "message" || v["type"] == "tick" {
             out.push(v);
         }
     }
@@ -94,7 +95,15 @@ async fn a_thousand_subscribers_over_three_nodes_get_every_message_exactly_once_
     const SUBSCRIBERS: usize = 1000;
     const MESSAGES: u64 = 200;
     let redis = RedisServer::start().await;
-    let nodes = start_nodes(&redis, 3, &[]).await;
+    // Publishers send as fast as acks come back (no per-connection rate limit here); the
+    // subscribers only listen, and on a loaded box their setup may outlast the default
+    // heartbeat deadline (40 s of silence): neither is what this test is about.
+    let nodes = start_nodes(
+        &redis,
+        3,
+        &["--rate-limit", "0", "--heartbeat-interval", "300"],
+    )
+    .await;
     // Connect and subscribe everyone first (50 at a time), then start listening.
     let mut conns = Vec::with_capacity(SUBSCRIBERS);
     for chunk in (0..SUBSCRIBERS).collect::<Vec<_>>().chunks(50) {
@@ -112,7 +121,21 @@ async fn a_thousand_subscribers_over_three_nodes_get_every_message_exactly_once_
         .into_iter()
         .map(|mut conn| {
             tokio::spawn(async move {
-                let got = events(&mut conn, MESSAGES as usize).await;
+                let mut got = Vec::with_capacity(MESSAGES as usize);
+                while got.len() < MESSAGES as usize {
+                    match conn.recv_timeout(WAIT).await {
+                        Ok(roomcast_client::Incoming::Json(v)) => {
+                            if v["type"] == "message" {
+                                got.push(v);
+                            }
+                        }
+                        other => panic!(
+                            "after {} messages (last {:?}): {other:?}",
+                            got.len(),
+                            got.last().map(|v: &Value| v["sequence"].clone())
+                        ),
+                    }
+                }
                 let extra = barrier(&mut conn).await;
                 (got, extra)
             })
@@ -198,6 +221,26 @@ async fn a_client_reconnecting_to_another_node_replays_what_it_missed() {
     let done = recv_event(&mut c).await;
     assert_eq!(done["type"], "replay_complete", "{done}");
     assert_eq!(done["replayed_count"], 5);
+    // The history API of a node that never had the room serves it from Redis too.
+    let (status, body) = nodes[1]
+        .http_request(
+            "GET",
+            &format!("/api/history/resume?since={last}"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let history: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(history["complete"], true, "{history}");
+    assert_eq!(history["epoch"], epoch, "{history}");
+    let ns: Vec<u64> = history["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|v| v["data"]["n"].as_u64())
+        .collect();
+    assert_eq!(ns, vec![1, 2, 3, 4, 5]);
     // Live from there on.
     publish(&nodes[0], "resume", json!({"n": 6})).await;
     let live = events(&mut c, 1).await;
@@ -272,6 +315,40 @@ async fn recv_json_or_close(c: &mut roomcast_client::Connection) -> String {
 }
 
 #[tokio::test]
+async fn the_admin_stats_show_this_node_and_the_cluster_totals() {
+    let redis = RedisServer::start().await;
+    let nodes = start_nodes(&redis, 3, &[]).await;
+    let mut conns = Vec::new();
+    for (i, n) in [1, 2, 3].into_iter().enumerate() {
+        for j in 0..n {
+            conns.push(nodes[i].connect(&format!("n{i}c{j}")).await);
+        }
+    }
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (status, body) = nodes[0]
+            .http_request("GET", "/api/admin/stats", None, None)
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let stats: Value = serde_json::from_str(&body).expect("json");
+        let cluster = &stats["cluster"];
+        let per_node: Vec<u64> = cluster["nodes"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|n| n["connections"].as_u64()).collect())
+            .unwrap_or_default();
+        if cluster["connections"] == 6 && per_node.len() == 3 {
+            let mut sorted = per_node.clone();
+            sorted.sort_unstable();
+            assert_eq!(sorted, vec![1, 2, 3], "{cluster}");
+            assert!(cluster["node"].is_string(), "{cluster}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "cluster stats stayed {cluster}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
 async fn presence_lists_the_members_of_every_node() {
     let redis = RedisServer::start().await;
     let nodes = start_nodes(&redis, 3, &[]).await;
@@ -296,8 +373,16 @@ async fn presence_lists_the_members_of_every_node() {
         assert!(Instant::now() < deadline, "presence stayed {ack}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    // A member that leaves (its node's connection closes) drops out everywhere.
+    // A member that leaves (its node's connection closes) drops out everywhere, and the
+    // `general` members of the other nodes hear `user_left`.
     conns.pop().expect("p2").close().await.expect("close");
+    loop {
+        let v = recv_event(&mut conns[0]).await;
+        if v["type"] == "user_left" {
+            assert_eq!(v["client_id"], "p2", "{v}");
+            break;
+        }
+    }
     let deadline = Instant::now() + WAIT;
     loop {
         let ack = request(

@@ -379,6 +379,32 @@ pub(crate) async fn history(
     authorize_read(&state, &room, &headers)?;
     let Query(q) = query.map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let limit = q.limit.unwrap_or(100).clamp(1, MAX_HISTORY_LIMIT);
+    if let Some(cluster) = &state.cluster {
+        // On a cluster node the history is Redis's, whichever node mirrors the room.
+        let snapshot = cluster
+            .snapshot(&room)
+            .await
+            .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+        let after = Sequence(q.since.unwrap_or(0));
+        let mut missed = snapshot
+            .events
+            .iter()
+            .filter(|e| e.sequence > after)
+            .peekable();
+        let complete = snapshot.head.sequence <= after
+            || missed.peek().is_some_and(|e| e.sequence == after.next());
+        let events = missed
+            .take(limit)
+            .filter_map(|e| serde_json::from_slice::<Box<RawValue>>(&e.frame).ok())
+            .collect();
+        return Ok(Json(HistoryReply {
+            room,
+            epoch: snapshot.head.epoch,
+            sequence: snapshot.head.sequence,
+            complete,
+            events,
+        }));
+    }
     let history = state.hub.history();
     if !history.keeps(&room) {
         let head = state
