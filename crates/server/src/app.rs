@@ -74,9 +74,13 @@ impl AppState {
     /// State with the arena `config` asks for: the arena starts on the hub (its tasks on
     /// the state's tracker, stopped by its shutdown token), registers its room rules and
     /// collective profile, and opens an account for every registered collective.
-    /// `cluster` is the node's cluster handle when `hub` was built with
-    /// [`Hub::clustered`] for it.
-    pub async fn start(
+    pub async fn start(hub: Hub, config: ServerConfig) -> Result<AppState, StartError> {
+        AppState::start_node(hub, config, None).await
+    }
+
+    /// [`AppState::start`] for a node of a cluster: `cluster` is the node's cluster handle
+    /// (`hub` was built with [`Hub::clustered`] for it); `None` is a single node.
+    pub async fn start_node(
         hub: Hub,
         config: ServerConfig,
         cluster: Option<roomcast_redis::Cluster>,

@@ -127,7 +127,7 @@ pub async fn run(mut config: ServerConfig) -> anyhow::Result<()> {
             (hub, Some(cluster))
         }
     };
-    let state = AppState::start(hub, config, cluster).await?;
+    let state = AppState::start_node(hub, config, cluster).await?;
     if let Some(v) = &state.security.verifier {
         tracing::info!(algorithms = ?v.algorithms(), "JWT authentication enabled");
     }
