@@ -12,8 +12,13 @@
 //!   already durable in history, so a reconnecting client still recovers it;
 //! - events delivered to `deliver_remote` must keep their per-room order; duplicates and
 //!   events at or below the node's current head are ignored by the hub;
-//! - `interest` tells the broker which rooms this node has members in, so it subscribes
-//!   only to those.
+//! - `interest` tells the broker which rooms this node has state for (created when a
+//!   member joins, swept once empty), so it subscribes only to those; the calls for one
+//!   room strictly alternate, because the hub makes them under its room-map lock.
+//!
+//! A cluster node (the Redis broker, `roomcast-redis`) goes further: Redis sequences
+//! every event, so the hub there is built with `Hub::clustered` and receives even its own
+//! clients' events through `Hub::deliver_remote` (see `hub/remote.rs`).
 //!
 //! Sequencing across nodes belongs with the shared history store (atomic "next sequence +
 //! append" per room), not with the broker.
@@ -46,6 +51,11 @@ pub trait Broker: Send + Sync + 'static {
     /// Whether the broker is connected and able to carry events (readiness).
     fn is_ready(&self) -> bool {
         true
+    }
+
+    /// Why the broker cannot carry events now (readiness answers 503 with it), or `None`.
+    fn unavailable_reason(&self) -> Option<String> {
+        None
     }
 }
 

@@ -109,17 +109,22 @@ async fn remote_events_are_delivered_once_and_advance_the_head() {
     let s = hub.connect(id("s"), SessionMeta::default());
     hub.subscribe(&s, &room).expect("sub");
     let frame = |n: u64| Bytes::from(format!("{{\"type\":\"x\",\"sequence\":{n}}}"));
+    let epoch = hub.room_head(&room).expect("head").epoch;
+    let epoch = epoch.as_str();
     assert_eq!(
-        hub.deliver_remote(&room, Sequence(1), frame(1)).delivered,
+        hub.deliver_remote(&room, epoch, Sequence(1), frame(1), None)
+            .delivered,
         1
     );
     assert_eq!(
-        hub.deliver_remote(&room, Sequence(1), frame(1)).delivered,
+        hub.deliver_remote(&room, epoch, Sequence(1), frame(1), None)
+            .delivered,
         0,
         "duplicate ignored"
     );
     assert_eq!(
-        hub.deliver_remote(&room, Sequence(2), frame(2)).delivered,
+        hub.deliver_remote(&room, epoch, Sequence(2), frame(2), None)
+            .delivered,
         1
     );
     let got: Vec<u64> = frames(&s)
@@ -189,4 +194,105 @@ async fn the_process_wide_byte_cap_closes_the_largest_queues_first() {
         other => panic!("expected a close, got {other:?}"),
     }
     assert_eq!(hub.enforce_queued_bytes_cap(), 0);
+}
+
+/// A cluster node's room: unsynced until the store's snapshot arrives (live events before
+/// it are dropped, the snapshot has them), then remote events in order; a resync after a
+/// lost link delivers what was missed, or `recovery_failed` `epoch_changed` when the store
+/// lost the room, then the new epoch's events.
+#[tokio::test]
+async fn a_clustered_room_syncs_from_the_store_and_resyncs_after_a_lost_link() {
+    use roomcast_engine::history::{RoomHead, StoredEvent};
+    use roomcast_engine::hub::RemoteSnapshot;
+    use roomcast_protocol::Epoch;
+
+    let history = Arc::new(MemoryHistory::new(Retention::all(
+        100,
+        Duration::from_secs(60),
+    )));
+    let hub = Hub::clustered(
+        HubConfig::default(),
+        history,
+        Arc::new(RecordingBroker::default()),
+    );
+    let room = RoomName::parse("c").expect("room");
+    let frame = |e: &str, n: u64| {
+        Bytes::from(format!(
+            "{{\"type\":\"x\",\"room\":\"c\",\"sequence\":{n},\"epoch\":\"{e}\"}}"
+        ))
+    };
+    let event = |e: &str, n: u64| StoredEvent {
+        sequence: Sequence(n),
+        unix_millis: 0,
+        frame: frame(e, n),
+    };
+    let snapshot = |e: &str, head: u64, events: Vec<StoredEvent>| RemoteSnapshot {
+        head: RoomHead {
+            sequence: Sequence(head),
+            epoch: Epoch::new(e),
+        },
+        events,
+    };
+    let hold = hub.hold_room(&room).expect("hold");
+    assert!(!hold.is_synced());
+    assert_eq!(
+        hub.deliver_remote(&room, "e1", Sequence(3), frame("e1", 3), None)
+            .delivered,
+        0
+    );
+    assert!(hub.sync_remote(
+        &room,
+        snapshot("e1", 3, (1..=3).map(|n| event("e1", n)).collect())
+    ));
+    tokio::time::timeout(Duration::from_secs(1), hold.synced())
+        .await
+        .expect("synced");
+    let s = hub.connect(id("s"), SessionMeta::default());
+    let head = hub.subscribe(&s, &room).expect("sub");
+    assert_eq!((head.sequence, head.epoch.as_str()), (Sequence(3), "e1"));
+    drop(hold);
+    assert_eq!(
+        hub.deliver_remote(&room, "e1", Sequence(3), frame("e1", 3), None)
+            .delivered,
+        0
+    );
+    assert_eq!(
+        hub.deliver_remote(&room, "e1", Sequence(4), frame("e1", 4), None)
+            .delivered,
+        1
+    );
+    // The link was lost while 5 and 6 were published: the resync delivers them.
+    hub.sync_remote(
+        &room,
+        snapshot("e1", 6, (1..=6).map(|n| event("e1", n)).collect()),
+    );
+    // The store lost the room (restart without persistence): a new epoch.
+    hub.sync_remote(&room, snapshot("e2", 1, vec![event("e2", 1)]));
+    let got: Vec<(String, u64)> = frames(&s)
+        .await
+        .iter()
+        .map(|v| {
+            let kind = v["type"].as_str().unwrap_or_default().to_owned();
+            let label = match kind.as_str() {
+                "recovery_failed" => format!(
+                    "failed:{}:{}",
+                    v["reason"].as_str().unwrap_or(""),
+                    v["epoch"].as_str().unwrap_or("")
+                ),
+                _ => v["epoch"].as_str().unwrap_or_default().to_owned(),
+            };
+            (label, v["sequence"].as_u64().unwrap_or(0))
+        })
+        .collect();
+    let expected: Vec<(String, u64)> = vec![
+        ("e1".into(), 4),
+        ("e1".into(), 5),
+        ("e1".into(), 6),
+        ("failed:epoch_changed:e2".into(), 0),
+        ("e2".into(), 1),
+    ];
+    assert_eq!(got, expected);
+    // Recovery on this node reads the mirror of the new epoch.
+    let head = hub.room_head(&room).expect("head");
+    assert_eq!((head.sequence, head.epoch.as_str()), (Sequence(1), "e2"));
 }

@@ -57,6 +57,27 @@ pub struct Stats {
     pub counters: Vec<Counter>,
     /// The trading arena, when the node runs one (its `arena` object).
     pub arena: Option<ArenaInfo>,
+    /// On a cluster node (`--broker`): live nodes and their connections together (its
+    /// `cluster` object).
+    pub cluster: Option<ClusterInfo>,
+}
+
+/// The cluster a node belongs to, as that node sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterInfo {
+    /// Live nodes.
+    pub nodes: u64,
+    /// Connections over every live node.
+    pub connections: u64,
+}
+
+impl ClusterInfo {
+    fn from_json(v: &Value) -> Option<ClusterInfo> {
+        Some(ClusterInfo {
+            nodes: v["nodes"].as_array()?.len() as u64,
+            connections: v["connections"].as_u64()?,
+        })
+    }
 }
 
 /// A node's trading arena: counters and one line per market.
@@ -166,6 +187,7 @@ impl Stats {
             uptime_secs: v["uptime_secs"].as_u64(),
             counters,
             arena: ArenaInfo::from_json(&v["arena"]),
+            cluster: ClusterInfo::from_json(&v["cluster"]),
         })
     }
 
@@ -239,6 +261,24 @@ mod tests {
             Stats::from_json(&json!({"ok": true})),
             Err(ShapeError::MissingField("connections"))
         ));
+        Ok(())
+    }
+
+    #[test]
+    fn reads_the_cluster_of_a_cluster_node() -> Result<(), ShapeError> {
+        let s = Stats::from_json(&json!({
+            "connections": 2, "rooms": 1, "subscriptions": 2,
+            "cluster": {"node": "ab", "connections": 6, "nodes": [
+                {"node": "ab", "connections": 2}, {"node": "cd", "connections": 4}
+            ]}
+        }))?;
+        assert_eq!(
+            s.cluster,
+            Some(ClusterInfo {
+                nodes: 2,
+                connections: 6
+            })
+        );
         Ok(())
     }
 

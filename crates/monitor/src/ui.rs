@@ -161,6 +161,10 @@ fn figures_paragraph(node: &NodeState) -> Paragraph<'static> {
             .iter()
             .map(|c| (c.label.to_owned(), c.value.to_string())),
     );
+    if let Some(cluster) = &stats.cluster {
+        rows.push(("cluster nodes".into(), cluster.nodes.to_string()));
+        rows.push(("cluster conns".into(), cluster.connections.to_string()));
+    }
     if let Some(up) = stats.uptime_secs {
         rows.push(("uptime".into(), format_uptime(up)));
     }

@@ -280,6 +280,61 @@ pub fn encode_event(
     s
 }
 
+/// What comes between an event's sequence digits and its epoch in [`encode_event`]'s
+/// layout: a sequencer elsewhere (the Redis script of a cluster) writes
+/// `prefix + sequence + EVENT_EPOCH_INFIX + epoch + suffix` and gets the exact bytes
+/// `encode_event` would have produced, so no node encodes an event again.
+pub const EVENT_EPOCH_INFIX: &str = ",\"epoch\":\"";
+
+/// An event encoded around its position: [`encode_event`] is
+/// `prefix + sequence + EVENT_EPOCH_INFIX + epoch + suffix` (see [`EVENT_EPOCH_INFIX`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventParts {
+    /// Everything before the sequence digits.
+    pub prefix: String,
+    /// Everything after the epoch's characters: `","timestamp":...}`.
+    pub suffix: String,
+}
+
+/// Encodes an event whose sequence and epoch are assigned elsewhere (see [`EventParts`]).
+pub fn encode_event_parts(
+    ty: &str,
+    room: &RoomName,
+    timestamp: &str,
+    body: &EventBody,
+) -> EventParts {
+    let mut prefix = String::with_capacity(32 + ty.len() + room.as_str().len());
+    prefix.push_str("{\"type\":\"");
+    prefix.push_str(ty);
+    prefix.push_str("\",\"room\":\"");
+    prefix.push_str(room.as_str());
+    prefix.push_str("\",\"sequence\":");
+    let mut suffix = String::with_capacity(24 + timestamp.len() + body.0.len());
+    suffix.push_str("\",\"timestamp\":\"");
+    suffix.push_str(timestamp);
+    suffix.push('"');
+    if !body.0.is_empty() {
+        suffix.push(',');
+        suffix.push_str(&body.0);
+    }
+    suffix.push('}');
+    EventParts { prefix, suffix }
+}
+
+/// The `(sequence, epoch)` of a frame produced by [`encode_event`] (or spliced from
+/// [`EventParts`]), read from its fixed layout without parsing the body: the type and room
+/// that come first cannot contain a quote, so the first `"sequence":` is the event's.
+pub fn event_position(frame: &[u8]) -> Option<(Sequence, &str)> {
+    let text = std::str::from_utf8(frame).ok()?;
+    let at = text.find("\"sequence\":")? + "\"sequence\":".len();
+    let rest = &text[at..];
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    let sequence = rest[..digits].parse::<u64>().ok()?;
+    let rest = rest[digits..].strip_prefix(EVENT_EPOCH_INFIX)?;
+    let end = rest.find('"')?;
+    Some((Sequence(sequence), &rest[..end]))
+}
+
 /// An ephemeral broadcast to every connection (not part of any room's history):
 /// `{"type":T,"timestamp":"..","data":<data>}`. `ty` must satisfy [`valid_event_type`].
 pub fn encode_broadcast(ty: &str, timestamp: &str, data: &RawValue) -> String {
@@ -301,6 +356,34 @@ pub fn mark_replayed(event: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn event_parts_splice_to_the_encoded_event() {
+        let room = RoomName::parse("chat").expect("room");
+        let from = ClientId::parse("alice").expect("id");
+        let content = RawValue::from_string("{\"sequence\": 9}".into()).expect("raw");
+        let body = EventBody::chat(&from, &content);
+        let ts = "2026-01-01T00:00:00Z";
+        let whole = encode_event(
+            "message",
+            &room,
+            Sequence(42),
+            &Epoch::new("ab12"),
+            ts,
+            &body,
+        );
+        let parts = encode_event_parts("message", &room, ts, &body);
+        let spliced = format!(
+            "{}42{}ab12{}",
+            parts.prefix, EVENT_EPOCH_INFIX, parts.suffix
+        );
+        assert_eq!(spliced, whole);
+        assert_eq!(
+            event_position(whole.as_bytes()),
+            Some((Sequence(42), "ab12"))
+        );
+        assert_eq!(event_position(b"{\"type\":\"x\"}"), None);
+    }
 
     #[test]
     fn event_is_valid_json_with_all_fields() {

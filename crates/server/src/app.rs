@@ -44,6 +44,9 @@ pub struct Shared {
     pub signed: roomcast_engine::auth::SignedRequestVerifier,
     /// The dashboard's arena panel, computed once per period for every viewer.
     pub arena_panel: crate::dashboard::arena::ArenaPanel,
+    /// The cluster this node belongs to (`--broker`); `None` on a single node, where
+    /// nothing below takes a cluster path.
+    pub cluster: Option<roomcast_redis::Cluster>,
 }
 
 impl std::ops::Deref for AppState {
@@ -62,6 +65,7 @@ impl AppState {
             hub,
             config,
             None,
+            None,
             CancellationToken::new(),
             TaskTracker::new(),
         )
@@ -71,6 +75,16 @@ impl AppState {
     /// the state's tracker, stopped by its shutdown token), registers its room rules and
     /// collective profile, and opens an account for every registered collective.
     pub async fn start(hub: Hub, config: ServerConfig) -> Result<AppState, StartError> {
+        AppState::start_node(hub, config, None).await
+    }
+
+    /// [`AppState::start`] for a node of a cluster: `cluster` is the node's cluster handle
+    /// (`hub` was built with [`Hub::clustered`] for it); `None` is a single node.
+    pub async fn start_node(
+        hub: Hub,
+        config: ServerConfig,
+        cluster: Option<roomcast_redis::Cluster>,
+    ) -> Result<AppState, StartError> {
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
         let arena = match &config.arena {
@@ -92,7 +106,7 @@ impl AppState {
                 )
             }
         };
-        let state = AppState::build(hub, config, arena, shutdown, tasks)?;
+        let state = AppState::build(hub, config, arena, cluster, shutdown, tasks)?;
         if let Some(arena) = &state.arena {
             crate::arena::open_accounts(arena, &state.security.collectives).await?;
         }
@@ -103,6 +117,7 @@ impl AppState {
         hub: Hub,
         config: ServerConfig,
         arena: Option<roomcast_arena::Arena>,
+        cluster: Option<roomcast_redis::Cluster>,
         shutdown: CancellationToken,
         tasks: TaskTracker,
     ) -> Result<AppState, SecurityError> {
@@ -125,6 +140,7 @@ impl AppState {
             arena,
             signed: roomcast_engine::auth::SignedRequestVerifier::default(),
             arena_panel: crate::dashboard::arena::ArenaPanel::default(),
+            cluster,
         })))
     }
 }
@@ -213,13 +229,17 @@ fn api_router(state: AppState) -> Router {
 
 /// `GET /readyz`: 200 `ready` once the history store answers and can write, the broker is
 /// connected and the server is not shutting down; 503 with the reason otherwise (a failed
-/// history disk reads `history store unavailable: <what failed, path, error>`).
+/// history disk reads `history store unavailable: <what failed, path, error>`, a cluster
+/// node that lost Redis `redis unavailable: <error>`).
 async fn readyz(
     axum::extract::State(state): axum::extract::State<AppState>,
 ) -> (axum::http::StatusCode, std::borrow::Cow<'static, str>) {
     let unavailable = axum::http::StatusCode::SERVICE_UNAVAILABLE;
     if state.shutdown.is_cancelled() {
         return (unavailable, "shutting down".into());
+    }
+    if let Some(reason) = state.hub.broker().unavailable_reason() {
+        return (unavailable, reason.into());
     }
     let history = state.hub.history();
     if let Err(e) = history.writable() {

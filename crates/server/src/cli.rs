@@ -191,6 +191,10 @@ pub struct ServeArgs {
     /// PEM private key of --tls-cert.
     #[arg(long, env = "ROOMCAST_TLS_KEY", value_name = "FILE")]
     pub tls_key: Option<PathBuf>,
+    /// Run as one node of a cluster: `redis://host:port/db`. Redis sequences, stores and
+    /// carries every room event; presence, supersede and user_left span the nodes.
+    #[arg(long, env = "ROOMCAST_BROKER", value_name = "URL")]
+    pub broker: Option<String>,
     /// Do not run the trading arena (its REST API, streams and market rooms).
     #[arg(long, env = "ROOMCAST_NO_ARENA")]
     pub no_arena: bool,
@@ -238,6 +242,7 @@ impl ServeArgs {
                 static_dir: self.static_dir.clone(),
                 tls_cert: self.tls_cert.clone(),
                 tls_key: self.tls_key.clone(),
+                broker: self.broker.clone(),
             },
             heartbeat: RawHeartbeat {
                 interval: self.heartbeat_interval,

@@ -174,6 +174,8 @@ pub struct RawServer {
     pub tls_key: Option<PathBuf>,
     /// File of API keys, one per line (`#` starts a comment).
     pub api_key_file: Option<PathBuf>,
+    /// `redis://host:port/db`: run as one node of a cluster sharing this Redis.
+    pub broker: Option<String>,
 }
 
 /// `[heartbeat]` section.
@@ -233,6 +235,7 @@ impl RawConfig {
                 static_dir: None,
                 tls_cert: None,
                 tls_key: None,
+                broker: None,
             },
             heartbeat: RawHeartbeat {
                 interval: Some(d.hub.heartbeat_interval.as_secs()),
@@ -320,6 +323,8 @@ pub struct ServerConfig {
     pub static_dir: Option<PathBuf>,
     /// Certificate and key files when the server terminates TLS itself.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// The Redis URL of the cluster this node belongs to; `None` for a single node.
+    pub broker: Option<String>,
     /// History store settings.
     pub history: HistoryConfig,
     /// Authentication settings.
@@ -409,6 +414,7 @@ impl Default for ServerConfig {
             api_keys: Vec::new(),
             static_dir: None,
             tls: None,
+            broker: None,
             history: HistoryConfig {
                 store: HistoryStore::Durable,
                 data_dir: PathBuf::from("./data"),
@@ -496,6 +502,7 @@ impl RawConfig {
             server.static_dir,
             server.tls_cert,
             server.tls_key,
+            server.broker,
             history.store,
             history.data_dir,
             history.fsync,
@@ -723,6 +730,15 @@ impl RawConfig {
                 ))
             }
         };
+        let broker = match self.server.broker.filter(|b| !b.is_empty()) {
+            Some(url) if !(url.starts_with("redis://") || url.starts_with("rediss://")) => {
+                return Err(invalid(
+                    "server.broker",
+                    format!("{url:?} is not a redis:// or rediss:// URL"),
+                ))
+            }
+            other => other,
+        };
         let dev = self.server.dev.unwrap_or(false);
         let auth = validate_auth(self.auth, dev)?;
         let limits = validate_limits(self.limits, dev)?;
@@ -753,6 +769,7 @@ impl RawConfig {
             api_keys,
             static_dir,
             tls,
+            broker,
             history: HistoryConfig {
                 store,
                 data_dir: self.history.data_dir.unwrap_or(d.history.data_dir),

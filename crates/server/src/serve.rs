@@ -95,11 +95,39 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(LISTEN_BACKLOG)
 }
 
+/// Builds the hub of a cluster node: Redis sequences and stores every event, this node
+/// mirrors the rooms it has members in (in memory, with the configured retention).
+pub async fn build_cluster_hub(
+    config: &ServerConfig,
+    url: &str,
+) -> anyhow::Result<(Hub, roomcast_redis::Cluster)> {
+    let retention = config.history.retention.clone();
+    let (cluster, broker) =
+        roomcast_redis::Cluster::connect(roomcast_redis::RedisConfig::new(url, retention.clone()))
+            .await
+            .with_context(|| format!("connecting to the broker {url}"))?;
+    let mirror = Arc::new(MemoryHistory::new(retention));
+    Ok((Hub::clustered(config.hub.clone(), mirror, broker), cluster))
+}
+
 /// Serves until SIGINT/SIGTERM, then shuts down gracefully.
-pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
+pub async fn run(mut config: ServerConfig) -> anyhow::Result<()> {
     let listener = bind(config.bind).with_context(|| format!("binding {}", config.bind))?;
     crate::metrics::install();
-    let state = AppState::start(build_hub(&config)?, config).await?;
+    let (hub, cluster) = match config.broker.clone() {
+        None => (build_hub(&config)?, None),
+        Some(url) => {
+            let (hub, cluster) = build_cluster_hub(&config, &url).await?;
+            if config.arena.take().is_some() {
+                tracing::warn!(
+                    "the trading arena does not run on a cluster node (--broker); it is off"
+                );
+            }
+            tracing::info!(node = cluster.node_id(), "cluster node: Redis keeps the history; --history-store applies to a single node only");
+            (hub, Some(cluster))
+        }
+    };
+    let state = AppState::start_node(hub, config, cluster).await?;
     if let Some(v) = &state.security.verifier {
         tracing::info!(algorithms = ?v.algorithms(), "JWT authentication enabled");
     }
@@ -145,6 +173,13 @@ pub async fn serve_on(
         state.hub.clone(),
         state.shutdown.child_token(),
     ));
+    if let Some(cluster) = &state.cluster {
+        cluster.start(
+            state.hub.clone(),
+            &state.tasks,
+            state.shutdown.child_token(),
+        );
+    }
     let app = router(state.clone());
     let accept = AcceptConfig {
         header_read_timeout: state.config.limits.header_read_timeout,

@@ -245,6 +245,23 @@ impl History for MemoryHistory {
         self.retention.keeps(room)
     }
 
+    fn mirror(
+        &self,
+        room: &RoomName,
+        head: &RoomHead,
+        events: Vec<StoredEvent>,
+    ) -> Result<(), HistoryError> {
+        let now = now_unix_millis();
+        let seed = RoomSeed {
+            epoch: head.epoch.clone(),
+            head: head.sequence,
+            last_unix_millis: now,
+            events,
+        };
+        self.seed(room.clone(), seed, now);
+        Ok(())
+    }
+
     fn head(&self, room: &RoomName) -> Result<RoomHead, HistoryError> {
         let mut map = self.shard(room);
         let log = self.log_mut(&mut map, room);

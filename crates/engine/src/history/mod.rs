@@ -149,6 +149,21 @@ pub trait History: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Cluster mode: replaces a room's state with a copy of what the shared store holds
+    /// (its head and its retained events, ascending), so reads and later appends continue
+    /// from there. Only a mirror store (memory) supports it.
+    fn mirror(
+        &self,
+        room: &RoomName,
+        head: &RoomHead,
+        events: Vec<StoredEvent>,
+    ) -> Result<(), HistoryError> {
+        let _ = (head, events);
+        Err(HistoryError::Storage(format!(
+            "this history store cannot mirror room {room}"
+        )))
+    }
+
     /// Failed disk writes (commits, syncs, reopen attempts) since start, for metrics.
     fn write_errors(&self) -> u64 {
         0

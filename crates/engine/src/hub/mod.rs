@@ -9,6 +9,7 @@ mod expiry;
 mod membership;
 mod queued_bytes;
 mod recovery;
+mod remote;
 mod room;
 mod session;
 mod shard;
@@ -17,6 +18,7 @@ mod stats;
 pub use expiry::{warn_lead, MAX_WARN_LEAD};
 pub use membership::Ticket;
 pub use recovery::{Recovery, RecoveryFailure, RecoveryStart};
+pub use remote::{RemoteSnapshot, RoomHold};
 pub use room::Delivery;
 pub use session::{ConnId, Session, SessionMeta};
 pub use stats::HubStats;
@@ -101,6 +103,9 @@ struct Inner {
     rooms: Sharded<RoomName, Arc<Room>>,
     history: Arc<dyn History>,
     broker: Arc<dyn Broker>,
+    /// Cluster mode: another store sequences events and rooms start unsynced (see
+    /// [`Hub::clustered`]).
+    clustered: bool,
     /// Metric handles resolved once (the recorder is installed before hubs are built),
     /// so a publish does not look them up by name.
     fanout_seconds: metrics::Histogram,
@@ -147,6 +152,23 @@ impl Hub {
         history: Arc<dyn History>,
         broker: Arc<dyn Broker>,
     ) -> Hub {
+        Hub::build(config, history, broker, false)
+    }
+
+    /// A hub of one node of a cluster: events are sequenced and stored by a shared store
+    /// behind `broker` and arrive through [`Hub::deliver_remote`]; `history` is this node's
+    /// mirror of the rooms it has members in, loaded by [`Hub::sync_remote`]. A room created
+    /// here is unsynced until then ([`RoomHold::synced`]). [`Hub::publish`] is not used.
+    pub fn clustered(config: HubConfig, history: Arc<dyn History>, broker: Arc<dyn Broker>) -> Hub {
+        Hub::build(config, history, broker, true)
+    }
+
+    fn build(
+        config: HubConfig,
+        history: Arc<dyn History>,
+        broker: Arc<dyn Broker>,
+        clustered: bool,
+    ) -> Hub {
         Hub {
             inner: Arc::new(Inner {
                 config,
@@ -154,6 +176,7 @@ impl Hub {
                 rooms: Sharded::new(SHARDS),
                 history,
                 broker,
+                clustered,
                 fanout_seconds: metrics::histogram!("roomcast_publish_fanout_seconds"),
                 append_seconds: metrics::histogram!("roomcast_history_append_seconds"),
                 next_conn: AtomicU64::new(1),
@@ -294,7 +317,7 @@ impl Hub {
                 epoch: new_epoch(),
             }
         };
-        let room = Arc::new(Room::new(name.clone(), head, keeps));
+        let room = Arc::new(Room::new(name.clone(), head, keeps, !self.inner.clustered));
         shard.insert(name.clone(), room.clone());
         self.inner.broker.interest(name, true);
         Ok(room)
@@ -442,24 +465,6 @@ impl Hub {
             return Ok(None);
         }
         self.publish(name, event_type, body, exclude).map(Some)
-    }
-
-    /// Delivers an event another node sequenced (called by a broker). Events at or below the
-    /// room's current head are duplicates and ignored; otherwise local members receive it
-    /// and the head advances. Returns the fan-out counts.
-    pub fn deliver_remote(&self, name: &RoomName, sequence: Sequence, frame: Bytes) -> Delivery {
-        let Some(room) = self.existing_room(name) else {
-            return Delivery::default();
-        };
-        let mut log = room.log();
-        if sequence <= log.head.sequence {
-            return Delivery::default();
-        }
-        log.head.sequence = sequence;
-        let d = room.fan_out(&frame, None, Reliability::Reliable);
-        drop(log);
-        self.inner.stats.record_publish(&d);
-        d
     }
 
     /// Sends a best-effort frame that is not part of the room's history (e.g. `user_left`)
@@ -627,20 +632,22 @@ impl Hub {
     /// Drops rooms with no members that nobody is using, so the room map is bounded by
     /// live subscriptions. A room's sequence lives on in history, so recreating it later
     /// continues where it left off.
+    ///
+    /// The broker hears of each removal under the shard's lock, as it hears of each
+    /// creation ([`Hub::room`]), so its interest calls for one room name strictly alternate.
     pub(crate) fn sweep_empty_rooms(&self) -> usize {
-        let mut removed = Vec::new();
+        let mut removed = 0;
+        let broker = &self.inner.broker;
         self.inner.rooms.for_each_shard_mut(|shard| {
             shard.retain(|name, room| {
                 let keep = Arc::strong_count(room) > 1 || room.len() > 0;
                 if !keep {
-                    removed.push(name.clone());
+                    removed += 1;
+                    broker.interest(name, false);
                 }
                 keep
             })
         });
-        for name in &removed {
-            self.inner.broker.interest(name, false);
-        }
-        removed.len()
+        removed
     }
 }

@@ -7,6 +7,7 @@
 //! switched from replay to live at an exact sequence.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use bytes::Bytes;
@@ -65,10 +66,14 @@ pub(crate) struct Room {
     pub(crate) name: RoomName,
     members: RwLock<HashMap<ConnId, Arc<Session>>>,
     log: Mutex<RoomLog>,
+    /// Cluster mode: whether the room's position and history have been loaded from the
+    /// shared store since the room was created here. Always true on a single node.
+    synced: AtomicBool,
+    synced_changed: tokio::sync::Notify,
 }
 
 impl Room {
-    pub(crate) fn new(name: RoomName, head: RoomHead, keeps_history: bool) -> Room {
+    pub(crate) fn new(name: RoomName, head: RoomHead, keeps_history: bool, synced: bool) -> Room {
         Room {
             name,
             members: RwLock::new(HashMap::new()),
@@ -76,6 +81,29 @@ impl Room {
                 head,
                 keeps_history,
             }),
+            synced: AtomicBool::new(synced),
+            synced_changed: tokio::sync::Notify::new(),
+        }
+    }
+
+    pub(crate) fn is_synced(&self) -> bool {
+        self.synced.load(Ordering::Acquire)
+    }
+
+    /// Marks the room synced (call with its log lock held) and wakes the waiters.
+    pub(crate) fn mark_synced(&self) {
+        self.synced.store(true, Ordering::Release);
+        self.synced_changed.notify_waiters();
+    }
+
+    /// Completes once the room is synced.
+    pub(crate) async fn synced(&self) {
+        loop {
+            let changed = self.synced_changed.notified();
+            if self.is_synced() {
+                return;
+            }
+            changed.await;
         }
     }
 

@@ -162,6 +162,16 @@ impl ConnectionLimits {
         })
     }
 
+    /// The server-wide limit (0 = none).
+    pub fn max_total(&self) -> usize {
+        self.inner.max_total
+    }
+
+    /// The per-principal limit (0 = none).
+    pub fn max_per_principal(&self) -> usize {
+        self.inner.max_per_principal
+    }
+
     /// Live connections.
     pub fn total(&self) -> usize {
         self.inner.total.load(Ordering::Acquire)

@@ -4,6 +4,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod arena;
+pub mod cluster;
 pub mod hostile;
 
 use std::net::SocketAddr;

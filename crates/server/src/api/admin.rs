@@ -70,7 +70,27 @@ pub(crate) async fn stats(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     authorize(&state, &headers)?;
-    Ok(Json(stats_json(&state)))
+    let mut stats = stats_json(&state);
+    if let Some(cluster) = &state.cluster {
+        stats["cluster"] = cluster_json(cluster).await;
+    }
+    Ok(Json(stats))
+}
+
+/// A cluster node's view of the cluster: this node's id, every live node with its
+/// connections, and the cluster's total; or the reason Redis could not be asked.
+async fn cluster_json(cluster: &roomcast_redis::Cluster) -> Value {
+    match cluster.nodes().await {
+        Ok(nodes) => json!({
+            "node": cluster.node_id(),
+            "connections": nodes.iter().map(|(_, n)| n).sum::<u64>(),
+            "nodes": nodes
+                .iter()
+                .map(|(id, n)| json!({"node": id, "connections": n}))
+                .collect::<Vec<_>>(),
+        }),
+        Err(e) => json!({"node": cluster.node_id(), "error": e.to_string()}),
+    }
 }
 
 /// Query of `GET /api/admin/connections`.
@@ -250,6 +270,18 @@ pub(crate) async fn broadcast(
         Some(room) => {
             let room = RoomName::parse(&room).map_err(|e| ApiError::BadRequest(e.to_string()))?;
             let body = roomcast_protocol::server::EventBody::data(&data);
+            if let Some(cluster) = &state.cluster {
+                let (epoch, sequence) = cluster
+                    .publish(&room, &ty, &body, None)
+                    .await
+                    .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+                // Every node delivers it from Redis; the count is not known here.
+                return Ok(Json(json!({
+                    "room": room,
+                    "sequence": sequence,
+                    "epoch": epoch,
+                })));
+            }
             let published = state
                 .hub
                 .publish(&room, &ty, &body, None)

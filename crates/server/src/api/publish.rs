@@ -143,6 +143,26 @@ fn authorize_read(state: &AppState, room: &RoomName, headers: &HeaderMap) -> Res
     Ok(())
 }
 
+/// On a cluster node Redis sequences and stores the event: the reply comes once the
+/// script has run (the event is in Redis's stream and on its way to every node).
+async fn publish_clustered(
+    cluster: &roomcast_redis::Cluster,
+    c: &Checked<'_>,
+) -> Result<PublishReply, ApiError> {
+    let (epoch, sequence) = cluster
+        .publish(&c.room, &c.ty, &c.body, None)
+        .await
+        .map_err(|e| match e {
+            roomcast_redis::ClusterError::InvalidType(e) => ApiError::BadRequest(e.to_string()),
+            roomcast_redis::ClusterError::Unavailable(e) => ApiError::Unavailable(e),
+        })?;
+    Ok(PublishReply {
+        room: c.room.clone(),
+        sequence,
+        epoch,
+    })
+}
+
 fn publish_one(state: &AppState, c: &Checked<'_>) -> Result<Published, ApiError> {
     writable(state, &c.room)?;
     state
@@ -188,6 +208,10 @@ pub(crate) async fn publish(
     let item: PublishItem<'_> = serde_json::from_slice(&body)
         .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
     let checked = check_item(item, state.config.max_message_bytes, "")?;
+    if let Some(cluster) = &state.cluster {
+        writable(&state, &checked.room)?;
+        return Ok(Json(publish_clustered(cluster, &checked).await?));
+    }
     let published = publish_one(&state, &checked)?;
     let mut reply = durable(published).await?;
     reply.room = checked.room;
@@ -253,6 +277,24 @@ pub(crate) async fn publish_batch(
         .collect::<Result<Vec<_>, _>>()?;
     for c in &checked {
         writable(&state, &c.room)?;
+    }
+    if let Some(cluster) = &state.cluster {
+        let mut results = Vec::with_capacity(checked.len());
+        for (i, c) in checked.iter().enumerate() {
+            match publish_clustered(cluster, c).await {
+                Ok(reply) => results.push(reply),
+                Err(ApiError::Unavailable(e)) if i > 0 => {
+                    return Err(ApiError::Unavailable(format!(
+                        "items 0..{i} were published, item {i} and later were not: {e}"
+                    )))
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        return Ok(Json(BatchReply {
+            published: results.len(),
+            results,
+        }));
     }
     // A store that is known to be failing refuses the whole batch before anything is
     // published, so a retry cannot duplicate a prefix of it.
@@ -337,6 +379,32 @@ pub(crate) async fn history(
     authorize_read(&state, &room, &headers)?;
     let Query(q) = query.map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let limit = q.limit.unwrap_or(100).clamp(1, MAX_HISTORY_LIMIT);
+    if let Some(cluster) = &state.cluster {
+        // On a cluster node the history is Redis's, whichever node mirrors the room.
+        let snapshot = cluster
+            .snapshot(&room)
+            .await
+            .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+        let after = Sequence(q.since.unwrap_or(0));
+        let mut missed = snapshot
+            .events
+            .iter()
+            .filter(|e| e.sequence > after)
+            .peekable();
+        let complete = snapshot.head.sequence <= after
+            || missed.peek().is_some_and(|e| e.sequence == after.next());
+        let events = missed
+            .take(limit)
+            .filter_map(|e| serde_json::from_slice::<Box<RawValue>>(&e.frame).ok())
+            .collect();
+        return Ok(Json(HistoryReply {
+            room,
+            epoch: snapshot.head.epoch,
+            sequence: snapshot.head.sequence,
+            complete,
+            events,
+        }));
+    }
     let history = state.hub.history();
     if !history.keeps(&room) {
         let head = state

@@ -70,6 +70,8 @@ struct Live {
     ctx: ConnCtx,
     replays: VecDeque<Job>,
     _permit: ConnectionPermit,
+    /// The connection's count in the cluster-wide limits (cluster nodes only).
+    _cluster_slot: Option<roomcast_redis::ClusterSlot>,
 }
 
 /// The connection task.
@@ -86,7 +88,12 @@ pub(super) fn run(mut ws: WebSocket, handshake: Box<Handshake>) -> impl Future<O
             return;
         };
         live.serve(&mut ws).await;
-        live.state.hub.disconnect(&live.session);
+        let current = live.state.hub.disconnect(&live.session);
+        if let (true, Some(cluster)) = (current, &live.state.cluster) {
+            if let Err(e) = cluster.announce_left(&live.session.client_id).await {
+                tracing::debug!(error = %e, "could not tell the cluster that a client left");
+            }
+        }
     }
 }
 
@@ -133,6 +140,31 @@ async fn open(ws: &mut WebSocket, handshake: Box<Handshake>) -> Option<Live> {
             return None;
         }
     };
+    // On a cluster the limits count every node's connections too.
+    let cluster_slot = match &state.cluster {
+        None => None,
+        Some(cluster) => {
+            let limits = &security.connections;
+            match cluster
+                .acquire_connection(
+                    permit.principal(),
+                    limits.max_per_principal(),
+                    limits.max_total(),
+                )
+                .await
+            {
+                Ok(Ok(slot)) => Some(slot),
+                Ok(Err(limit)) => {
+                    Box::pin(refuse(ws, limit.close_code(), limit.close_reason())).await;
+                    return None;
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "cluster connection limits not checked");
+                    None
+                }
+            }
+        }
+    };
     let hub = &state.hub;
     let meta = SessionMeta {
         remote: Some(remote),
@@ -142,6 +174,12 @@ async fn open(ws: &mut WebSocket, handshake: Box<Handshake>) -> Option<Live> {
             .map(|c| Arc::from(c.as_str())),
     };
     let session = hub.connect(client_id, meta);
+    if let Some(cluster) = &state.cluster {
+        // The same client id on another node is superseded there (4011).
+        if let Err(e) = cluster.announce_connect(&session.client_id).await {
+            tracing::debug!(error = %e, "could not announce a connection to the cluster");
+        }
+    }
     if let Some(token) = &token {
         hub.set_credentials_expiry(&session, token.remaining);
     }
@@ -191,6 +229,14 @@ async fn open(ws: &mut WebSocket, handshake: Box<Handshake>) -> Option<Live> {
                 None => replays.push_back(Job::Attach(Attach { room, id: None })),
             }
         }
+    } else if state.cluster.is_some() && security.policy.can_subscribe(&ctx.principal, &general) {
+        replays.push_back(Job::Cluster(super::cluster::ClusterJob::Subscribe {
+            room: general,
+            since: query
+                .last_sequence
+                .map(|n| (Sequence(n), query.epoch.clone())),
+            id: None,
+        }));
     } else if security.policy.can_subscribe(&ctx.principal, &general) {
         match query.last_sequence {
             Some(n) => match hub.begin_recovery(&session, &general) {
@@ -223,6 +269,7 @@ async fn open(ws: &mut WebSocket, handshake: Box<Handshake>) -> Option<Live> {
         ctx,
         replays,
         _permit: permit,
+        _cluster_slot: cluster_slot,
     })
 }
 
@@ -406,6 +453,11 @@ fn start_job(state: &AppState, session: &Arc<Session>, job: Job) -> ReplayFuture
             let session = session.clone();
             Box::pin(async move { attach(&state, &session, a).await })
         }
+        Job::Cluster(c) => {
+            let state = state.clone();
+            let session = session.clone();
+            Box::pin(async move { super::cluster::run(&state, &session, c).await })
+        }
     }
 }
 
@@ -456,7 +508,7 @@ async fn attach(state: &AppState, session: &Arc<Session>, a: Attach) {
     }
 }
 
-fn start_replay(state: &AppState, session: &Arc<Session>, r: Replay) -> ReplayFuture {
+pub(super) fn start_replay(state: &AppState, session: &Arc<Session>, r: Replay) -> ReplayFuture {
     let state = state.clone();
     let session = session.clone();
     Box::pin(async move {

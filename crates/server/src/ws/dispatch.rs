@@ -26,6 +26,8 @@ pub(super) enum Job {
     Replay(Replay),
     /// Joining a room whose domain sends a snapshot first (the arena's rooms).
     Attach(Attach),
+    /// A request that needs Redis, on a cluster node.
+    Cluster(super::cluster::ClusterJob),
 }
 
 /// A subscribe to a room with a snapshot: the exchange pushes the snapshot and joins the
@@ -53,7 +55,7 @@ fn push(session: &Session, reply: Reply<'_>) {
 }
 
 /// Acknowledges a request that has an id with the room's position (subscribe, message).
-fn ack_position(
+pub(super) fn ack_position(
     session: &Session,
     id: Option<&RequestId>,
     room: &RoomName,
@@ -191,6 +193,13 @@ pub(super) fn handle_text(
         }
         _ => {}
     }
+    let request = match state.cluster {
+        None => request,
+        Some(_) => match super::cluster::route(state, session, request, id) {
+            Ok(job) => return job,
+            Err(request) => request,
+        },
+    };
     match request {
         Request::Subscribe { room, since: None } if attaches(state, &room) => {
             return Some(Job::Attach(Attach {

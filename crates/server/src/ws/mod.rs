@@ -5,6 +5,7 @@
 //! authenticated as its collective, that starts on its stream's room instead of `general`.
 
 pub(crate) mod auth;
+mod cluster;
 mod connection;
 mod dispatch;
 

@@ -1,0 +1,198 @@
+//! What client requests do on a cluster node (`--broker`): the requests that need Redis
+//! become jobs the connection runs after the current frame, one at a time and in order,
+//! so a client's publishes keep their order and each request gets exactly one reply.
+//!
+//! - `message`: Redis sequences the event ([`roomcast_redis::Cluster::publish`]); the ack
+//!   carries the (epoch, sequence) Redis assigned; the event itself reaches every member,
+//!   on every node, from the room's channel (the sender excluded, as on one node);
+//! - `subscribe` (with or without `since`): the room is held and, if this node has no
+//!   state for it yet, subscribed to and loaded from Redis before the session joins (or
+//!   recovers) exactly as on one node; a `since` beyond what this node has delivered so
+//!   far (the client saw it on another node a moment ago) waits briefly for this node's
+//!   subscription to catch up, so a reconnect elsewhere replays instead of failing;
+//! - `presence`: members on every live node.
+//!
+//! A single node never builds a [`ClusterJob`].
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use roomcast_engine::Session;
+use roomcast_protocol::server::{EventBody, Reply};
+use roomcast_protocol::{ErrorCode, Request, RequestId, RoomName, Sequence};
+
+use super::connection::push_error;
+use super::dispatch::{ack_position, Job, Replay};
+use crate::app::AppState;
+
+/// Longest wait for a room to be loaded from Redis before a subscribe fails with
+/// `UNAVAILABLE`.
+const SYNC_WAIT: Duration = Duration::from_secs(5);
+/// Longest wait for this node to deliver up to a resuming client's position.
+const CATCH_UP_WAIT: Duration = Duration::from_secs(2);
+const CATCH_UP_POLL: Duration = Duration::from_millis(5);
+
+/// A request that needs Redis.
+#[derive(Debug)]
+pub(super) enum ClusterJob {
+    /// `subscribe`, with the client's position when it resumes.
+    Subscribe {
+        room: RoomName,
+        since: Option<(Sequence, Option<String>)>,
+        id: Option<RequestId>,
+    },
+    /// `message`.
+    Publish {
+        room: RoomName,
+        body: EventBody,
+        id: Option<RequestId>,
+    },
+    /// `presence`.
+    Presence {
+        room: RoomName,
+        id: Option<RequestId>,
+    },
+}
+
+/// Turns the requests that need Redis into jobs; hands every other request back.
+/// Authorisation has already been checked.
+pub(super) fn route<'a>(
+    state: &AppState,
+    session: &Session,
+    request: Request<'a>,
+    id: Option<&RequestId>,
+) -> Result<Option<Job>, Request<'a>> {
+    let id = id.cloned();
+    let job = match request {
+        Request::Subscribe { room, since } if !super::dispatch::attaches(state, &room) => {
+            ClusterJob::Subscribe {
+                room,
+                since: since.map(|s| (Sequence(s.sequence), s.epoch)),
+                id,
+            }
+        }
+        Request::Message { room, content } => {
+            if !session.is_member(&room) {
+                push_error(
+                    session,
+                    ErrorCode::NotSubscribed,
+                    "join the room before sending to it",
+                    id.as_ref(),
+                );
+                return Ok(None);
+            }
+            let body = EventBody::chat(&session.client_id, content);
+            ClusterJob::Publish { room, body, id }
+        }
+        Request::Presence { room } => ClusterJob::Presence { room, id },
+        other => return Err(other),
+    };
+    Ok(Some(Job::Cluster(job)))
+}
+
+/// Runs a job.
+pub(super) async fn run(state: &AppState, session: &Arc<Session>, job: ClusterJob) {
+    let Some(cluster) = state.cluster.as_ref() else {
+        return;
+    };
+    match job {
+        ClusterJob::Publish { room, body, id } => {
+            match cluster
+                .publish(&room, "message", &body, Some(session.conn_id))
+                .await
+            {
+                Ok((epoch, sequence)) => {
+                    ack_position(session, id.as_ref(), &room, sequence, &epoch)
+                }
+                Err(e) => push_error(session, e.error_code(), &e.to_string(), id.as_ref()),
+            }
+        }
+        ClusterJob::Presence { room, id } => match cluster.presence(&state.hub, &room).await {
+            Ok(members) => {
+                let ack = Reply::Ack {
+                    id: id.as_ref(),
+                    room: Some(&room),
+                    members: Some(&members),
+                    sequence: None,
+                    epoch: None,
+                };
+                session.outbox.push(Bytes::from(ack.to_json()));
+            }
+            Err(e) => push_error(session, e.error_code(), &e.to_string(), id.as_ref()),
+        },
+        ClusterJob::Subscribe { room, since, id } => {
+            subscribe(state, session, room, since, id).await
+        }
+    }
+}
+
+/// Joins (or recovers into) a room once this node has it loaded from Redis.
+pub(super) async fn subscribe(
+    state: &AppState,
+    session: &Arc<Session>,
+    room: RoomName,
+    since: Option<(Sequence, Option<String>)>,
+    id: Option<RequestId>,
+) {
+    let hub = &state.hub;
+    let unavailable = |why: &str| {
+        let message = format!("room {room} is unavailable: {why}");
+        push_error(session, ErrorCode::Unavailable, &message, id.as_ref());
+    };
+    // The hold keeps the room (and this node's subscription to it) until the session
+    // is a member.
+    let hold = match hub.hold_room(&room) {
+        Ok(hold) => hold,
+        Err(e) => return unavailable(&e.to_string()),
+    };
+    if tokio::time::timeout(SYNC_WAIT, hold.synced())
+        .await
+        .is_err()
+    {
+        let why = state
+            .hub
+            .broker()
+            .unavailable_reason()
+            .unwrap_or_else(|| "loading it from redis timed out".into());
+        return unavailable(&why);
+    }
+    let Some((after, epoch)) = since else {
+        match hub.subscribe(session, &room) {
+            Ok(head) => ack_position(session, id.as_ref(), &room, head.sequence, &head.epoch),
+            Err(e) => push_error(session, e.error_code(), &e.to_string(), id.as_ref()),
+        }
+        return;
+    };
+    let deadline = Instant::now() + CATCH_UP_WAIT;
+    loop {
+        let head = hold.head();
+        let same_epoch = epoch.as_deref().is_none_or(|e| e == head.epoch.as_str());
+        if !(same_epoch && after > head.sequence) || Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(CATCH_UP_POLL).await;
+    }
+    let start = match hub.begin_recovery(session, &room) {
+        Ok(start) => start,
+        Err(e) => {
+            push_error(session, e.error_code(), &e.to_string(), id.as_ref());
+            return;
+        }
+    };
+    ack_position(
+        session,
+        id.as_ref(),
+        &room,
+        start.head.sequence,
+        &start.head.epoch,
+    );
+    drop(hold);
+    let replay = Replay {
+        room,
+        start,
+        after,
+        epoch,
+    };
+    super::connection::start_replay(state, session, replay).await;
+}
