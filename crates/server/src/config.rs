@@ -160,6 +160,10 @@ pub struct RawServer {
     pub tls_key: Option<PathBuf>,
     /// File of API keys, one per line (`#` starts a comment).
     pub api_key_file: Option<PathBuf>,
+    /// Mount the conformance echo (`--conformance-echo` only: not a file setting, so a
+    /// configuration file can never turn it on).
+    #[serde(skip)]
+    pub conformance_echo: Option<bool>,
 }
 
 /// `[heartbeat]` section.
@@ -219,6 +223,7 @@ impl RawConfig {
                 static_dir: None,
                 tls_cert: None,
                 tls_key: None,
+                conformance_echo: None,
             },
             heartbeat: RawHeartbeat {
                 interval: Some(d.hub.heartbeat_interval.as_secs()),
@@ -311,6 +316,8 @@ pub struct ServerConfig {
     pub limits: LimitsConfig,
     /// The trading arena; `None` when it is turned off.
     pub arena: Option<roomcast_arena::ArenaConfig>,
+    /// Whether `/conformance/echo` is mounted (test runs only, [`crate::conformance`]).
+    pub conformance_echo: bool,
 }
 
 /// Validated authentication settings.
@@ -411,6 +418,7 @@ impl Default for ServerConfig {
                 max_pending_auth_per_ip: DEFAULT_MAX_PENDING_PER_IP,
             },
             arena: Some(roomcast_arena::ArenaConfig::default()),
+            conformance_echo: false,
         }
     }
 }
@@ -471,6 +479,7 @@ impl RawConfig {
             server.static_dir,
             server.tls_cert,
             server.tls_key,
+            server.conformance_echo,
             history.store,
             history.data_dir,
             history.fsync,
@@ -702,7 +711,7 @@ impl RawConfig {
         let fsync = self.history.fsync.unwrap_or(d.history.fsync);
         let arena_durable = self.arena.durable_history.unwrap_or(false);
         let arena = validate_arena(self.arena, fsync)?;
-        Ok(ServerConfig {
+        let config = ServerConfig {
             bind,
             dev,
             max_message_bytes,
@@ -736,7 +745,10 @@ impl RawConfig {
             auth,
             limits,
             arena,
-        })
+            conformance_echo: self.server.conformance_echo.unwrap_or(false),
+        };
+        crate::conformance::check(&config)?;
+        Ok(config)
     }
 }
 

@@ -2,6 +2,7 @@
 //!
 //! - [`cli`]: the `roomcast` command line (serve, default-config, check-config).
 //! - [`config`]: raw settings from file, environment and flags, validated into [`config::ServerConfig`].
+//! - [`conformance`]: when `--conformance-echo` (the Autobahn|Testsuite endpoint) may run.
 //! - [`api`]: HTTP publish and history APIs.
 //! - [`arena`]: the trading arena on the server: its room rules, REST API and streams.
 //! - [`app`]: the axum router and its shared state; tests can embed it without a binary.
@@ -19,6 +20,7 @@ pub mod app;
 pub mod arena;
 pub mod cli;
 pub mod config;
+pub mod conformance;
 pub mod dashboard;
 pub mod metrics;
 pub mod openapi;
