@@ -1,0 +1,103 @@
+//! Replays every committed corpus file of every fuzz target once (`fuzz/corpus/<target>`),
+//! with the same target bodies the fuzzer runs: the corpus is the fuzzers' coverage and
+//! holds every crash they found, so this is their regression test in the ordinary,
+//! stable test run.
+
+use std::path::{Path, PathBuf};
+
+fn corpus_dir(target: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fuzz/corpus")
+        .join(target)
+}
+
+fn replay(target: &str) {
+    let (_, body) = roomcast_fuzzing::TARGETS
+        .iter()
+        .find(|(name, _)| *name == target)
+        .copied()
+        .unwrap_or_else(|| panic!("no target {target}"));
+    let dir = corpus_dir(target);
+    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (every target has a committed corpus)",
+            dir.display()
+        )
+    });
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "{} is empty", dir.display());
+    for file in &files {
+        let data = std::fs::read(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let outcome = std::panic::catch_unwind(|| body(&data));
+        assert!(outcome.is_ok(), "{target}: {} fails", file.display());
+    }
+    eprintln!("{target}: replayed {} corpus files", files.len());
+}
+
+#[test]
+fn every_target_has_a_test_here() {
+    let names: Vec<&str> = roomcast_fuzzing::TARGETS.iter().map(|(n, _)| *n).collect();
+    assert_eq!(
+        names,
+        [
+            "request",
+            "ids",
+            "jwt",
+            "challenge",
+            "config",
+            "collectives",
+            "signed",
+            "order"
+        ]
+    );
+    for name in names {
+        let target = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fuzz/fuzz_targets")
+            .join(format!("{name}.rs"));
+        assert!(target.is_file(), "{} missing", target.display());
+    }
+}
+
+#[test]
+fn corpus_request() {
+    replay("request");
+}
+
+#[test]
+fn corpus_ids() {
+    replay("ids");
+}
+
+#[test]
+fn corpus_jwt() {
+    replay("jwt");
+}
+
+#[test]
+fn corpus_challenge() {
+    replay("challenge");
+}
+
+#[test]
+fn corpus_config() {
+    replay("config");
+}
+
+#[test]
+fn corpus_collectives() {
+    replay("collectives");
+}
+
+#[test]
+fn corpus_signed() {
+    replay("signed");
+}
+
+#[test]
+fn corpus_order() {
+    replay("order");
+}
