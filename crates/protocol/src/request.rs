@@ -205,8 +205,17 @@ pub fn parse_request(text: &str) -> Result<ParsedRequest<'_>, RequestError> {
             Err(e) => RequestError::new(ErrorCode::InvalidJson, format!("invalid JSON: {e}"), None),
         });
     }
-    let env: Envelope<'_> = serde_json::from_str(text)
-        .map_err(|e| RequestError::new(json_error(&e), format!("invalid request: {e}"), None))?;
+    let env: Envelope<'_> = serde_json::from_str(text).map_err(|e| {
+        // The envelope stops at the first shape error (a duplicate field, say), which can
+        // come before a syntax error further on: invalid JSON is still INVALID_JSON.
+        let code = match json_error(&e) {
+            ErrorCode::InvalidMessage if serde_json::from_str::<IgnoredAny>(text).is_err() => {
+                ErrorCode::InvalidJson
+            }
+            code => code,
+        };
+        RequestError::new(code, format!("invalid request: {e}"), None)
+    })?;
     let id = match env.id {
         None => None,
         Some(raw) => match RequestId::from_raw(raw) {
@@ -356,6 +365,12 @@ mod tests {
         assert_eq!(
             code("{\"type\":\"ping\",\"type\":\"pong\"}"),
             ErrorCode::InvalidMessage
+        );
+        // Found by fuzzing (fuzz/corpus/request/regression-duplicate-before-syntax-error):
+        // a duplicate field before a syntax error is still invalid JSON.
+        assert_eq!(
+            code(r#"{"type":"unsubscribe","room":"a","room":"b":[1,2.5,na/b:c@d"}"#),
+            ErrorCode::InvalidJson
         );
     }
 
