@@ -101,3 +101,38 @@ fn corpus_signed() {
 fn corpus_order() {
     replay("order");
 }
+
+/// Runs `target` on one committed corpus file (a crash the fuzzer found, kept by name).
+fn replay_one(target: &str, file: &str) {
+    let (_, body) = roomcast_fuzzing::TARGETS
+        .iter()
+        .find(|(name, _)| *name == target)
+        .copied()
+        .unwrap_or_else(|| panic!("no target {target}"));
+    let path = corpus_dir(target).join(file);
+    let data = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    body(&data);
+}
+
+/// Found by fuzzing: `{"type":..,"room":"a","room":"b":[..` (a duplicate field, then a
+/// syntax error) was answered INVALID_MESSAGE instead of INVALID_JSON.
+#[test]
+fn regression_request_duplicate_field_before_syntax_error() {
+    replay_one("request", "regression-duplicate-before-syntax-error");
+}
+
+/// Found by fuzzing: a signed payload with invalid UTF-8 inside a claim roomcast ignores
+/// verifies (serde_json skips such strings unchecked); the target's reference now reads
+/// payloads the same way.
+#[test]
+fn regression_jwt_invalid_utf8_in_an_ignored_claim() {
+    replay_one("jwt", "regression-invalid-utf8-in-ignored-claim");
+}
+
+/// Found by fuzzing: `{"t\uDeC8subscribe":..}` (valid JSON syntax, a key with a lone
+/// surrogate escape serde_json cannot decode) was answered INVALID_JSON; it is
+/// INVALID_MESSAGE now, so INVALID_JSON means exactly "not JSON".
+#[test]
+fn regression_request_lone_surrogate_in_a_key() {
+    replay_one("request", "regression-lone-surrogate-in-key");
+}

@@ -186,13 +186,6 @@ struct Envelope<'a> {
     token: Option<&'a RawValue>,
 }
 
-fn json_error(e: &serde_json::Error) -> ErrorCode {
-    match e.classify() {
-        serde_json::error::Category::Data => ErrorCode::InvalidMessage,
-        _ => ErrorCode::InvalidJson,
-    }
-}
-
 /// Parses one text frame into a request, or the error to answer it with.
 pub fn parse_request(text: &str) -> Result<ParsedRequest<'_>, RequestError> {
     if text.trim_start().as_bytes().first() != Some(&b'{') {
@@ -206,13 +199,13 @@ pub fn parse_request(text: &str) -> Result<ParsedRequest<'_>, RequestError> {
         });
     }
     let env: Envelope<'_> = serde_json::from_str(text).map_err(|e| {
-        // The envelope stops at the first shape error (a duplicate field, say), which can
-        // come before a syntax error further on: invalid JSON is still INVALID_JSON.
-        let code = match json_error(&e) {
-            ErrorCode::InvalidMessage if serde_json::from_str::<IgnoredAny>(text).is_err() => {
-                ErrorCode::InvalidJson
-            }
-            code => code,
+        // INVALID_JSON exactly when the text is not JSON. The envelope's own error does
+        // not say: it stops at the first shape error (a duplicate field) even when a
+        // syntax error follows, and calls a key it cannot decode (a lone surrogate
+        // escape, valid JSON syntax) a syntax error. Both found by fuzzing.
+        let code = match serde_json::from_str::<IgnoredAny>(text) {
+            Ok(_) => ErrorCode::InvalidMessage,
+            Err(_) => ErrorCode::InvalidJson,
         };
         RequestError::new(code, format!("invalid request: {e}"), None)
     })?;
@@ -366,11 +359,15 @@ mod tests {
             code("{\"type\":\"ping\",\"type\":\"pong\"}"),
             ErrorCode::InvalidMessage
         );
-        // Found by fuzzing (fuzz/corpus/request/regression-duplicate-before-syntax-error):
-        // a duplicate field before a syntax error is still invalid JSON.
+        // Found by fuzzing (fuzz/corpus/request/regression-*): a duplicate field before a
+        // syntax error is still invalid JSON; a key with a lone surrogate escape is JSON.
         assert_eq!(
             code(r#"{"type":"unsubscribe","room":"a","room":"b":[1,2.5,na/b:c@d"}"#),
             ErrorCode::InvalidJson
+        );
+        assert_eq!(
+            code(r#"{"t\uDeC8subscribe":"e 42scri"}"#),
+            ErrorCode::InvalidMessage
         );
     }
 
