@@ -80,7 +80,7 @@ fn signed_payload(verifier: &JwtVerifier, payload: &[u8]) {
     let result = verifier.verify(&token, now());
     // serde_json does not check the UTF-8 of string values it skips, so a payload with
     // invalid UTF-8 inside a claim roomcast ignores still verifies (its issuer signed it;
-    // found by fuzzing, fuzz/corpus/jwt/regression-invalid-utf8-in-ignored-claim). The
+    // found by fuzzing, fuzz/regressions/jwt/invalid-utf8-in-ignored-claim). The
     // reference reads the payload the same way: lossily.
     let value: Option<Value> = serde_json::from_str(&String::from_utf8_lossy(payload)).ok();
     match result {

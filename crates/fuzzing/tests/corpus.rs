@@ -1,7 +1,7 @@
-//! Replays every committed corpus file of every fuzz target once (`fuzz/corpus/<target>`),
-//! with the same target bodies the fuzzer runs: the corpus is the fuzzers' coverage and
-//! holds every crash they found, so this is their regression test in the ordinary,
-//! stable test run.
+//! Replays every committed corpus file of every fuzz target once (`fuzz/corpus/<target>`,
+//! the fuzzers' minimised coverage) and every crash they found (`fuzz/regressions/<target>`,
+//! kept by name outside the corpus so minimising never drops one), with the same target
+//! bodies the fuzzer runs: their regression test in the ordinary, stable test run.
 
 use std::path::{Path, PathBuf};
 
@@ -11,6 +11,25 @@ fn corpus_dir(target: &str) -> PathBuf {
         .join(target)
 }
 
+fn regressions_dir(target: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fuzz/regressions")
+        .join(target)
+}
+
+/// The files of `dir`, sorted; none when it does not exist.
+fn files_in(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file())
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    files.sort();
+    files
+}
+
 fn replay(target: &str) {
     let (_, body) = roomcast_fuzzing::TARGETS
         .iter()
@@ -18,24 +37,19 @@ fn replay(target: &str) {
         .copied()
         .unwrap_or_else(|| panic!("no target {target}"));
     let dir = corpus_dir(target);
-    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e} (every target has a committed corpus)",
-            dir.display()
-        )
-    });
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file())
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "{} is empty", dir.display());
+    let mut files = files_in(&dir);
+    assert!(
+        !files.is_empty(),
+        "{} is empty (every target has a committed corpus)",
+        dir.display()
+    );
+    files.extend(files_in(&regressions_dir(target)));
     for file in &files {
         let data = std::fs::read(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         let outcome = std::panic::catch_unwind(|| body(&data));
         assert!(outcome.is_ok(), "{target}: {} fails", file.display());
     }
-    eprintln!("{target}: replayed {} corpus files", files.len());
+    eprintln!("{target}: replayed {} files", files.len());
 }
 
 #[test]
@@ -102,14 +116,14 @@ fn corpus_order() {
     replay("order");
 }
 
-/// Runs `target` on one committed corpus file (a crash the fuzzer found, kept by name).
+/// Runs `target` on one crash the fuzzer found, kept by name in `fuzz/regressions`.
 fn replay_one(target: &str, file: &str) {
     let (_, body) = roomcast_fuzzing::TARGETS
         .iter()
         .find(|(name, _)| *name == target)
         .copied()
         .unwrap_or_else(|| panic!("no target {target}"));
-    let path = corpus_dir(target).join(file);
+    let path = regressions_dir(target).join(file);
     let data = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     body(&data);
 }
@@ -118,7 +132,7 @@ fn replay_one(target: &str, file: &str) {
 /// syntax error) was answered INVALID_MESSAGE instead of INVALID_JSON.
 #[test]
 fn regression_request_duplicate_field_before_syntax_error() {
-    replay_one("request", "regression-duplicate-before-syntax-error");
+    replay_one("request", "duplicate-before-syntax-error");
 }
 
 /// Found by fuzzing: a signed payload with invalid UTF-8 inside a claim roomcast ignores
@@ -126,7 +140,7 @@ fn regression_request_duplicate_field_before_syntax_error() {
 /// payloads the same way.
 #[test]
 fn regression_jwt_invalid_utf8_in_an_ignored_claim() {
-    replay_one("jwt", "regression-invalid-utf8-in-ignored-claim");
+    replay_one("jwt", "invalid-utf8-in-ignored-claim");
 }
 
 /// Found by fuzzing: `{"t\uDeC8subscribe":..}` (valid JSON syntax, a key with a lone
@@ -134,5 +148,5 @@ fn regression_jwt_invalid_utf8_in_an_ignored_claim() {
 /// INVALID_MESSAGE now, so INVALID_JSON means exactly "not JSON".
 #[test]
 fn regression_request_lone_surrogate_in_a_key() {
-    replay_one("request", "regression-lone-surrogate-in-key");
+    replay_one("request", "lone-surrogate-in-key");
 }

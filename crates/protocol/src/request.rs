@@ -359,7 +359,7 @@ mod tests {
             code("{\"type\":\"ping\",\"type\":\"pong\"}"),
             ErrorCode::InvalidMessage
         );
-        // Found by fuzzing (fuzz/corpus/request/regression-*): a duplicate field before a
+        // Found by fuzzing (fuzz/regressions/request/): a duplicate field before a
         // syntax error is still invalid JSON; a key with a lone surrogate escape is JSON.
         assert_eq!(
             code(r#"{"type":"unsubscribe","room":"a","room":"b":[1,2.5,na/b:c@d"}"#),
