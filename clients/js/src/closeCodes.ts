@@ -16,9 +16,11 @@ export interface CloseRule {
 export const CLOSE_CODES: Readonly<Record<number, CloseRule>> = {
   1000: { name: "NORMAL", action: "reconnect" },
   1001: { name: "GOING_AWAY", action: "reconnect" },
+  1002: { name: "PROTOCOL_ERROR", action: "reconnect" },
   1003: { name: "UNSUPPORTED_DATA", action: "stop" },
   1005: { name: "NO_STATUS", action: "reconnect" },
   1006: { name: "ABNORMAL (connection lost)", action: "reconnect" },
+  1007: { name: "INVALID_PAYLOAD", action: "stop" },
   1008: { name: "POLICY_VIOLATION (slow consumer)", action: "reconnect" },
   1009: { name: "MESSAGE_TOO_BIG", action: "reconnect" },
   1011: { name: "INTERNAL_ERROR", action: "reconnect" },

@@ -40,5 +40,5 @@ def test_close_codes_map_to_reconnect_reauthenticate_or_stop() -> None:
         assert action_for(code) is CloseAction.RECONNECT, code
     for code in (4001, 4002, 4003, 4004, 4012):
         assert action_for(code) is CloseAction.REAUTHENTICATE, code
-    for code in (1003, 4011, 4022, 4031):
+    for code in (1003, 1007, 4011, 4022, 4031):
         assert action_for(code) is CloseAction.STOP, code

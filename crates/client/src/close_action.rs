@@ -26,8 +26,9 @@ pub fn action_for(code: Option<u16>) -> CloseAction {
         | CloseCode::TokenExpired
         | CloseCode::AuthTimeout
         | CloseCode::SessionExpired => CloseAction::Reauthenticate,
-        // 1003: the client sent binary or invalid UTF-8, a bug that a retry repeats.
+        // 1003/1007: the client sent binary or invalid UTF-8, a bug that a retry repeats.
         CloseCode::UnsupportedData
+        | CloseCode::InvalidPayload
         | CloseCode::SessionSuperseded
         | CloseCode::TooManyConnections
         | CloseCode::InvalidSubscription => CloseAction::Stop,
@@ -41,7 +42,7 @@ mod tests {
 
     #[test]
     fn the_shared_table() {
-        for code in [4011, 4022, 4031, 1003] {
+        for code in [4011, 4022, 4031, 1003, 1007] {
             assert_eq!(action_for(Some(code)), CloseAction::Stop, "{code}");
         }
         for code in [4001, 4002, 4003, 4004, 4012] {
@@ -51,7 +52,9 @@ mod tests {
                 "{code}"
             );
         }
-        for code in [1000, 1001, 1008, 1009, 1011, 4021, 4032, 4091, 4092, 4999] {
+        for code in [
+            1000, 1001, 1002, 1008, 1009, 1011, 4021, 4032, 4091, 4092, 4999,
+        ] {
             assert_eq!(action_for(Some(code)), CloseAction::Reconnect, "{code}");
         }
         assert_eq!(action_for(None), CloseAction::Reconnect);

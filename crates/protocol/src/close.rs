@@ -15,8 +15,13 @@ pub enum CloseCode {
     Normal,
     /// 1001: going away: the peer stopped answering heartbeats, or the server is leaving.
     GoingAway,
+    /// 1002: the client broke the WebSocket framing rules (RFC 6455), e.g. reserved bits
+    /// set, an unknown opcode, a fragmented control frame or a malformed close frame.
+    ProtocolError,
     /// 1003: unsupported data, e.g. a binary frame on the JSON text protocol.
     UnsupportedData,
+    /// 1007: a text message (or close reason) that is not valid UTF-8.
+    InvalidPayload,
     /// 1008: policy violation, e.g. a slow consumer whose outbound queue overflowed.
     PolicyViolation,
     /// 1009: a message larger than the configured `max_message_bytes`.
@@ -52,10 +57,12 @@ pub enum CloseCode {
 
 impl CloseCode {
     /// All codes, for documentation and exhaustive tests.
-    pub const ALL: [CloseCode; 18] = [
+    pub const ALL: [CloseCode; 20] = [
         CloseCode::Normal,
         CloseCode::GoingAway,
+        CloseCode::ProtocolError,
         CloseCode::UnsupportedData,
+        CloseCode::InvalidPayload,
         CloseCode::PolicyViolation,
         CloseCode::MessageTooBig,
         CloseCode::InternalError,
@@ -78,7 +85,9 @@ impl CloseCode {
         match self {
             CloseCode::Normal => 1000,
             CloseCode::GoingAway => 1001,
+            CloseCode::ProtocolError => 1002,
             CloseCode::UnsupportedData => 1003,
+            CloseCode::InvalidPayload => 1007,
             CloseCode::PolicyViolation => 1008,
             CloseCode::MessageTooBig => 1009,
             CloseCode::InternalError => 1011,
@@ -107,7 +116,9 @@ impl CloseCode {
         match self {
             CloseCode::Normal => "NORMAL",
             CloseCode::GoingAway => "GOING_AWAY",
+            CloseCode::ProtocolError => "PROTOCOL_ERROR",
             CloseCode::UnsupportedData => "UNSUPPORTED_DATA",
+            CloseCode::InvalidPayload => "INVALID_PAYLOAD",
             CloseCode::PolicyViolation => "POLICY_VIOLATION",
             CloseCode::MessageTooBig => "MESSAGE_TOO_BIG",
             CloseCode::InternalError => "INTERNAL_ERROR",
@@ -131,7 +142,9 @@ impl CloseCode {
         match self {
             CloseCode::Normal => "Normal closure",
             CloseCode::GoingAway => "Going away",
+            CloseCode::ProtocolError => "Protocol error",
             CloseCode::UnsupportedData => "Binary frames are not supported",
+            CloseCode::InvalidPayload => "Invalid UTF-8",
             CloseCode::PolicyViolation => "Policy violation",
             CloseCode::MessageTooBig => "Message too big",
             CloseCode::InternalError => "Internal error",

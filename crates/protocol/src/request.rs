@@ -186,13 +186,6 @@ struct Envelope<'a> {
     token: Option<&'a RawValue>,
 }
 
-fn json_error(e: &serde_json::Error) -> ErrorCode {
-    match e.classify() {
-        serde_json::error::Category::Data => ErrorCode::InvalidMessage,
-        _ => ErrorCode::InvalidJson,
-    }
-}
-
 /// Parses one text frame into a request, or the error to answer it with.
 pub fn parse_request(text: &str) -> Result<ParsedRequest<'_>, RequestError> {
     if text.trim_start().as_bytes().first() != Some(&b'{') {
@@ -205,8 +198,17 @@ pub fn parse_request(text: &str) -> Result<ParsedRequest<'_>, RequestError> {
             Err(e) => RequestError::new(ErrorCode::InvalidJson, format!("invalid JSON: {e}"), None),
         });
     }
-    let env: Envelope<'_> = serde_json::from_str(text)
-        .map_err(|e| RequestError::new(json_error(&e), format!("invalid request: {e}"), None))?;
+    let env: Envelope<'_> = serde_json::from_str(text).map_err(|e| {
+        // INVALID_JSON exactly when the text is not JSON. The envelope's own error does
+        // not say: it stops at the first shape error (a duplicate field) even when a
+        // syntax error follows, and calls a key it cannot decode (a lone surrogate
+        // escape, valid JSON syntax) a syntax error. Both found by fuzzing.
+        let code = match serde_json::from_str::<IgnoredAny>(text) {
+            Ok(_) => ErrorCode::InvalidMessage,
+            Err(_) => ErrorCode::InvalidJson,
+        };
+        RequestError::new(code, format!("invalid request: {e}"), None)
+    })?;
     let id = match env.id {
         None => None,
         Some(raw) => match RequestId::from_raw(raw) {
@@ -355,6 +357,16 @@ mod tests {
         );
         assert_eq!(
             code("{\"type\":\"ping\",\"type\":\"pong\"}"),
+            ErrorCode::InvalidMessage
+        );
+        // Found by fuzzing (fuzz/regressions/request/): a duplicate field before a
+        // syntax error is still invalid JSON; a key with a lone surrogate escape is JSON.
+        assert_eq!(
+            code(r#"{"type":"unsubscribe","room":"a","room":"b":[1,2.5,na/b:c@d"}"#),
+            ErrorCode::InvalidJson
+        );
+        assert_eq!(
+            code(r#"{"t\uDeC8subscribe":"e 42scri"}"#),
             ErrorCode::InvalidMessage
         );
     }

@@ -168,7 +168,11 @@ pub fn router(state: AppState) -> Router {
 }
 
 fn api_router(state: AppState) -> Router {
-    Router::new()
+    let router = match state.config.conformance_echo {
+        true => Router::new().route("/conformance/echo", get(crate::ws::upgrade_echo)),
+        false => Router::new(),
+    };
+    router
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(crate::metrics::render))

@@ -207,6 +207,11 @@ pub struct ServeArgs {
     /// Let collectives sell more than they hold (short selling). [default: off]
     #[arg(long, env = "ROOMCAST_ALLOW_SHORTS")]
     pub allow_shorts: bool,
+    /// Test runs only: mount `/conformance/echo`, an echo over the real WebSocket code for
+    /// Autobahn|Testsuite (scripts/autobahn). Refused unless --dev on a loopback address
+    /// with no TLS, key, secret or collectives configured.
+    #[arg(long, env = "ROOMCAST_CONFORMANCE_ECHO")]
+    pub conformance_echo: bool,
 }
 
 fn parse_fsync(s: &str) -> Result<FsyncPolicy, String> {
@@ -243,6 +248,7 @@ impl ServeArgs {
                 tls_cert: self.tls_cert.clone(),
                 tls_key: self.tls_key.clone(),
                 broker: self.broker.clone(),
+                conformance_echo: self.conformance_echo.then_some(true),
             },
             heartbeat: RawHeartbeat {
                 interval: self.heartbeat_interval,

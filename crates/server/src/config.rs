@@ -176,6 +176,10 @@ pub struct RawServer {
     pub api_key_file: Option<PathBuf>,
     /// `redis://host:port/db`: run as one node of a cluster sharing this Redis.
     pub broker: Option<String>,
+    /// Mount the conformance echo (`--conformance-echo` only: not a file setting, so a
+    /// configuration file can never turn it on).
+    #[serde(skip)]
+    pub conformance_echo: Option<bool>,
 }
 
 /// `[heartbeat]` section.
@@ -236,6 +240,7 @@ impl RawConfig {
                 tls_cert: None,
                 tls_key: None,
                 broker: None,
+                conformance_echo: None,
             },
             heartbeat: RawHeartbeat {
                 interval: Some(d.hub.heartbeat_interval.as_secs()),
@@ -333,6 +338,8 @@ pub struct ServerConfig {
     pub limits: LimitsConfig,
     /// The trading arena; `None` when it is turned off.
     pub arena: Option<roomcast_arena::ArenaConfig>,
+    /// Whether `/conformance/echo` is mounted (test runs only, [`crate::conformance`]).
+    pub conformance_echo: bool,
 }
 
 /// Validated authentication settings.
@@ -442,6 +449,7 @@ impl Default for ServerConfig {
                 header_read_timeout: Duration::from_secs(DEFAULT_HEADER_READ_TIMEOUT_SECS),
             },
             arena: Some(roomcast_arena::ArenaConfig::default()),
+            conformance_echo: false,
         }
     }
 }
@@ -503,6 +511,7 @@ impl RawConfig {
             server.tls_cert,
             server.tls_key,
             server.broker,
+            server.conformance_echo,
             history.store,
             history.data_dir,
             history.fsync,
@@ -745,7 +754,7 @@ impl RawConfig {
         let fsync = self.history.fsync.unwrap_or(d.history.fsync);
         let arena_durable = self.arena.durable_history.unwrap_or(false);
         let arena = validate_arena(self.arena, fsync)?;
-        Ok(ServerConfig {
+        let config = ServerConfig {
             bind,
             dev,
             max_message_bytes,
@@ -780,7 +789,10 @@ impl RawConfig {
             auth,
             limits,
             arena,
-        })
+            conformance_echo: self.server.conformance_echo.unwrap_or(false),
+        };
+        crate::conformance::check(&config)?;
+        Ok(config)
     }
 }
 

@@ -4,6 +4,7 @@
 //! - [`cli`]: the server's commands of the `roomcast` binary (serve, default-config,
 //!   check-config); the binary itself is the thin `crates/roomcast`.
 //! - [`config`]: raw settings from file, environment and flags, validated into [`config::ServerConfig`].
+//! - [`conformance`]: when `--conformance-echo` (the Autobahn|Testsuite endpoint) may run.
 //! - [`api`]: HTTP publish and history APIs.
 //! - [`arena`]: the trading arena on the server: its room rules, REST API and streams.
 //! - [`app`]: the axum router and its shared state; tests can embed it without a binary.
@@ -23,6 +24,7 @@ pub mod app;
 pub mod arena;
 pub mod cli;
 pub mod config;
+pub mod conformance;
 pub mod dashboard;
 pub mod metrics;
 pub mod openapi;

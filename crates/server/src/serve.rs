@@ -147,6 +147,12 @@ pub async fn serve_on(
             "DEVELOPMENT MODE: anonymous clients are allowed; never run --dev in production"
         );
     }
+    if state.config.conformance_echo {
+        tracing::warn!(
+            "CONFORMANCE ECHO: /conformance/echo returns every message unauthenticated; \
+             for Autobahn|Testsuite runs only"
+        );
+    }
     if !state.security.required {
         tracing::warn!("authentication is NOT required: anonymous clients may connect");
     }

@@ -14,7 +14,9 @@ class CloseCode(enum.IntEnum):
 
     NORMAL = 1000
     GOING_AWAY = 1001
+    PROTOCOL_ERROR = 1002
     UNSUPPORTED_DATA = 1003
+    INVALID_PAYLOAD = 1007
     POLICY_VIOLATION = 1008
     MESSAGE_TOO_BIG = 1009
     INTERNAL_ERROR = 1011
@@ -53,6 +55,7 @@ _AUTH = {
 _STOP = {
     # The client sent binary or invalid UTF-8: a bug, and retrying repeats it.
     CloseCode.UNSUPPORTED_DATA,
+    CloseCode.INVALID_PAYLOAD,
     CloseCode.SESSION_SUPERSEDED,
     CloseCode.TOO_MANY_CONNECTIONS,
     CloseCode.INVALID_SUBSCRIPTION,

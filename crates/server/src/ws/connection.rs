@@ -1,40 +1,32 @@
-//! One WebSocket connection: a single task that alternates between draining the
-//! session's outbox to the socket and reading the client's frames.
+//! One protocol session over a WebSocket: authentication, the session's registration in
+//! the hub, and what each inbound frame does. The socket loop itself (draining the
+//! session's outbox, reading frames, closing) is [`super::socket::pump`].
 //!
-//! Writes are coalesced: everything queued since the last drain is fed to the codec and
-//! flushed with one syscall where the kernel allows. Closing always goes through the
-//! outbox ([`Outbox::close`](roomcast_engine::Outbox::close)), whoever decides it (the
-//! hub on supersede or eviction, fan-out on overflow, this task on a bad frame, shutdown),
-//! so there is exactly one place that writes close frames.
+//! Closing always goes through the session's outbox
+//! ([`Outbox::close`](roomcast_engine::Outbox::close)), whoever decides it (the hub on
+//! supersede or eviction, fan-out on overflow, this task on a bad frame, shutdown).
 
 use std::collections::VecDeque;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use axum::extract::ws::{Message, WebSocket};
 use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
 use roomcast_engine::auth::{ForbiddenTracker, Principal};
 use roomcast_engine::hub::Recovery;
 use roomcast_engine::limits::{ConnectionPermit, PendingPermit, RateDecision, RateLimiter};
-use roomcast_engine::outbox::Outgoing;
-use roomcast_engine::{Session, SessionMeta};
+use roomcast_engine::{Outbox, Session, SessionMeta};
 use roomcast_protocol::server::Reply;
 use roomcast_protocol::{ClientId, CloseCode, ErrorCode, RequestId, RoomName, Sequence};
 
 use super::auth::{self, Authenticated, Credentials, TokenBinding};
 use super::dispatch::{self, Attach, Job, Replay};
+use super::socket::{self, close_socket, Endpoint, FrameEncoding, JobFuture};
 use super::WsQuery;
 use crate::app::AppState;
-
-type ReplayFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
-
-/// How long a close handshake or a stuck write may take before the socket is dropped.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Per-connection state the dispatcher needs besides the session.
 pub(super) struct ConnCtx {
@@ -87,7 +79,7 @@ pub(super) fn run(mut ws: WebSocket, handshake: Box<Handshake>) -> impl Future<O
         let Some(mut live) = Box::pin(open(&mut ws, handshake)).await else {
             return;
         };
-        live.serve(&mut ws).await;
+        socket::pump(&mut ws, &mut live).await;
         let current = live.state.hub.disconnect(&live.session);
         if let (true, Some(cluster)) = (current, &live.state.cluster) {
             if let Err(e) = cluster.announce_left(&live.session.client_id).await {
@@ -273,67 +265,38 @@ async fn open(ws: &mut WebSocket, handshake: Box<Handshake>) -> Option<Live> {
     })
 }
 
-impl Live {
-    /// The connection's loop: drain the outbox to the socket, read the client's frames,
-    /// run one history replay at a time.
-    async fn serve(&mut self, ws: &mut WebSocket) {
-        let mut batch: VecDeque<Bytes> = VecDeque::new();
-        let mut replay: Option<ReplayFuture> = None;
-        loop {
-            if replay.is_none() {
-                replay = self
-                    .replays
-                    .pop_front()
-                    .map(|job| start_job(&self.state, &self.session, job));
-            }
-            tokio::select! {
-                biased;
-                out = self.session.outbox.drain(&mut batch) => {
-                    let write_timeout = self.state.hub.config().dead_after();
-                    // Boxed: the timer would otherwise add its size to every idle
-                    // connection's task; one allocation per flush is noise next to the
-                    // write syscall.
-                    let written =
-                        Box::pin(tokio::time::timeout(write_timeout, write_batch(ws, &mut batch)))
-                            .await;
-                    if !matches!(written, Ok(Ok(()))) {
-                        return;
-                    }
-                    if let Outgoing::Close(close) = out {
-                        Box::pin(close_socket(ws, close.code, &close.reason)).await;
-                        return;
-                    }
-                    // An idle connection keeps no write-queue storage; a busy one reuses it.
-                    if self.session.outbox.is_empty() {
-                        batch = VecDeque::new();
-                    }
-                }
-                _ = async { if let Some(r) = replay.as_mut() { r.await } }, if replay.is_some() => {
-                    replay = None;
-                    if self.ctx.recheck_rooms && self.replays.is_empty() {
-                        self.ctx.recheck_rooms = false;
-                        dispatch::leave_forbidden_rooms(&self.state, &self.session, &self.ctx);
-                    }
-                }
-                frame = ws.next() => {
-                    match frame {
-                        None => return,
-                        Some(Ok(msg)) => {
-                            self.state.hub.touch(&self.session);
-                            if !on_frame(&self.state, &self.session, &mut self.ctx, msg, &mut self.replays) {
-                                return;
-                            }
-                        }
-                        Some(Err(e)) => {
-                            let code = read_error_close_code(e);
-                            match code {
-                                Some(code) => self.session.outbox.close(code, code.default_reason(), false),
-                                None => return,
-                            }
-                        }
-                    }
-                }
-            }
+impl Endpoint for Live {
+    const ENCODING: FrameEncoding = FrameEncoding::Text;
+
+    fn outbox(&self) -> &Outbox {
+        &self.session.outbox
+    }
+
+    fn write_timeout(&self) -> Duration {
+        self.state.hub.config().dead_after()
+    }
+
+    fn on_frame(&mut self, msg: Message) -> bool {
+        self.state.hub.touch(&self.session);
+        on_frame(
+            &self.state,
+            &self.session,
+            &mut self.ctx,
+            msg,
+            &mut self.replays,
+        )
+    }
+
+    fn next_job(&mut self) -> Option<JobFuture> {
+        self.replays
+            .pop_front()
+            .map(|job| start_job(&self.state, &self.session, job))
+    }
+
+    fn job_done(&mut self) {
+        if self.ctx.recheck_rooms && self.replays.is_empty() {
+            self.ctx.recheck_rooms = false;
+            dispatch::leave_forbidden_rooms(&self.state, &self.session, &self.ctx);
         }
     }
 }
@@ -345,22 +308,6 @@ async fn refuse(ws: &mut WebSocket, code: CloseCode, reason: &str) {
             .increment(1);
     }
     close_socket(ws, code, reason).await;
-}
-
-/// Sends a close frame and waits briefly for the client's answer, so the client reads the
-/// code, without letting a silent peer hold the task.
-async fn close_socket(ws: &mut WebSocket, code: CloseCode, reason: &str) {
-    metrics::counter!("roomcast_connections_closed_total", "code" => code.as_u16().to_string())
-        .increment(1);
-    let frame = CloseFrame {
-        code: code.as_u16(),
-        reason: Utf8Bytes::from(reason),
-    };
-    let _ = tokio::time::timeout(CLOSE_TIMEOUT, ws.send(Message::Close(Some(frame)))).await;
-    let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
-        while let Some(Ok(_)) = ws.next().await {}
-    })
-    .await;
 }
 
 /// Handles one inbound frame. Returns false when the connection is over.
@@ -420,32 +367,7 @@ fn on_frame(
     }
 }
 
-/// Maps a read error to the close code the client should get, or None to just drop.
-fn read_error_close_code(e: axum::Error) -> Option<CloseCode> {
-    let inner = e.into_inner();
-    match inner.downcast_ref::<tungstenite::Error>() {
-        Some(tungstenite::Error::Capacity(_)) => Some(CloseCode::MessageTooBig),
-        Some(tungstenite::Error::Utf8(_)) => Some(CloseCode::UnsupportedData),
-        Some(tungstenite::Error::Protocol(_)) => Some(CloseCode::PolicyViolation),
-        _ => None,
-    }
-}
-
-async fn write_batch(ws: &mut WebSocket, batch: &mut VecDeque<Bytes>) -> Result<(), axum::Error> {
-    if batch.is_empty() {
-        return Ok(());
-    }
-    while let Some(frame) = batch.pop_front() {
-        // Frames are produced as UTF-8 JSON; the check does not copy.
-        match Utf8Bytes::try_from(frame) {
-            Ok(text) => ws.feed(Message::Text(text)).await?,
-            Err(_) => tracing::error!("dropping a non-UTF-8 outbound frame"),
-        }
-    }
-    ws.flush().await
-}
-
-fn start_job(state: &AppState, session: &Arc<Session>, job: Job) -> ReplayFuture {
+fn start_job(state: &AppState, session: &Arc<Session>, job: Job) -> JobFuture {
     match job {
         Job::Replay(r) => start_replay(state, session, r),
         Job::Attach(a) => {
@@ -508,7 +430,7 @@ async fn attach(state: &AppState, session: &Arc<Session>, a: Attach) {
     }
 }
 
-pub(super) fn start_replay(state: &AppState, session: &Arc<Session>, r: Replay) -> ReplayFuture {
+pub(super) fn start_replay(state: &AppState, session: &Arc<Session>, r: Replay) -> JobFuture {
     let state = state.clone();
     let session = session.clone();
     Box::pin(async move {

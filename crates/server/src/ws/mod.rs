@@ -3,11 +3,17 @@
 //! requests, dispatches them ([`dispatch`]) and drains the session's outbox to the socket.
 //! A stream connection is an ordinary session (client id `{collective_id}:{stream}`)
 //! authenticated as its collective, that starts on its stream's room instead of `general`.
+//! With `--conformance-echo`, `/conformance/echo` ([`echo`]) runs the same upgrade and
+//! socket loop ([`socket`]) with an echo in place of the protocol, for Autobahn|Testsuite.
 
 pub(crate) mod auth;
 mod cluster;
 mod connection;
 mod dispatch;
+mod echo;
+mod socket;
+
+pub use echo::upgrade as upgrade_echo;
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -23,6 +29,7 @@ use roomcast_protocol::{ClientId, RoomName};
 use serde::Deserialize;
 
 use crate::app::AppState;
+use crate::config::ServerConfig;
 use auth::Credentials;
 
 /// Initial read buffer per connection, bytes. It is also the most the codec reads per
@@ -157,6 +164,41 @@ pub async fn upgrade(
     accept(state, client_id, query, remote, headers, ws, None)
 }
 
+/// The checks every WebSocket endpoint makes before upgrading: the refusal to answer
+/// with, if any (403 for a forbidden `Origin`, 429 past the per-IP handshake rate, 503
+/// while shutting down).
+fn refusal(state: &AppState, remote: SocketAddr, headers: &HeaderMap) -> Option<Response> {
+    let security = &state.security;
+    if !security.origin_allowed(headers) {
+        return Some((StatusCode::FORBIDDEN, "origin not allowed").into_response());
+    }
+    if security.handshakes.check(remote.ip(), Instant::now()) == HandshakeDecision::Limited {
+        return Some(
+            (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many handshakes from this address",
+            )
+                .into_response(),
+        );
+    }
+    if state.shutdown.is_cancelled() {
+        return Some((StatusCode::SERVICE_UNAVAILABLE, "server shutting down").into_response());
+    }
+    None
+}
+
+/// The codec configuration of every WebSocket endpoint: `max_message_bytes` bounds a
+/// message (fragmented or not) and a frame; larger closes with 1009.
+fn configure(ws: WebSocketUpgrade, config: &ServerConfig) -> WebSocketUpgrade {
+    let max = config.max_message_bytes;
+    ws.max_message_size(max)
+        .max_frame_size(max)
+        // Small per-connection read buffer: most connections are idle; the codec grows it
+        // for larger frames.
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(16 * 1024)
+}
+
 /// The checks and upgrade shared by both endpoints.
 fn accept(
     state: AppState,
@@ -167,20 +209,10 @@ fn accept(
     ws: WebSocketUpgrade,
     stream: Option<Stream>,
 ) -> Response {
+    if let Some(refused) = refusal(&state, remote, &headers) {
+        return refused;
+    }
     let security = &state.security;
-    if !security.origin_allowed(&headers) {
-        return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
-    }
-    if security.handshakes.check(remote.ip(), Instant::now()) == HandshakeDecision::Limited {
-        return (
-            StatusCode::TOO_MANY_REQUESTS,
-            "too many handshakes from this address",
-        )
-            .into_response();
-    }
-    if state.shutdown.is_cancelled() {
-        return (StatusCode::SERVICE_UNAVAILABLE, "server shutting down").into_response();
-    }
     let mut ws = ws;
     let from_protocol = ws
         .requested_protocols()
@@ -223,7 +255,7 @@ fn accept(
     } else {
         None
     };
-    let max = state.config.max_message_bytes;
+    let ws = configure(ws, &state.config);
     let handshake = Box::new(connection::Handshake {
         state,
         client_id,
@@ -233,14 +265,8 @@ fn accept(
         stream,
         pending,
     });
-    ws.max_message_size(max)
-        .max_frame_size(max)
-        // Small per-connection read buffer: most connections are idle; the codec grows it
-        // for larger frames.
-        .read_buffer_size(READ_BUFFER)
-        .write_buffer_size(16 * 1024)
-        .on_upgrade(move |socket| {
-            let tasks = handshake.state.tasks.clone();
-            tasks.track_future(connection::run(socket, handshake))
-        })
+    ws.on_upgrade(move |socket| {
+        let tasks = handshake.state.tasks.clone();
+        tasks.track_future(connection::run(socket, handshake))
+    })
 }
