@@ -159,7 +159,7 @@ async fn binary_invalid_utf8_and_oversized_frames_close_with_their_codes() {
         .send(Message::Frame(bad))
         .await
         .expect("send");
-    assert_eq!(bystander.during(recv_close(&mut c)).await.0, Some(1003));
+    assert_eq!(bystander.during(recv_close(&mut c)).await.0, Some(1007));
 
     let mut c = server.connect("huge").await;
     let huge = json!({"type":"ping","pad":"x".repeat(5000)}).to_string();
