@@ -123,6 +123,7 @@ impl Arena {
             fsync: config.fsync,
             stats: stats.clone(),
             failed: false,
+            snapshotting: Arc::default(),
         };
         tasks.spawn(exchange.run(rx, cancel.clone()));
         let arena = Arena {

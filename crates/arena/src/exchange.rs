@@ -160,6 +160,8 @@ pub(crate) struct Exchange {
     pub(crate) fsync: FsyncPolicy,
     pub(crate) stats: Arc<Mutex<ArenaStats>>,
     pub(crate) failed: bool,
+    /// A periodic snapshot is being written (at most one at a time).
+    pub(crate) snapshotting: Arc<std::sync::atomic::AtomicBool>,
 }
 
 fn now_ms() -> i64 {
@@ -172,6 +174,9 @@ fn now_ms() -> i64 {
 struct Applied {
     /// What to write (`None`: nothing was logged).
     batch: Option<Batch>,
+    /// A copy of the state after this batch and the last log sequence it covers, to be
+    /// written once the batch is durable, off the order path.
+    snapshot: Option<(u64, crate::state::StateSnapshot)>,
     emit: Emit,
     replies: Vec<Reply>,
     deferred: Vec<Request>,
@@ -306,6 +311,7 @@ impl Exchange {
         let at_ms = now_ms();
         let mut applied = Applied {
             batch: None,
+            snapshot: None,
             emit: Emit::batched(),
             replies: Vec::new(),
             deferred: Vec::new(),
@@ -379,7 +385,14 @@ impl Exchange {
         applied.rejected = tally.rejected;
         if !logged.is_empty() {
             let snapshot_due = self.since_snapshot + logged.len() as u64 >= self.snapshot_every;
-            applied.batch = self.prepare(logged, snapshot_due);
+            applied.batch = self.prepare(logged, false);
+            let running = self.snapshotting.load(std::sync::atomic::Ordering::Acquire);
+            if snapshot_due && applied.batch.is_some() && !running {
+                // A copy now (the state moves on with the next batch); written after this
+                // batch is durable, in its own transaction, serialised off this task.
+                applied.snapshot = Some((self.next_seq - 1, self.state.snapshot()));
+                self.since_snapshot = 0;
+            }
         }
         applied
     }
@@ -403,10 +416,8 @@ impl Exchange {
             }
         }
         if snapshot {
-            match serde_json::to_vec(&self.state.snapshot()) {
-                Ok(bytes) => batch.snapshot = Some(bytes),
-                Err(e) => tracing::error!(error = %e, "arena snapshot did not serialise"),
-            }
+            // A copy now; its serialisation happens on the writer's thread.
+            batch.snapshot = Some(self.state.snapshot());
         }
         let n = batch.commands.len() as u64;
         self.next_seq += n;
@@ -447,6 +458,26 @@ impl Exchange {
         })
     }
 
+    /// Writes a periodic snapshot on a blocking thread. Its log entries are durable already
+    /// (the batch it follows committed), so a crash at any point leaves either the old
+    /// snapshot or the new one, each with the log after it. Command commits wait for redb's
+    /// write lock only while the serialised bytes are inserted and committed.
+    fn write_snapshot(&self, seq: u64, snapshot: crate::state::StateSnapshot) {
+        use std::sync::atomic::Ordering;
+        if self.snapshotting.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let store = self.store.clone();
+        let flag = self.snapshotting.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = store.write_snapshot(seq, &snapshot) {
+                // The log still holds every command: only recovery gets slower.
+                tracing::warn!(error = %e, "arena snapshot not written; the log keeps everything");
+            }
+            flag.store(false, Ordering::Release);
+        });
+    }
+
     /// After a batch's write: publish its events and reply, then serve its reads and
     /// attaches; or, if it is not durable, fail them all and stop the exchange.
     fn finish(&mut self, applied: Applied, durable: bool) {
@@ -458,6 +489,9 @@ impl Exchange {
         }
         self.publish(applied.emit);
         applied.replies.into_iter().for_each(Reply::send);
+        if let Some((seq, snapshot)) = applied.snapshot {
+            self.write_snapshot(seq, snapshot);
+        }
         self.update_stats(applied.accepted, applied.rejected);
         for request in applied.deferred {
             match request {

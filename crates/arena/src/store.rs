@@ -7,9 +7,12 @@
 //!   one [`Command`], the exact value the state machine applied, with its order id and
 //!   timestamp. Only accepted state changes are logged (not rejects, duplicates or reads).
 //! - **Snapshot.** Table `snapshot` holds the JSON [`StateSnapshot`] under `state` and the
-//!   last log sequence it includes under meta `snapshot_seq`. A snapshot, its `snapshot_seq`
-//!   and the deletion of the log entries it covers are written in one transaction, so the
-//!   state is always `snapshot + log entries after snapshot_seq`.
+//!   last log sequence it includes under meta `snapshot_seq`, written in one transaction, so
+//!   the state is always `snapshot + log entries after snapshot_seq`. The log entries a
+//!   snapshot covers are deleted afterwards, at most [`TRIM_PER_BATCH`] per later batch:
+//!   deleting ten thousand entries inside the snapshot's own commit stalled every order
+//!   waiting behind it. Recovery reads only the entries after `snapshot_seq`, so covered
+//!   entries still present are never replayed.
 //! - **Batch.** The commands of one exchange batch are written in one transaction; with
 //!   fsync `always` or `batch` it commits with immediate durability before any reply is sent.
 //! - **Instruments.** Meta `instruments` records each symbol's tick, lot and quote currency;
@@ -50,6 +53,9 @@ pub struct Recovered {
     pub next_seq: u64,
 }
 
+/// Most covered log entries one batch's transaction deletes.
+pub const TRIM_PER_BATCH: u64 = 1024;
+
 /// One batch to write.
 #[derive(Debug, Default)]
 pub struct Batch {
@@ -57,8 +63,9 @@ pub struct Batch {
     pub first_seq: u64,
     /// The commands' JSON.
     pub commands: Vec<Vec<u8>>,
-    /// A snapshot covering everything up to the last command of this batch.
-    pub snapshot: Option<Vec<u8>>,
+    /// A snapshot covering everything up to the last command of this batch, serialised
+    /// by [`Store::write`] (on the writer's blocking thread, not the exchange task).
+    pub snapshot: Option<StateSnapshot>,
 }
 
 /// The arena's database. Cheap to clone.
@@ -218,11 +225,41 @@ impl Store {
         })
     }
 
+    /// Writes a snapshot covering the log up to `seq` in its own transaction, unless a
+    /// newer one is already stored (blocking: call from a blocking thread). The JSON is
+    /// built before the write transaction starts, so command commits are held up only for
+    /// the insert and the commit.
+    ///
+    /// # Errors
+    /// The storage error; then the previous snapshot stands.
+    pub fn write_snapshot(&self, seq: u64, snapshot: &StateSnapshot) -> Result<(), ArenaError> {
+        let bytes = serde_json::to_vec(snapshot).map_err(storage)?;
+        let txn = self.db.begin_write().map_err(storage)?;
+        {
+            let mut meta = txn.open_table(META).map_err(storage)?;
+            let current = meta
+                .get("snapshot_seq")
+                .map_err(storage)?
+                .map_or(0, |v| v.value());
+            if current >= seq {
+                return Ok(());
+            }
+            let mut snap = txn.open_table(SNAPSHOT).map_err(storage)?;
+            snap.insert("state", bytes.as_slice()).map_err(storage)?;
+            meta.insert("snapshot_seq", seq).map_err(storage)?;
+        }
+        txn.commit().map_err(storage)
+    }
+
     /// Writes one batch in one transaction (blocking: call from a blocking thread).
     ///
     /// # Errors
     /// The storage error; then nothing of the batch is stored.
     pub fn write(&self, batch: &Batch, durability: Durability) -> Result<(), ArenaError> {
+        let snapshot = match &batch.snapshot {
+            Some(s) => Some(serde_json::to_vec(s).map_err(storage)?),
+            None => None,
+        };
         let mut txn = self.db.begin_write().map_err(storage)?;
         txn.set_durability(durability).map_err(storage)?;
         {
@@ -231,13 +268,22 @@ impl Store {
                 log.insert(batch.first_seq + i as u64, cmd.as_slice())
                     .map_err(storage)?;
             }
-            if let Some(snapshot) = &batch.snapshot {
-                let last = (batch.first_seq + batch.commands.len() as u64).saturating_sub(1);
-                log.retain_in(..=last, |_, _| false).map_err(storage)?;
+            let mut meta = txn.open_table(META).map_err(storage)?;
+            let mut snap_seq = meta
+                .get("snapshot_seq")
+                .map_err(storage)?
+                .map_or(0, |v| v.value());
+            if let Some(bytes) = &snapshot {
+                snap_seq = (batch.first_seq + batch.commands.len() as u64).saturating_sub(1);
                 let mut snap = txn.open_table(SNAPSHOT).map_err(storage)?;
-                snap.insert("state", snapshot.as_slice()).map_err(storage)?;
-                let mut meta = txn.open_table(META).map_err(storage)?;
-                meta.insert("snapshot_seq", last).map_err(storage)?;
+                snap.insert("state", bytes.as_slice()).map_err(storage)?;
+                meta.insert("snapshot_seq", snap_seq).map_err(storage)?;
+            }
+            // Delete a bounded slice of the entries the last snapshot covers.
+            let first = log.first().map_err(storage)?.map(|(k, _)| k.value());
+            if let Some(first) = first.filter(|&f| f <= snap_seq) {
+                let end = snap_seq.min(first + TRIM_PER_BATCH - 1);
+                log.retain_in(first..=end, |_, _| false).map_err(storage)?;
             }
         }
         txn.commit().map_err(storage)

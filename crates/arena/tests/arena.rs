@@ -590,7 +590,7 @@ async fn a_state_that_breaks_conservation_is_refused() {
         let batch = Batch {
             first_seq: rec.next_seq,
             commands: Vec::new(),
-            snapshot: Some(serde_json::to_vec(&snap).expect("json")),
+            snapshot: Some(snap),
         };
         store
             .write(&batch, redb::Durability::Immediate)
