@@ -178,9 +178,9 @@ impl EpochRanks {
         let mut next: HashMap<&str, usize> = HashMap::new();
         for a in acks {
             let key = (a.room.clone(), a.epoch.clone());
-            if !ranks.contains_key(&key) {
+            if let std::collections::hash_map::Entry::Vacant(slot) = ranks.entry(key) {
                 let n = next.entry(a.room.as_str()).or_default();
-                ranks.insert(key, *n);
+                slot.insert(*n);
                 *n += 1;
             }
         }
