@@ -110,7 +110,7 @@ pub(crate) async fn run(target: Target, stop: CancellationToken) -> anyhow::Resu
         n += 1;
         let id = format!("hostile-{n}");
         let token = wire::token(&target.jwt_secret, &id, Duration::from_secs(3600))?;
-        let outcome = match wire::connect(&target.addr, &id, &token, None).await {
+        let outcome = match wire::connect(target.first_addr(), &id, &token, None).await {
             Ok(mut ws) => attack_once(&mut ws, attack).await,
             Err(_) => None,
         };

@@ -46,9 +46,10 @@ struct Cli {
 /// Options shared by the roles that talk to the server.
 #[derive(Debug, Clone, clap::Args)]
 struct Target {
-    /// Server address `HOST:PORT` (plain ws/http, loopback).
-    #[arg(long)]
-    addr: String,
+    /// Server address `HOST:PORT` (plain ws/http, loopback); several, comma-separated, for
+    /// a cluster: publishes rotate over them, and a subscriber reconnects to the next one.
+    #[arg(long, value_delimiter = ',', required = true)]
+    addr: Vec<String>,
     /// HS256 secret for the per-connection JWTs.
     #[arg(long)]
     jwt_secret: String,
@@ -70,6 +71,13 @@ struct Target {
     noise_room: String,
 }
 
+impl Target {
+    /// The first address (the hostile client and the noise room use only that one).
+    fn first_addr(&self) -> &str {
+        self.addr.first().map_or("", String::as_str)
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Publisher, every in-process subscriber kind and the hostile client.
@@ -79,6 +87,19 @@ enum Command {
         /// Publishes per second per room.
         #[arg(long, default_value_t = 20)]
         rate: u32,
+    },
+    /// The cluster phase: the publisher (rotating over the nodes) and `--subscribers`
+    /// steady and churning subscribers, each starting on another node and moving to the
+    /// next one on every reconnect; no hostile, slow or token-expiry clients.
+    Cluster {
+        #[command(flatten)]
+        target: Target,
+        /// Publishes per second per room.
+        #[arg(long, default_value_t = 20)]
+        rate: u32,
+        /// Subscribers (alternately steady and churning).
+        #[arg(long, default_value_t = 6)]
+        subscribers: usize,
     },
     /// One steady subscriber in its own process (the one `scripts/soak` freezes).
     Subscriber {
@@ -93,6 +114,11 @@ enum Command {
         /// Directory of the record files.
         #[arg(long)]
         dir: PathBuf,
+        /// The broker may lose its data (a Redis restart without persistence): the
+        /// durability check covers only the epochs the history still holds, and the
+        /// acknowledged publishes of vanished epochs are counted, not failed.
+        #[arg(long)]
+        epochs_may_change: bool,
     },
 }
 
@@ -101,14 +127,22 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Run { target, rate } => run(target, rate).await,
+        Command::Cluster {
+            target,
+            rate,
+            subscribers,
+        } => run_cluster(target, rate, subscribers).await,
         Command::Subscriber { target, name } => {
             std::fs::create_dir_all(&target.dir).context("creating the record directory")?;
             let stop = stop_after(target.seconds);
-            let cfg = subscriber::Config::new(&target, name, subscriber::Behaviour::Steady);
+            let cfg = subscriber::Config::new(&target, name, subscriber::Behaviour::Steady, 0);
             subscriber::run(cfg, stop).await
         }
-        Command::Verify { dir } => {
-            let report = verify::verify(&dir)?;
+        Command::Verify {
+            dir,
+            epochs_may_change,
+        } => {
+            let report = verify::verify(&dir, epochs_may_change)?;
             println!("{report}");
             if report.passed() {
                 Ok(())
@@ -151,7 +185,7 @@ async fn run(target: Target, rate: u32) -> anyhow::Result<()> {
     let mut subs = tokio::task::JoinSet::new();
     for behaviour in subscriber::Behaviour::ALL {
         let name = behaviour.name().to_owned();
-        let cfg = subscriber::Config::new(&target, name, behaviour);
+        let cfg = subscriber::Config::new(&target, name, behaviour, 0);
         subs.spawn(subscriber::run(cfg, done_publishing.clone()));
     }
     let hostile = tokio::spawn(hostile::run(target.clone(), stop.clone()));
@@ -162,14 +196,44 @@ async fn run(target: Target, rate: u32) -> anyhow::Result<()> {
     while let Some(joined) = subs.join_next().await {
         joined.context("subscriber task")??;
     }
-    for r in 0..target.rooms {
-        let room = format!("soak-{r}");
-        let n = publisher::dump_history(&target, &room).await?;
-        println!("history of {room}: {n} events read back");
-    }
+    dump_histories(&target).await?;
     noise.await.context("noise task")??;
     let tally = hostile.await.context("hostile task")??;
     tally.write(&target.dir)?;
     println!("{tally}");
+    Ok(())
+}
+
+/// The cluster phase's roles: like [`run`] without the single-node-only clients, with the
+/// subscribers spread over the nodes.
+async fn run_cluster(target: Target, rate: u32, subscribers: usize) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&target.dir).context("creating the record directory")?;
+    let stop = stop_after(target.seconds);
+    let done_publishing = CancellationToken::new();
+    let mut subs = tokio::task::JoinSet::new();
+    for i in 0..subscribers {
+        let behaviour = match i % 2 {
+            0 => subscriber::Behaviour::Steady,
+            _ => subscriber::Behaviour::Churn,
+        };
+        let name = format!("{}-{i}", behaviour.name());
+        let cfg = subscriber::Config::new(&target, name, behaviour, i);
+        subs.spawn(subscriber::run(cfg, done_publishing.clone()));
+    }
+    publisher::run(&target, rate, stop).await?;
+    done_publishing.cancel();
+    while let Some(joined) = subs.join_next().await {
+        joined.context("subscriber task")??;
+    }
+    dump_histories(&target).await
+}
+
+/// Reads every soak room's history back (for the durability check).
+async fn dump_histories(target: &Target) -> anyhow::Result<()> {
+    for r in 0..target.rooms {
+        let room = format!("soak-{r}");
+        let n = publisher::dump_history(target, &room).await?;
+        println!("history of {room}: {n} events read back");
+    }
     Ok(())
 }

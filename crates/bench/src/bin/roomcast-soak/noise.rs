@@ -17,7 +17,7 @@ pub(crate) async fn run(target: Target, stop: CancellationToken) -> anyhow::Resu
     let pad = "n".repeat(20_000);
     while !stop.is_cancelled() {
         let token = wire::token(&target.jwt_secret, "noise", Duration::from_secs(24 * 3600))?;
-        let Ok(mut ws) = wire::connect(&target.addr, "noise", &token, None).await else {
+        let Ok(mut ws) = wire::connect(target.first_addr(), "noise", &token, None).await else {
             tokio::time::sleep(Duration::from_millis(200)).await;
             continue;
         };

@@ -31,7 +31,9 @@ pub(crate) async fn run(target: &Target, rate: u32, stop: CancellationToken) -> 
             let room = format!("soak-{r}");
             let pid = format!("p{n}");
             let body = json!({"room": room, "type": "soak", "data": {"pid": pid}});
-            match post(&target.addr, &target.api_key, "/api/publish", &body).await {
+            // Rotating over the nodes (a cluster): each publish goes to the next one.
+            let addr = &target.addr[(n as usize) % target.addr.len().max(1)];
+            match post(addr, &target.api_key, "/api/publish", &body).await {
                 Ok((200, reply)) => {
                     let (Some(epoch), Some(seq)) =
                         (reply["epoch"].as_str(), reply["sequence"].as_u64())
@@ -60,14 +62,24 @@ pub(crate) async fn run(target: &Target, rate: u32, stop: CancellationToken) -> 
 }
 
 /// Reads every event of `room` from `GET /api/history` into `history-<room>.jsonl`, as
-/// (epoch, sequence, payload id) records.
+/// (epoch, sequence, payload id) records, from the first node that answers.
 pub(crate) async fn dump_history(target: &Target, room: &str) -> anyhow::Result<usize> {
     let mut out = Writer::<Ack>::create(&target.dir.join(format!("history-{room}.jsonl")))?;
     let (mut since, mut total) = (0u64, 0usize);
     loop {
         let path = format!("/api/history/{room}?since={since}&limit=1000");
-        let (status, page) = request(&target.addr, &target.api_key, "GET", &path, None).await?;
-        anyhow::ensure!(status == 200, "GET {path}: {status} {page}");
+        let mut answer = None;
+        for addr in &target.addr {
+            match request(addr, &target.api_key, "GET", &path, None).await {
+                Ok((200, page)) => {
+                    answer = Some(page);
+                    break;
+                }
+                Ok((status, page)) => eprintln!("GET {path} on {addr}: {status} {page}"),
+                Err(e) => eprintln!("GET {path} on {addr}: {e:#}"),
+            }
+        }
+        let page = answer.with_context(|| format!("GET {path}: no node answered 200"))?;
         let events = page["events"].as_array().cloned().unwrap_or_default();
         if events.is_empty() {
             break;

@@ -62,7 +62,10 @@ impl Behaviour {
 /// One subscriber's settings.
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
-    addr: String,
+    /// The nodes; the subscriber connects to `addrs[start]` first and to the next one on
+    /// every reconnect (on one node: always the same).
+    addrs: Vec<String>,
+    start: usize,
     secret: String,
     name: String,
     rooms: Vec<String>,
@@ -72,10 +75,12 @@ pub(crate) struct Config {
 }
 
 impl Config {
-    /// A subscriber of every soak room of `target`.
-    pub(crate) fn new(target: &Target, name: String, behaviour: Behaviour) -> Config {
+    /// A subscriber of every soak room of `target`, starting on node `start` (modulo the
+    /// number of nodes).
+    pub(crate) fn new(target: &Target, name: String, behaviour: Behaviour, start: usize) -> Config {
         Config {
-            addr: target.addr.clone(),
+            addrs: target.addr.clone(),
+            start,
             secret: target.jwt_secret.clone(),
             rooms: (0..target.rooms).map(|r| format!("soak-{r}")).collect(),
             noise_room: target.noise_room.clone(),
@@ -102,6 +107,7 @@ pub(crate) async fn run(cfg: Config, done: CancellationToken) -> anyhow::Result<
     let mut out = Writer::<Seen>::create(&cfg.file)?;
     let mut pos: HashMap<String, Position> = HashMap::new();
     let mut catch_up_deadline: Option<Instant> = None;
+    let mut node = cfg.start;
     loop {
         if done.is_cancelled() {
             let deadline = *catch_up_deadline.get_or_insert_with(|| Instant::now() + CATCH_UP);
@@ -111,7 +117,11 @@ pub(crate) async fn run(cfg: Config, done: CancellationToken) -> anyhow::Result<
         }
         let token = wire::token(&cfg.secret, &cfg.name, cfg.behaviour.token_ttl())?;
         let rcvbuf = (cfg.behaviour == Behaviour::Slow).then_some(4096);
-        let mut ws = match wire::connect(&cfg.addr, &cfg.name, &token, rcvbuf).await {
+        let addr = &cfg.addrs[node % cfg.addrs.len().max(1)];
+        // Every reconnect goes to the next node: after its node died, a cluster subscriber
+        // resumes on another one.
+        node += 1;
+        let mut ws = match wire::connect(addr, &cfg.name, &token, rcvbuf).await {
             Ok(ws) => ws,
             Err(_) => {
                 // The server is restarting: retry soon.

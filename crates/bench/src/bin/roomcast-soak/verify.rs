@@ -10,8 +10,15 @@
 //!   acknowledgement did (a resume from a wrong point);
 //! - **order violations**: a sequence not above the previous one within an epoch;
 //! - **not durable**: an acknowledged publish missing from the room's history at the end
-//!   (acknowledged HTTP publishes are on disk and must survive `kill -9`);
+//!   (acknowledged HTTP publishes are on disk and must survive `kill -9`); when the broker
+//!   may lose its data (the Redis phase), only for the epochs the history still holds, the
+//!   others being counted as vanished;
 //! - wrong answers of the hostile client.
+//!
+//! Positions are compared as (epoch rank, sequence), an epoch's rank being the order in
+//! which the room's acknowledgements first name it: after a new epoch, its sequences start
+//! again, and a `recovery_failed` `epoch_changed` excuses the rest of the old epoch after
+//! the held position plus the new one up to the position it names.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
@@ -42,6 +49,8 @@ pub(crate) struct Report {
     acked: u64,
     subs: BTreeMap<String, SubReport>,
     not_durable: Vec<String>,
+    /// Acknowledged publishes of epochs the history no longer holds (broker data lost).
+    vanished: u64,
     history_checked: bool,
     hostile: Option<Tally>,
 }
@@ -90,7 +99,7 @@ impl Report {
 }
 
 /// Reads the directory and computes the report.
-pub(crate) fn verify(dir: &Path) -> anyhow::Result<Report> {
+pub(crate) fn verify(dir: &Path, epochs_may_change: bool) -> anyhow::Result<Report> {
     let acks: Vec<Ack> = record::read(&dir.join("acks.jsonl"))?;
     let mut report = Report {
         acked: acks.len() as u64,
@@ -122,11 +131,16 @@ pub(crate) fn verify(dir: &Path) -> anyhow::Result<Report> {
         {
             report.history_checked = true;
             let stored: Vec<Ack> = record::read(path)?;
+            let epochs: HashSet<&str> = stored.iter().map(|a| a.epoch.as_str()).collect();
             let stored: HashSet<(&str, u64, &str)> = stored
                 .iter()
                 .map(|a| (a.epoch.as_str(), a.seq, a.pid.as_str()))
                 .collect();
             for a in acks.iter().filter(|a| a.room == room) {
+                if epochs_may_change && !epochs.contains(a.epoch.as_str()) {
+                    report.vanished += 1;
+                    continue;
+                }
                 if !stored.contains(&(a.epoch.as_str(), a.seq, a.pid.as_str())) {
                     report
                         .not_durable
@@ -143,26 +157,58 @@ pub(crate) fn verify(dir: &Path) -> anyhow::Result<Report> {
     Ok(report)
 }
 
-/// Per room: where the subscriber joined and which positions a `recovery_failed` excused.
+/// Per room: where the subscriber joined and which positions a `recovery_failed` excused,
+/// as (epoch rank, sequence).
 #[derive(Debug, Default)]
 struct RoomView {
-    joined: Option<u64>,
-    have: u64,
+    joined: Option<(usize, u64)>,
+    have: (usize, u64),
     last: Option<(String, u64)>,
     pids: HashSet<String>,
     positions: HashSet<(String, u64)>,
-    excused: Vec<(u64, u64)>,
+    excused: Vec<((usize, u64), (usize, u64))>,
+}
+
+/// Each room's epochs in the order its acknowledgements first name them.
+struct EpochRanks(HashMap<(String, String), usize>);
+
+impl EpochRanks {
+    fn new(acks: &[Ack]) -> EpochRanks {
+        let mut ranks = HashMap::new();
+        let mut next: HashMap<&str, usize> = HashMap::new();
+        for a in acks {
+            let key = (a.room.clone(), a.epoch.clone());
+            if let std::collections::hash_map::Entry::Vacant(slot) = ranks.entry(key) {
+                let n = next.entry(a.room.as_str()).or_default();
+                slot.insert(*n);
+                *n += 1;
+            }
+        }
+        EpochRanks(ranks)
+    }
+
+    /// The rank of `epoch`; an epoch no acknowledgement names gets `unknown`.
+    fn rank(&self, room: &str, epoch: &str, unknown: usize) -> usize {
+        self.0
+            .get(&(room.to_owned(), epoch.to_owned()))
+            .copied()
+            .unwrap_or(unknown)
+    }
 }
 
 fn check_subscriber(acks: &[Ack], by_pid: &HashMap<&str, &Ack>, seen: &[Seen]) -> SubReport {
+    let ranks = EpochRanks::new(acks);
     let mut r = SubReport::default();
     let mut rooms: HashMap<String, RoomView> = HashMap::new();
     for s in seen {
         match s {
-            Seen::Join { room, seq, .. } => {
+            Seen::Join { room, epoch, seq } => {
+                // An epoch without acknowledgements when joined: the run's first one (owing
+                // everything after it is the strict reading).
+                let at = (ranks.rank(room, epoch, 0), *seq);
                 let v = rooms.entry(room.clone()).or_default();
-                v.joined.get_or_insert(*seq);
-                v.have = *seq;
+                v.joined.get_or_insert(at);
+                v.have = at;
             }
             Seen::Event {
                 room,
@@ -188,7 +234,7 @@ fn check_subscriber(acks: &[Ack], by_pid: &HashMap<&str, &Ack>, seen: &[Seen]) -
                     }
                 }
                 v.last = Some((epoch.clone(), *seq));
-                v.have = *seq;
+                v.have = (ranks.rank(room, epoch, usize::MAX), *seq);
             }
             Seen::RecoveryFailed {
                 room,
@@ -197,9 +243,11 @@ fn check_subscriber(acks: &[Ack], by_pid: &HashMap<&str, &Ack>, seen: &[Seen]) -
                 reason,
             } => {
                 *r.recovery_failed.entry(reason.clone()).or_default() += 1;
+                // An epoch nothing was acknowledged in comes after every acknowledged one.
+                let to = (ranks.rank(room, epoch, usize::MAX), *seq);
                 let v = rooms.entry(room.clone()).or_default();
-                v.excused.push((v.have, *seq));
-                v.have = *seq;
+                v.excused.push((v.have, to));
+                v.have = to;
                 v.last = Some((epoch.clone(), *seq));
             }
             Seen::ReplayComplete { .. } => {}
@@ -214,10 +262,11 @@ fn check_subscriber(acks: &[Ack], by_pid: &HashMap<&str, &Ack>, seen: &[Seen]) -
             continue;
         };
         let Some(joined) = v.joined else { continue };
-        if a.seq <= joined || v.pids.contains(&a.pid) {
+        let at = (ranks.rank(&a.room, &a.epoch, usize::MAX), a.seq);
+        if at <= joined || v.pids.contains(&a.pid) {
             continue;
         }
-        if v.excused.iter().any(|&(lo, hi)| a.seq > lo && a.seq <= hi) {
+        if v.excused.iter().any(|&(lo, hi)| at > lo && at <= hi) {
             r.excused += 1;
             continue;
         }
@@ -252,6 +301,13 @@ impl fmt::Display for Report {
                 self.not_durable.len()
             )?,
             false => writeln!(f, "history not checked (no history-*.jsonl)")?,
+        }
+        if self.vanished > 0 {
+            writeln!(
+                f,
+                "acknowledged publishes of epochs the broker lost (not in history): {}",
+                self.vanished
+            )?;
         }
         for l in self.not_durable.iter().take(5) {
             writeln!(f, "  NOT DURABLE {l}")?;
@@ -320,11 +376,12 @@ mod tests {
     #[test]
     fn recovery_failed_excuses_exactly_its_gap() {
         let acks: Vec<Ack> = (1..=5).map(ack).collect();
+        // Within one epoch (history trimmed past the held position).
         let rf = Seen::RecoveryFailed {
             room: "soak-0".into(),
-            epoch: "e2".into(),
+            epoch: "e1".into(),
             seq: 3,
-            reason: "epoch_changed".into(),
+            reason: "history_trimmed".into(),
         };
         let seen = [join(0), ev("e1", 1, "p1"), rf, ev("e1", 5, "p5")];
         let r = check(&acks, &seen);
@@ -346,6 +403,49 @@ mod tests {
         assert_eq!(r.lost, vec!["soak-0 p2@e1#2".to_owned()]);
         let r = check(&acks, &[join(0), ev("e1", 2, "p1"), ev("e1", 1, "p2")]);
         assert_eq!(r.mismatches, 2);
+    }
+
+    #[test]
+    fn an_epoch_change_excuses_the_old_tail_and_the_new_head_only() {
+        let mut acks: Vec<Ack> = (1..=4).map(ack).collect();
+        for seq in 1..=3 {
+            acks.push(Ack {
+                room: "soak-0".into(),
+                epoch: "e2".into(),
+                seq,
+                pid: format!("q{seq}"),
+            });
+        }
+        let rf = Seen::RecoveryFailed {
+            room: "soak-0".into(),
+            epoch: "e2".into(),
+            seq: 1,
+            reason: "epoch_changed".into(),
+        };
+        // Held e1#2, told e2#1: e1#3, e1#4 and e2#1 are excused; e2#3 is owed.
+        let seen = [
+            join(0),
+            ev("e1", 1, "p1"),
+            ev("e1", 2, "p2"),
+            rf,
+            ev("e2", 2, "q2"),
+        ];
+        let r = check(&acks, &seen);
+        assert_eq!(r.excused, 3);
+        assert_eq!(r.lost, vec!["soak-0 q3@e2#3".to_owned()]);
+    }
+
+    #[test]
+    fn a_later_epoch_is_owed_even_below_the_join_sequence() {
+        let mut acks: Vec<Ack> = (1..=3).map(ack).collect();
+        acks.push(Ack {
+            room: "soak-0".into(),
+            epoch: "e2".into(),
+            seq: 1,
+            pid: "q1".into(),
+        });
+        let r = check(&acks, &[join(2), ev("e1", 3, "p3")]);
+        assert_eq!(r.lost, vec!["soak-0 q1@e2#1".to_owned()]);
     }
 
     #[test]
