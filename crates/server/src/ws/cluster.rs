@@ -164,11 +164,22 @@ pub(super) async fn subscribe(
         }
         return;
     };
+    // Wait (bounded) while this node is behind the client: the client saw a later
+    // sequence of the same epoch, or an epoch this node has not caught up with yet (after
+    // Redis restarted, another node may already deliver the new epoch while this one is
+    // still resyncing; answering `epoch_changed` from the stale head and then redelivering
+    // the new epoch from its start would hand the client events twice, as the soak's
+    // Redis phase showed). A client that really holds a vanished epoch gets its
+    // `recovery_failed` after the wait.
     let deadline = Instant::now() + CATCH_UP_WAIT;
     loop {
         let head = hold.head();
-        let same_epoch = epoch.as_deref().is_none_or(|e| e == head.epoch.as_str());
-        if !(same_epoch && after > head.sequence) || Instant::now() >= deadline {
+        let behind = match epoch.as_deref() {
+            None => after > head.sequence,
+            Some(e) if e == head.epoch.as_str() => after > head.sequence,
+            Some(_) => true,
+        };
+        if !behind || Instant::now() >= deadline {
             break;
         }
         tokio::time::sleep(CATCH_UP_POLL).await;
