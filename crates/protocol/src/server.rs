@@ -456,3 +456,24 @@ mod tests {
         );
     }
 }
+
+/// Why history could not cover what a client missed: the `reason` of a `recovery_failed`
+/// event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecoveryFailure {
+    /// Some events after the client's position were trimmed or expired (`gap`).
+    Gap,
+    /// The room's history was reset since the client's position was taken
+    /// (`epoch_changed`).
+    EpochChanged,
+}
+
+impl RecoveryFailure {
+    /// The wire spelling of the reason.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecoveryFailure::Gap => "gap",
+            RecoveryFailure::EpochChanged => "epoch_changed",
+        }
+    }
+}

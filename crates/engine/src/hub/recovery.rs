@@ -34,24 +34,9 @@ use super::{Hub, Session, SubscribeError};
 use crate::history::{RoomHead, StoredEvent};
 use crate::outbox::{Outbox, ReplayPush};
 
-/// Why history could not cover what a client missed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RecoveryFailure {
-    /// Some events after the client's position were trimmed or expired.
-    Gap,
-    /// The room's history was reset since the client's position was taken.
-    EpochChanged,
-}
-
-impl RecoveryFailure {
-    /// The wire spelling of the reason.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RecoveryFailure::Gap => "gap",
-            RecoveryFailure::EpochChanged => "epoch_changed",
-        }
-    }
-}
+/// Why history could not cover what a client missed: the wire type (its spelling is the
+/// `recovery_failed` event's `reason`) lives in the protocol crate.
+pub use roomcast_protocol::server::RecoveryFailure;
 
 /// The outcome of a subscribe-with-recovery.
 #[derive(Debug, Clone, PartialEq, Eq)]
