@@ -180,8 +180,7 @@ struct Applied {
     emit: Emit,
     replies: Vec<Reply>,
     deferred: Vec<Request>,
-    accepted: u64,
-    rejected: u64,
+    tally: Tally,
 }
 
 /// Orders accepted (new, not replays of a `client_order_id`) and rejected in a batch.
@@ -315,11 +314,9 @@ impl Exchange {
             emit: Emit::batched(),
             replies: Vec::new(),
             deferred: Vec::new(),
-            accepted: 0,
-            rejected: 0,
+            tally: Tally::default(),
         };
         let mut logged = Vec::new();
-        let mut tally = Tally::default();
         let emit = &mut applied.emit;
         // The rooms' history store must be able to take the events a change will cause:
         // while it is failing, changes are refused (503) rather than applied with events
@@ -341,7 +338,8 @@ impl Exchange {
                     applied.replies.push(Reply::Open(reply, Ok(())));
                 }
                 Request::Place { id, request, reply } => {
-                    let result = self.place(&id, request, at_ms, emit, &mut logged, &mut tally);
+                    let result =
+                        self.place(&id, request, at_ms, emit, &mut logged, &mut applied.tally);
                     applied.replies.push(Reply::Order(reply, result));
                 }
                 Request::PlaceMany {
@@ -357,7 +355,7 @@ impl Exchange {
                             at_ms,
                             emit,
                             &mut logged,
-                            &mut tally,
+                            &mut applied.tally,
                         ));
                     }
                     applied.replies.push(Reply::Orders(reply, results));
@@ -381,8 +379,6 @@ impl Exchange {
             }
         }
         self.state.flush_summaries(&mut applied.emit);
-        applied.accepted = tally.accepted;
-        applied.rejected = tally.rejected;
         if !logged.is_empty() {
             let snapshot_due = self.since_snapshot + logged.len() as u64 >= self.snapshot_every;
             applied.batch = self.prepare(logged, false);
@@ -492,7 +488,7 @@ impl Exchange {
         if let Some((seq, snapshot)) = applied.snapshot {
             self.write_snapshot(seq, snapshot);
         }
-        self.update_stats(applied.accepted, applied.rejected);
+        self.update_stats(applied.tally.accepted, applied.tally.rejected);
         for request in applied.deferred {
             match request {
                 Request::Read(read) => read(&self.state),

@@ -117,33 +117,25 @@ pub(crate) async fn run(args: OrdersArgs) -> anyhow::Result<Report> {
     let fill_sink = LatencySink::new(8)?;
     let request_sink = LatencySink::new(8)?;
     let order_streams = streams.len() as u64;
-    let stream_tasks: Vec<_> = streams
-        .into_iter()
-        .enumerate()
-        .map(|(i, conn)| {
-            let reader = Reader {
-                window,
-                stop: stop_readers.clone(),
-                rec: fill_sink.recorder(i),
-                live: live.clone(),
-            };
-            tokio::spawn(reader.run(conn, Stream::Orders))
-        })
-        .collect();
+    // Orders-stream readers time taker fills; market readers only count deliveries.
+    let spawn_readers = |conns: Vec<WsConn>, kind: Stream| -> Vec<_> {
+        conns
+            .into_iter()
+            .enumerate()
+            .map(|(i, conn)| {
+                let reader = Reader {
+                    window,
+                    stop: stop_readers.clone(),
+                    rec: fill_sink.recorder(i),
+                    live: live.clone(),
+                };
+                tokio::spawn(reader.run(conn, kind))
+            })
+            .collect()
+    };
+    let stream_tasks = spawn_readers(streams, Stream::Orders);
     let market_connected = subscribers.len() as u64;
-    let market_tasks: Vec<_> = subscribers
-        .into_iter()
-        .enumerate()
-        .map(|(i, conn)| {
-            let reader = Reader {
-                window,
-                stop: stop_readers.clone(),
-                rec: fill_sink.recorder(i),
-                live: live.clone(),
-            };
-            tokio::spawn(reader.run(conn, Stream::Market))
-        })
-        .collect();
+    let market_tasks = spawn_readers(subscribers, Stream::Market);
     let traders = Arc::new(traders);
     let order = Arc::new(OrderText::new(&args));
     let workers: Vec<_> = (0..args.connections)
