@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::account::Funding;
+use crate::checkpoint::Checkpointer;
 use crate::config::ArenaConfig;
 use crate::error::{ArenaError, AttachError, FundingError, OrderError};
 use crate::exchange::{Exchange, Request};
@@ -101,12 +102,24 @@ impl Arena {
         let dir = data_dir.map(Path::to_path_buf);
         let recover_instruments = instruments.clone();
         let limits = StateLimits::of(&config);
-        let (store, state, next_seq, since_snapshot, after_crash) =
-            tokio::task::spawn_blocking(move || {
-                recover(dir.as_deref(), recover_instruments, limits)
-            })
-            .await
-            .map_err(|e| ArenaError::Storage(e.to_string()))??;
+        let (store, state, recovered) = tokio::task::spawn_blocking(move || {
+            recover(dir.as_deref(), recover_instruments, limits)
+        })
+        .await
+        .map_err(|e| ArenaError::Storage(e.to_string()))??;
+        let checkpointer = match Checkpointer::start(
+            recovered.replica,
+            recovered.next_seq,
+            recovered.snapshot_seq,
+            config.snapshot_every,
+            store.clone(),
+        ) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!(error = %e, "arena checkpoint thread not started; the log keeps everything");
+                None
+            }
+        };
         let stats = Arc::new(Mutex::new(ArenaStats {
             trades: state.trade_count(),
             accounts: state.account_count() as u64,
@@ -117,20 +130,19 @@ impl Arena {
             state,
             store,
             hub,
-            next_seq,
-            since_snapshot,
-            snapshot_every: config.snapshot_every,
+            next_seq: recovered.next_seq,
+            since_snapshot: recovered.replayed,
             fsync: config.fsync,
             stats: stats.clone(),
             failed: false,
-            snapshotting: Arc::default(),
+            checkpointer,
         };
         tasks.spawn(exchange.run(rx, cancel.clone()));
         let arena = Arena {
             tx,
             shared: Arc::new(Shared {
                 instruments,
-                after_crash,
+                after_crash: recovered.after_crash,
                 stats,
             }),
         };
@@ -362,17 +374,31 @@ impl Arena {
     }
 }
 
+/// What [`recover`] found besides the store and the state.
+struct RecoveredState {
+    /// A copy of the state for the checkpoint replica.
+    replica: ExchangeState,
+    /// The sequence the next logged command gets.
+    next_seq: u64,
+    /// The last log sequence the snapshot used covers.
+    snapshot_seq: u64,
+    /// Log entries replayed on top of it.
+    replayed: u64,
+    /// The last run did not stop cleanly.
+    after_crash: bool,
+}
+
 /// Opens the store and rebuilds the state: snapshot, then log replay, then the
-/// conservation check. Returns the store, the state, the next log sequence, the number of
-/// log entries since the snapshot and whether the last run crashed.
+/// conservation check; and a copy of it for the checkpoint replica.
 fn recover(
     dir: Option<&Path>,
     instruments: Instruments,
     limits: StateLimits,
-) -> Result<(Store, ExchangeState, u64, u64, bool), ArenaError> {
+) -> Result<(Store, ExchangeState, RecoveredState), ArenaError> {
     let store = Store::open(dir)?;
     store.check_instruments(&instruments)?;
     let recovered = store.recover()?;
+    let mut replica = ExchangeState::new(instruments.clone(), limits);
     let mut state = ExchangeState::new(instruments, limits);
     if let Some(snapshot) = recovered.snapshot {
         state.restore(snapshot).map_err(ArenaError::Conservation)?;
@@ -394,5 +420,18 @@ fn recover(
         after_crash,
         "arena state recovered"
     );
-    Ok((store, state, recovered.next_seq, replayed, after_crash))
+    replica
+        .restore(state.snapshot())
+        .map_err(ArenaError::Conservation)?;
+    Ok((
+        store,
+        state,
+        RecoveredState {
+            replica,
+            next_seq: recovered.next_seq,
+            snapshot_seq: recovered.snapshot_seq,
+            replayed,
+            after_crash,
+        },
+    ))
 }

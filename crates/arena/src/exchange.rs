@@ -7,8 +7,9 @@
 //!    [`MAX_BATCH`]; with fsync `always`, one);
 //! 2. apply the batch's writes to the in-memory state, collecting the commands to log and
 //!    the events they caused;
-//! 3. write the logged commands (and, every `snapshot_every` commands, a snapshot) in ONE
-//!    redb write transaction, on a blocking thread, durable per the fsync policy;
+//! 3. write the logged commands in ONE redb write transaction, on a blocking thread,
+//!    durable per the fsync policy (periodic snapshots are the [`crate::checkpoint`]
+//!    replica's job, fed the batch's commands once they are durable);
 //! 4. only then publish the events into their rooms (the engine assigns their sequences)
 //!    and send the replies: **an order whose reply was sent is durable**;
 //! 5. serve the batch's reads and stream attaches, which therefore see exactly the state
@@ -43,6 +44,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::account::Funding;
 use crate::arena::{ArenaStats, SymbolStats};
+use crate::checkpoint::Checkpointer;
 use crate::config::FsyncPolicy;
 use crate::error::{ArenaError, AttachError, OrderError};
 use crate::rooms::ArenaRoom;
@@ -156,12 +158,12 @@ pub(crate) struct Exchange {
     pub(crate) hub: Hub,
     pub(crate) next_seq: u64,
     pub(crate) since_snapshot: u64,
-    pub(crate) snapshot_every: u64,
     pub(crate) fsync: FsyncPolicy,
     pub(crate) stats: Arc<Mutex<ArenaStats>>,
     pub(crate) failed: bool,
-    /// A periodic snapshot is being written (at most one at a time).
-    pub(crate) snapshotting: Arc<std::sync::atomic::AtomicBool>,
+    /// The replica that writes the periodic snapshots (`None`: it could not start; the
+    /// log then keeps everything).
+    pub(crate) checkpointer: Option<Checkpointer>,
 }
 
 fn now_ms() -> i64 {
@@ -174,9 +176,9 @@ fn now_ms() -> i64 {
 struct Applied {
     /// What to write (`None`: nothing was logged).
     batch: Option<Batch>,
-    /// A copy of the state after this batch and the last log sequence it covers, to be
-    /// written once the batch is durable, off the order path.
-    snapshot: Option<(u64, crate::state::StateSnapshot)>,
+    /// The logged commands and the log sequence of the first, for the checkpoint replica
+    /// once the batch is durable.
+    logged: Option<(u64, Vec<Command>)>,
     emit: Emit,
     replies: Vec<Reply>,
     deferred: Vec<Request>,
@@ -252,7 +254,11 @@ impl Exchange {
             self.run_batch(rest).await;
         }
         if !self.failed && self.since_snapshot > 0 {
-            let batch = self.prepare(Vec::new(), true);
+            if let Some(checkpointer) = self.checkpointer.take() {
+                // Let it finish a checkpoint in progress, so the file is closed cleanly.
+                drop(tokio::task::spawn_blocking(move || checkpointer.stop()).await);
+            }
+            let batch = self.prepare(&[], true);
             if self.write(batch).await {
                 self.since_snapshot = 0;
             }
@@ -310,7 +316,7 @@ impl Exchange {
         let at_ms = now_ms();
         let mut applied = Applied {
             batch: None,
-            snapshot: None,
+            logged: None,
             emit: Emit::batched(),
             replies: Vec::new(),
             deferred: Vec::new(),
@@ -380,15 +386,9 @@ impl Exchange {
         }
         self.state.flush_summaries(&mut applied.emit);
         if !logged.is_empty() {
-            let snapshot_due = self.since_snapshot + logged.len() as u64 >= self.snapshot_every;
-            applied.batch = self.prepare(logged, false);
-            let running = self.snapshotting.load(std::sync::atomic::Ordering::Acquire);
-            if snapshot_due && applied.batch.is_some() && !running {
-                // A copy now (the state moves on with the next batch); written after this
-                // batch is durable, in its own transaction, serialised off this task.
-                applied.snapshot = Some((self.next_seq - 1, self.state.snapshot()));
-                self.since_snapshot = 0;
-            }
+            let first_seq = self.next_seq;
+            applied.batch = self.prepare(&logged, false);
+            applied.logged = Some((first_seq, logged));
         }
         applied
     }
@@ -396,12 +396,13 @@ impl Exchange {
     /// Serialises logged commands (and a snapshot of the current state) into a batch and
     /// advances the log position. `None` (and the exchange marked failed) if a command does
     /// not serialise.
-    fn prepare(&mut self, commands: Vec<Command>, snapshot: bool) -> Option<Batch> {
+    fn prepare(&mut self, commands: &[Command], snapshot: bool) -> Option<Batch> {
         let mut batch = Batch {
             first_seq: self.next_seq,
+            trim_to: self.checkpointer.as_ref().map_or(0, Checkpointer::covered),
             ..Batch::default()
         };
-        for cmd in &commands {
+        for cmd in commands {
             match serde_json::to_vec(cmd) {
                 Ok(bytes) => batch.commands.push(bytes),
                 Err(e) => {
@@ -454,26 +455,6 @@ impl Exchange {
         })
     }
 
-    /// Writes a periodic snapshot on a blocking thread. Its log entries are durable already
-    /// (the batch it follows committed), so a crash at any point leaves either the old
-    /// snapshot or the new one, each with the log after it. Command commits wait for redb's
-    /// write lock only while the serialised bytes are inserted and committed.
-    fn write_snapshot(&self, seq: u64, snapshot: crate::state::StateSnapshot) {
-        use std::sync::atomic::Ordering;
-        if self.snapshotting.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let store = self.store.clone();
-        let flag = self.snapshotting.clone();
-        tokio::task::spawn_blocking(move || {
-            if let Err(e) = store.write_snapshot(seq, &snapshot) {
-                // The log still holds every command: only recovery gets slower.
-                tracing::warn!(error = %e, "arena snapshot not written; the log keeps everything");
-            }
-            flag.store(false, Ordering::Release);
-        });
-    }
-
     /// After a batch's write: publish its events and reply, then serve its reads and
     /// attaches; or, if it is not durable, fail them all and stop the exchange.
     fn finish(&mut self, applied: Applied, durable: bool) {
@@ -485,8 +466,10 @@ impl Exchange {
         }
         self.publish(applied.emit);
         applied.replies.into_iter().for_each(Reply::send);
-        if let Some((seq, snapshot)) = applied.snapshot {
-            self.write_snapshot(seq, snapshot);
+        if let (Some(checkpointer), Some((first_seq, commands))) =
+            (&self.checkpointer, applied.logged)
+        {
+            checkpointer.feed(first_seq, commands);
         }
         self.update_stats(applied.tally.accepted, applied.tally.rejected);
         for request in applied.deferred {

@@ -11,9 +11,12 @@
 //!   realised PnL.
 //! - [`state`]: [`state::ExchangeState`], the whole exchange as a deterministic state machine
 //!   driven by logged [`state::Command`]s, with its conservation check.
-//! - [`store`]: the durable command log and snapshots in `<data_dir>/arena.redb`.
+//! - [`store`]: the durable command log and snapshots in `<data_dir>/arena.redb`, periodic
+//!   snapshots in `<data_dir>/arena-checkpoint.redb`.
 //! - [`exchange`]: the single exchange task: bounded command queue, batching, one write
 //!   transaction per batch, then events published into rooms, then replies; stream attach.
+//! - `checkpoint`: a replica of the state on its own thread, fed every durable batch's
+//!   commands, that writes the periodic snapshots off the exchange task's path.
 //! - [`arena`]: [`Arena`], the handle the server calls; [`funding`]: the collectives-file
 //!   fields; [`rooms`]: the arena's room names; [`views`]: wire types; [`demo`]: the bots.
 //!
@@ -27,6 +30,7 @@
 
 pub mod account;
 pub mod arena;
+pub(crate) mod checkpoint;
 pub mod config;
 pub mod decimal;
 pub mod demo;

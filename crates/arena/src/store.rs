@@ -1,18 +1,24 @@
-//! The exchange's durable state in `<data_dir>/arena.redb`: an append-only command log and
-//! periodic snapshots.
+//! The exchange's durable state in `<data_dir>/arena.redb` (an append-only command log and
+//! the snapshot written at a clean stop) and `<data_dir>/arena-checkpoint.redb` (the
+//! periodic snapshots the [`crate::checkpoint`] replica writes). Two files, because a
+//! snapshot of a few MB held redb's write lock for tens of milliseconds, and every order
+//! batch's commit waited behind it; in its own file it holds only its own lock.
 //!
 //! # Invariants
 //!
 //! - **Log.** Table `log` maps a sequence number (from 1, gapless while kept) to the JSON of
 //!   one [`Command`], the exact value the state machine applied, with its order id and
 //!   timestamp. Only accepted state changes are logged (not rejects, duplicates or reads).
-//! - **Snapshot.** Table `snapshot` holds the JSON [`StateSnapshot`] under `state` and the
-//!   last log sequence it includes under meta `snapshot_seq`, written in one transaction, so
-//!   the state is always `snapshot + log entries after snapshot_seq`. The log entries a
-//!   snapshot covers are deleted afterwards, at most [`TRIM_PER_BATCH`] per later batch:
-//!   deleting ten thousand entries inside the snapshot's own commit stalled every order
-//!   waiting behind it. Recovery reads only the entries after `snapshot_seq`, so covered
-//!   entries still present are never replayed.
+//! - **Snapshot.** In each file, table `snapshot` holds the JSON [`StateSnapshot`] under
+//!   `state` and the last log sequence it includes under meta `snapshot_seq`, written in
+//!   one transaction. Recovery takes the newer of the two, so the state is always `newest
+//!   snapshot + log entries after its snapshot_seq`. The log entries a durable snapshot
+//!   covers are deleted afterwards, a few per later batch ([`TRIM_PER_BATCH`] plus the
+//!   batch's own command count, so trimming keeps up with any rate): deleting a
+//!   snapshot's worth of entries (10,000) in one commit stalled every order behind it,
+//!   and so did 1,024 per batch (~10 ms each, measured). Recovery
+//!   reads only the entries after the snapshot it uses, so covered entries still present
+//!   are never replayed; a log that does not continue that snapshot is refused.
 //! - **Batch.** The commands of one exchange batch are written in one transaction; with
 //!   fsync `always` or `batch` it commits with immediate durability before any reply is sent.
 //! - **Instruments.** Meta `instruments` records each symbol's tick, lot and quote currency;
@@ -37,6 +43,8 @@ use crate::state::{Command, StateSnapshot};
 
 /// The database file inside the data dir.
 pub const FILE_NAME: &str = "arena.redb";
+/// The periodic snapshots' file inside the data dir.
+pub const CHECKPOINT_FILE_NAME: &str = "arena-checkpoint.redb";
 
 const LOG: TableDefinition<'static, u64, &[u8]> = TableDefinition::new("log");
 const SNAPSHOT: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("snapshot");
@@ -51,10 +59,12 @@ pub struct Recovered {
     pub commands: Vec<Command>,
     /// The sequence the next logged command gets.
     pub next_seq: u64,
+    /// The last log sequence the snapshot covers (0: none).
+    pub snapshot_seq: u64,
 }
 
-/// Most covered log entries one batch's transaction deletes.
-pub const TRIM_PER_BATCH: u64 = 1024;
+/// Covered log entries one batch's transaction deletes besides as many as it appends.
+pub const TRIM_PER_BATCH: u64 = 64;
 
 /// One batch to write.
 #[derive(Debug, Default)]
@@ -66,12 +76,15 @@ pub struct Batch {
     /// A snapshot covering everything up to the last command of this batch, serialised
     /// by [`Store::write`] (on the writer's blocking thread, not the exchange task).
     pub snapshot: Option<StateSnapshot>,
+    /// The last log sequence a durable checkpoint covers: entries up to it may be trimmed.
+    pub trim_to: u64,
 }
 
 /// The arena's database. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
     db: Arc<Database>,
+    checkpoints: Arc<Database>,
 }
 
 impl std::fmt::Debug for Store {
@@ -90,23 +103,30 @@ impl Store {
     /// # Errors
     /// [`ArenaError::Storage`] when the file cannot be opened.
     pub fn open(dir: Option<&Path>) -> Result<Store, ArenaError> {
-        let db = match dir {
+        let open = |name: &str| match dir {
             Some(dir) => {
                 std::fs::create_dir_all(dir).map_err(storage)?;
-                Database::create(dir.join(FILE_NAME)).map_err(storage)?
+                Database::create(dir.join(name)).map_err(storage)
             }
             None => Database::builder()
                 .create_with_backend(redb::backends::InMemoryBackend::new())
-                .map_err(storage)?,
+                .map_err(storage),
         };
-        let txn = db.begin_write().map_err(storage)?;
-        {
-            txn.open_table(LOG).map_err(storage)?;
-            txn.open_table(SNAPSHOT).map_err(storage)?;
-            txn.open_table(META).map_err(storage)?;
+        let db = open(FILE_NAME)?;
+        let checkpoints = open(CHECKPOINT_FILE_NAME)?;
+        for db in [&db, &checkpoints] {
+            let txn = db.begin_write().map_err(storage)?;
+            {
+                txn.open_table(LOG).map_err(storage)?;
+                txn.open_table(SNAPSHOT).map_err(storage)?;
+                txn.open_table(META).map_err(storage)?;
+            }
+            txn.commit().map_err(storage)?;
         }
-        txn.commit().map_err(storage)?;
-        Ok(Store { db: Arc::new(db) })
+        Ok(Store {
+            db: Arc::new(db),
+            checkpoints: Arc::new(checkpoints),
+        })
     }
 
     /// Checks that no known symbol changed units, then records the current instruments.
@@ -189,19 +209,14 @@ impl Store {
     /// # Errors
     /// [`ArenaError::Storage`] on a read failure or an entry that does not decode.
     pub fn recover(&self) -> Result<Recovered, ArenaError> {
-        let txn = self.db.begin_read().map_err(storage)?;
-        let meta = txn.open_table(META).map_err(storage)?;
-        let snap_seq = meta
-            .get("snapshot_seq")
-            .map_err(storage)?
-            .map_or(0, |v| v.value());
-        let snapshots = txn.open_table(SNAPSHOT).map_err(storage)?;
-        let snapshot = match snapshots.get("state").map_err(storage)? {
-            Some(v) => Some(
-                serde_json::from_slice(v.value()).map_err(|e| storage(format!("snapshot: {e}")))?,
-            ),
-            None => None,
+        let (main_seq, main) = read_snapshot(&self.db)?;
+        let (checkpoint_seq, checkpoint) = read_snapshot(&self.checkpoints)?;
+        let (snap_seq, snapshot) = if checkpoint_seq > main_seq {
+            (checkpoint_seq, checkpoint)
+        } else {
+            (main_seq, main)
         };
+        let txn = self.db.begin_read().map_err(storage)?;
         let log = txn.open_table(LOG).map_err(storage)?;
         let mut commands = Vec::new();
         let mut next_seq = snap_seq + 1;
@@ -222,19 +237,19 @@ impl Store {
             snapshot,
             commands,
             next_seq,
+            snapshot_seq: snap_seq,
         })
     }
 
-    /// Writes a snapshot covering the log up to `seq` in its own transaction, unless a
-    /// newer one is already stored (blocking: call from a blocking thread). The JSON is
-    /// built before the write transaction starts, so command commits are held up only for
-    /// the insert and the commit.
+    /// Writes a periodic snapshot (the JSON of a [`StateSnapshot`], see
+    /// [`crate::state::ExchangeState::snapshot_json`]) covering the log up to `seq` into the checkpoint file,
+    /// durably, unless a newer one is already there (blocking: the checkpoint thread calls
+    /// it). It takes only the checkpoint file's write lock, never the log's.
     ///
     /// # Errors
-    /// The storage error; then the previous snapshot stands.
-    pub fn write_snapshot(&self, seq: u64, snapshot: &StateSnapshot) -> Result<(), ArenaError> {
-        let bytes = serde_json::to_vec(snapshot).map_err(storage)?;
-        let txn = self.db.begin_write().map_err(storage)?;
+    /// The storage error; then the previous checkpoint stands.
+    pub fn write_checkpoint(&self, seq: u64, bytes: &[u8]) -> Result<(), ArenaError> {
+        let txn = self.checkpoints.begin_write().map_err(storage)?;
         {
             let mut meta = txn.open_table(META).map_err(storage)?;
             let current = meta
@@ -245,7 +260,7 @@ impl Store {
                 return Ok(());
             }
             let mut snap = txn.open_table(SNAPSHOT).map_err(storage)?;
-            snap.insert("state", bytes.as_slice()).map_err(storage)?;
+            snap.insert("state", bytes).map_err(storage)?;
             meta.insert("snapshot_seq", seq).map_err(storage)?;
         }
         txn.commit().map_err(storage)
@@ -279,13 +294,33 @@ impl Store {
                 snap.insert("state", bytes.as_slice()).map_err(storage)?;
                 meta.insert("snapshot_seq", snap_seq).map_err(storage)?;
             }
-            // Delete a bounded slice of the entries the last snapshot covers.
+            // Delete a bounded slice of the entries a durable snapshot covers.
+            let covered = snap_seq.max(batch.trim_to);
             let first = log.first().map_err(storage)?.map(|(k, _)| k.value());
-            if let Some(first) = first.filter(|&f| f <= snap_seq) {
-                let end = snap_seq.min(first + TRIM_PER_BATCH - 1);
+            if let Some(first) = first.filter(|&f| f <= covered) {
+                let budget = TRIM_PER_BATCH + batch.commands.len() as u64;
+                let end = covered.min(first + budget - 1);
                 log.retain_in(first..=end, |_, _| false).map_err(storage)?;
             }
         }
         txn.commit().map_err(storage)
     }
+}
+
+/// A database's snapshot and the last log sequence it covers (0 and `None`: none).
+fn read_snapshot(db: &Database) -> Result<(u64, Option<StateSnapshot>), ArenaError> {
+    let txn = db.begin_read().map_err(storage)?;
+    let meta = txn.open_table(META).map_err(storage)?;
+    let seq = meta
+        .get("snapshot_seq")
+        .map_err(storage)?
+        .map_or(0, |v| v.value());
+    let snapshots = txn.open_table(SNAPSHOT).map_err(storage)?;
+    let snapshot = match snapshots.get("state").map_err(storage)? {
+        Some(v) => {
+            Some(serde_json::from_slice(v.value()).map_err(|e| storage(format!("snapshot: {e}")))?)
+        }
+        None => None,
+    };
+    Ok((seq, snapshot))
 }

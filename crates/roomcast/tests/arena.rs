@@ -833,7 +833,9 @@ async fn kill9_and_restart_keep_balances_positions_reservations_and_open_orders(
             )
         })
         .collect();
-    let arena = ArenaServer::start(&funding, None, &[]).await;
+    // A checkpoint every 7 commands: the kill lands between, and during, checkpoint
+    // writes and log trims, and recovery starts from a checkpoint plus a log tail.
+    let arena = ArenaServer::start(&funding, Some("[arena]\nsnapshot_every = 7\n"), &[]).await;
     random_orders(&arena.traders, "BTC-USD", 60, 2, 11).await;
     random_orders(&arena.traders, "ETH-USD", 20, 1, 12).await;
     let (_ws, snap) = arena.traders[0].stream("orders").await;

@@ -305,6 +305,7 @@ impl ServeArgs {
                 allow_shorts: self.allow_shorts.then_some(true),
                 instruments: None,
                 durable_history: None,
+                snapshot_every: None,
             },
         }
     }

@@ -69,6 +69,8 @@ pub struct RawArena {
     /// Keep the arena rooms' event history in the durable store too (default false: in
     /// memory; the exchange's own log is the durable record).
     pub durable_history: Option<bool>,
+    /// Commands between two checkpoints of the exchange state (default 10000).
+    pub snapshot_every: Option<u64>,
 }
 
 /// `[auth]` section.
@@ -291,6 +293,7 @@ impl RawConfig {
                 allow_shorts: Some(false),
                 instruments: Some(roomcast_arena::ArenaConfig::default().instruments),
                 durable_history: Some(false),
+                snapshot_every: Some(roomcast_arena::ArenaConfig::default().snapshot_every),
             },
         }
     }
@@ -549,6 +552,7 @@ impl RawConfig {
             arena.allow_shorts,
             arena.instruments,
             arena.durable_history,
+            arena.snapshot_every,
             connection.outbox_capacity,
             connection.outbox_max_bytes,
             connection.max_queued_bytes,
@@ -815,6 +819,12 @@ fn validate_arena(
     };
     if let Some(instruments) = raw.instruments {
         config.instruments = instruments;
+    }
+    if let Some(every) = raw.snapshot_every {
+        if every == 0 {
+            return Err(invalid("arena.snapshot_every", "must be at least 1"));
+        }
+        config.snapshot_every = every;
     }
     if raw.demo.unwrap_or(false) {
         let mut demo = roomcast_arena::DemoConfig::default();

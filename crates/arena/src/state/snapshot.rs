@@ -30,7 +30,37 @@ pub struct StateSnapshot {
     pub next_handle: u64,
 }
 
+/// The state's [`StateSnapshot`] JSON, serialised straight from the state: the same bytes
+/// as `serde_json::to_vec(&state.snapshot())` without copying every record first (the
+/// copy of a few MB took 10-20 ms).
+#[derive(Serialize)]
+struct SnapshotRef<'a> {
+    accounts: Vec<&'a Account>,
+    orders: Vec<&'a OrderRecord>,
+    markets: &'a BTreeMap<String, MarketData>,
+    next_order_id: u64,
+    next_trade_id: u64,
+    next_handle: u64,
+}
+
 impl ExchangeState {
+    /// The JSON of [`ExchangeState::snapshot`], without the copy.
+    ///
+    /// # Errors
+    /// The serialiser's error (a map key that is not a string cannot occur here).
+    pub fn snapshot_json(&self) -> serde_json::Result<Vec<u8>> {
+        let mut orders: Vec<&OrderRecord> = self.orders.values().collect();
+        orders.sort_unstable_by_key(|o| o.id);
+        serde_json::to_vec(&SnapshotRef {
+            accounts: self.accounts.values().collect(),
+            orders,
+            markets: &self.markets,
+            next_order_id: self.next_order_id,
+            next_trade_id: self.next_trade_id,
+            next_handle: self.next_handle,
+        })
+    }
+
     /// The state in serialisable form.
     pub fn snapshot(&self) -> StateSnapshot {
         let mut orders: Vec<OrderRecord> = self.orders.values().cloned().collect();

@@ -548,6 +548,8 @@ proptest! {
         }
         prop_assert_eq!(replayed.snapshot(), s.snapshot());
         let json = serde_json::to_vec(&s.snapshot()).expect("json");
+        // The checkpoint replica's copy-free serialisation writes the same bytes.
+        prop_assert_eq!(&s.snapshot_json().expect("json"), &json);
         let mut restored = state_with(&config);
         restored.restore(serde_json::from_slice(&json).expect("decode")).map_err(TestCaseError::fail)?;
         prop_assert_eq!(restored.snapshot(), s.snapshot());
