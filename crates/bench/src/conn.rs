@@ -458,7 +458,10 @@ mod tests {
         let t = Target::resolve("ws://127.0.0.1:9000/socket.io")
             .await
             .expect("socket.io");
-        assert_eq!((t.dialect, t.prefix.as_str()), (Dialect::SocketIo, "/socket.io"));
+        assert_eq!(
+            (t.dialect, t.prefix.as_str()),
+            (Dialect::SocketIo, "/socket.io")
+        );
     }
 
     #[test]

@@ -720,7 +720,9 @@ impl CpuMark {
         CpuMark {
             generator: crate::sys::cpu_seconds(None),
             server: crate::sys::cpu_seconds_sum(&common.server_pid),
-            redis: common.redis_pid.and_then(|p| crate::sys::cpu_seconds(Some(p))),
+            redis: common
+                .redis_pid
+                .and_then(|p| crate::sys::cpu_seconds(Some(p))),
         }
     }
 

@@ -93,7 +93,9 @@ async fn wait_for(conn: &mut WsConn, first: u8) -> Result<(), ConnectError> {
                     let p = conn.payload(&f);
                     if p.starts_with(b"44") {
                         let why = String::from_utf8_lossy(&p[2..]).into_owned();
-                        return Err(ConnectError::Refused(format!("socket.io connect_error {why}")));
+                        return Err(ConnectError::Refused(format!(
+                            "socket.io connect_error {why}"
+                        )));
                     }
                     if p.first() == Some(&first) {
                         return Ok(());

@@ -402,7 +402,11 @@ impl WsConn {
             Dialect::Plain => self.queue_frame(OP_TEXT, &[text]),
             Dialect::SocketIo => self.queue_frame(
                 OP_TEXT,
-                &[crate::socketio::EVENT_HEAD, text, crate::socketio::EVENT_TAIL],
+                &[
+                    crate::socketio::EVENT_HEAD,
+                    text,
+                    crate::socketio::EVENT_TAIL,
+                ],
             ),
         }
     }
