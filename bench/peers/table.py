@@ -21,7 +21,10 @@ ROWS = [
     ("fastapi", "FastAPI (seed)"),
     ("node-ws", "Node ws"),
     ("py-websockets", "py websockets"),
+    ("uws", "uWS.js"),
+    ("socketio", "Socket.IO"),
 ]
+PEER16 = "uws"  # issue 16's reference peer
 REF = "roomcast"
 GEN_BOUND = 90.0  # generator CPU, % of a core, from which a figure may be the generator's
 
@@ -251,6 +254,15 @@ def build(out):
         ("CPU % server / generator", t.cpu),
         cost_metric("server CPU µs per round trip", "round_trips_per_sec"),
     ])
+    t.section("light-200", lambda p: f'light load, {count(p.get("subscribers"))} subs at {p.get("rate", "?"):g} pub/s', [
+        ("latency p50 / p99 / p99.9 ms", lambda r, _: lat(r, "latency_us", "p50", "p99", "p99.9")),
+        ("lost / dup / reordered", lambda r, _: losses(r)),
+        ("CPU % server / generator", t.cpu),
+        cost_metric("server CPU µs per delivery", "deliveries_per_sec"),
+    ])
+    t.section("rooms-100", lambda p: f'{count(p.get("rooms"))} rooms × {count((p.get("subscribers") or 0) // max(p.get("rooms") or 1, 1))} subs, {p.get("publishers", "?")} pubs at {p.get("rate", "?"):g} pub/s in total', fanout_metrics(t) + [
+        ("latency p99.9 ms", lambda r, _: lat(r, "latency_us", "p99.9")),
+    ])
     if len(t.lines) > 2:
         md += t.lines
         md.append("")
@@ -261,6 +273,10 @@ def build(out):
     if tmd:
         md.append("")
         md += tmd
+    umd = issue16(out, t, run_mode(meta) == "quick")
+    if umd:
+        md.append("")
+        md += umd
     if t.notes:
         md.append("")
         for i, n in enumerate(t.notes, 1):
@@ -509,6 +525,105 @@ def targets(out, t, quick):
     if gen_bound:
         md.append("⚠ the load generator used ≥ 90% of its core during that run: the figure "
                   "may be the generator's limit rather than the server's.")
+    return md
+
+
+def issue16(out, t, quick):
+    """Issue 16's targets: roomcast (pinned row) against uWS.js in the same run, same
+    generator, both servers pinned. Each row: target | roomcast | uWS.js | wanted | met."""
+    if not os.path.isdir(os.path.join(out, PEER16)) or not os.path.isdir(os.path.join(out, REF)):
+        return []
+    rows = []
+
+    def run(row, sc):
+        r, st = load(out, row, sc)
+        if r is not None:
+            return r, None
+        if st is None:
+            return None, "–"
+        reason = st[4:].strip() if st.startswith("n/a:") else st
+        return None, t.note(f"{row}, {sc}: {reason}")
+
+    def add(what, a, b, wanted, ok):
+        met = "n/a" if ok is None else ("yes" if ok else "**no**")
+        rows.append(f"| {what} | {a} | {b} | {wanted} | {met} |")
+
+    def clean(r):
+        """Zero loss, duplication and reordering, every subscriber there to the end."""
+        return (not r.get("lost") and not r.get("duplicated") and not r.get("reordered")
+                and not r.get("subscribers_failed") and not r.get("subscribers_disconnected"))
+
+    def compare(what, sc, value, fmt, wanted, better, sc_peer=None):
+        """value(report) -> number or None; better(mine, theirs) -> bool."""
+        mine, why_mine = run(REF, sc)
+        theirs, why_theirs = run(PEER16, sc_peer or sc)
+        a = value(mine) if mine else None
+        b = value(theirs) if theirs else None
+        a_txt = fmt(a) if a is not None else (why_mine or "?")
+        b_txt = fmt(b) if b is not None else (why_theirs or "?")
+        if a is None or b is None:
+            add(what, a_txt, b_txt, wanted, None)
+            return
+        dirty = [n for n, r in (("roomcast", mine), ("uWS.js", theirs)) if not clean(r)]
+        if dirty:
+            a_txt += " (" + ", ".join(dirty) + ": loss/dup/reorder or dropped subscribers)"
+        add(what, f"{a_txt} ({a / b:.2f}×)" if b else a_txt, b_txt, wanted,
+            better(a, b) and not dirty)
+
+    cpu_fmt = lambda v: f"{us(v)} µs"  # noqa: E731
+    le = lambda a, b: a <= b  # noqa: E731
+    ge = lambda a, b: a >= b  # noqa: E731
+    for sc, what in (
+        ("fanout-1k", "fan-out 1 pub → 1k subs, max rate"),
+        ("fanout-10k", "fan-out 1 pub → 10k subs, max rate"),
+        ("latency", "1k subs at 20 pub/s"),
+        ("light-200", "100 subs at 200 pub/s"),
+        ("rooms-100", "100 rooms × 100 subs, 2k pub/s (saturated)"),
+    ):
+        compare(f"{what}: server CPU per delivery", sc,
+                lambda r: per(r, "deliveries_per_sec"), cpu_fmt, "≤ uWS.js's", le)
+    for sc, what in (("idle", "10k"), ("idle-19k", "19.5k")):
+        compare(f"{what} idle connections: server RSS per connection", sc,
+                lambda r: r.get("rss_per_connection_bytes"), lambda v: f"{v:,.0f} B",
+                "≤ 75% of uWS.js's", lambda a, b: a <= 0.75 * b)
+    compare("handshakes/s (10k, max rate, no auth)", "idle",
+            lambda r: r.get("handshakes_per_sec") if r.get("failed") == 0 else None,
+            lambda v: f"{si(v)}/s", "≥ uWS.js's", ge)
+    compare("handshakes/s (10k, max rate, HS256 JWT verified)", "jwt-max",
+            lambda r: r.get("handshakes_per_sec") if r.get("failed") == 0 else None,
+            lambda v: f"{si(v)}/s", "≥ uWS.js's", ge)
+    compare("echo 1k conns, max rate: server CPU per round trip", "echo",
+            lambda r: per(r, "round_trips_per_sec"), cpu_fmt, "≤ uWS.js's", le)
+    compare("100 rooms × 100 subs, 2k pub/s (saturated): p99", "rooms-100",
+            lambda r: (r.get("latency_us") or {}).get("p99"), lambda v: f"{ms(v)} ms",
+            "≤ uWS.js's", le)
+    # Every roomcast run of this table: zero loss / duplication / reordering.
+    dirty, seen = [], 0
+    for sc in ("fanout-1k", "fanout-10k", "latency", "light-200", "rooms-100", "echo",
+               "latency-100", "latency-10k", "echo-half"):
+        r, _ = load(out, REF, sc)
+        if r is None:
+            continue
+        seen += 1
+        if not clean(r):
+            dirty.append(sc)
+    if seen:
+        add("zero loss / duplication / reordering in every roomcast run",
+            f"{seen - len(dirty)} of {seen} runs clean" + (f" (not: {', '.join(dirty)})" if dirty else ""),
+            "–", "all", not dirty)
+
+    title = "## Issue 16 targets: roomcast vs uWS.js (same run, both pinned to CPU 1)"
+    if quick:
+        title += " (quick mode: not the target conditions)"
+    md = [title, "", "| target | roomcast | uWS.js | wanted | met |", "|---|---|---|---|---|"]
+    md += rows
+    md += ["",
+           "Server CPU per delivery / round trip = the server's CPU time over the measured "
+           "window ÷ the events in it. uWS.js verifies the same HS256 JWTs in its upgrade "
+           "handler (node:crypto) for jwt-max; its heartbeats are µWS's automatic protocol "
+           "pings (idleTimeout 60 s), roomcast's its 30 s application heartbeat. A row is met "
+           "only when roomcast's and uWS.js's runs are also free of loss, duplication and "
+           "reordering."]
     return md
 
 

@@ -42,9 +42,14 @@ pub enum Scenario {
 /// Options every scenario takes.
 #[derive(Debug, Clone, clap::Args, Serialize)]
 pub struct CommonArgs {
-    /// Server base URL; connections go to `<url>/ws/<client_id>`.
-    #[arg(long, default_value = "ws://127.0.0.1:8080")]
-    pub url: String,
+    /// Server base URL; connections go to `<url>/ws/<client_id>`. `fanout` takes several
+    /// (repeat `--url` or give a comma list): the nodes of one cluster.
+    #[arg(
+        long = "url",
+        default_value = "ws://127.0.0.1:8080",
+        value_delimiter = ','
+    )]
+    pub url: Vec<String>,
     /// A token sent as `?token=` by every connection.
     #[arg(long, conflicts_with = "jwt_secret")]
     #[serde(skip)]
@@ -72,9 +77,13 @@ pub struct CommonArgs {
     /// list. On loopback, beyond 4096 connections, 127.0.0.2… are used automatically.
     #[arg(long, value_name = "RANGE")]
     pub source_ips: Option<SourceIps>,
-    /// PID of the server, to report its RSS and CPU time (read from /proc).
+    /// PID of the server, to report its RSS and CPU time (read from /proc). Repeat it (or
+    /// give a comma list) for the nodes of a cluster: their CPU time and RSS are summed.
+    #[arg(long, value_name = "PID", value_delimiter = ',')]
+    pub server_pid: Vec<u32>,
+    /// PID of the redis-server a cluster's nodes share, to report its CPU time.
     #[arg(long, value_name = "PID")]
-    pub server_pid: Option<u32>,
+    pub redis_pid: Option<u32>,
     /// Succeed even when messages were lost or duplicated.
     #[arg(long)]
     pub allow_loss: bool,
@@ -84,7 +93,7 @@ impl CommonArgs {
     /// Arguments for a server at `url` with the defaults of the command line.
     pub fn new(url: impl Into<String>) -> CommonArgs {
         CommonArgs {
-            url: url.into(),
+            url: vec![url.into()],
             token: None,
             jwt_secret: None,
             duration: Seconds::from_secs_f64(10.0),
@@ -93,9 +102,24 @@ impl CommonArgs {
             connect_timeout: Seconds::from_secs_f64(10.0),
             json: None,
             source_ips: None,
-            server_pid: None,
+            server_pid: Vec::new(),
+            redis_pid: None,
             allow_loss: false,
         }
+    }
+
+    /// The one server URL of a scenario that talks to a single node.
+    pub fn single_url(&self) -> anyhow::Result<&str> {
+        match self.url.as_slice() {
+            [one] => Ok(one.as_str()),
+            [] => anyhow::bail!("--url is required"),
+            _ => anyhow::bail!("only `fanout` takes several --url"),
+        }
+    }
+
+    /// The URLs as one string, for messages and the report.
+    pub fn urls_text(&self) -> String {
+        self.url.join(",")
     }
 }
 
@@ -128,6 +152,10 @@ pub struct FanoutArgs {
     /// Connection attempts in progress at once while setting up.
     #[arg(long, default_value_t = 64)]
     pub connect_concurrency: usize,
+    /// With several `--url`: the node (0-based index into them) the publishers connect
+    /// to. Subscribers are spread round-robin over all nodes.
+    #[arg(long, default_value_t = 0)]
+    pub publisher_node: usize,
 }
 
 impl FanoutArgs {
@@ -142,6 +170,7 @@ impl FanoutArgs {
             payload_bytes: 100,
             max_in_flight: 256,
             connect_concurrency: 64,
+            publisher_node: 0,
         }
     }
 }

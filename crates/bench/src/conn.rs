@@ -12,6 +12,10 @@
 //! the port at `connect` time per 4-tuple instead of reserving one per address at
 //! `bind` time. `--source-ips 127.0.0.1` pins everything to one address.
 //!
+//! A URL whose path ends in `/socket.io` names a Socket.IO 4 server: connections upgrade at
+//! its WebSocket endpoint and speak the same messages inside Socket.IO packets
+//! ([`crate::socketio`]).
+//!
 //! The upgrade is written and checked here (request, `101`, `Sec-WebSocket-Accept`) so
 //! the bytes the server sends right after the response (its `welcome`) stay in the
 //! connection's read buffer for the codec in [`crate::ws`].
@@ -29,7 +33,7 @@ use tokio_tungstenite::tungstenite::handshake::client::generate_key;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
 use crate::args::{CommonArgs, SourceIps};
-use crate::ws::{BufferSize, WsConn};
+use crate::ws::{BufferSize, Dialect, WsConn};
 
 /// Largest upgrade response accepted.
 const MAX_RESPONSE: usize = 16 * 1024;
@@ -48,8 +52,10 @@ pub(crate) struct Target {
     pub(crate) addr: SocketAddr,
     /// The `Host` header.
     pub(crate) host: String,
-    /// Path before `/ws/{client_id}` (empty for the root).
+    /// Path before `/ws/{client_id}` (empty for the root); for Socket.IO, its endpoint.
     pub(crate) prefix: String,
+    /// Plain WebSocket or Socket.IO.
+    pub(crate) dialect: Dialect,
 }
 
 impl Target {
@@ -89,10 +95,16 @@ impl Target {
         if prefix.ends_with("/ws") {
             prefix.truncate(prefix.len() - 3);
         }
+        let dialect = if prefix.ends_with("/socket.io") {
+            Dialect::SocketIo
+        } else {
+            Dialect::Plain
+        };
         Ok(Target {
             addr,
             host: authority.to_string(),
             prefix,
+            dialect,
         })
     }
 }
@@ -198,10 +210,14 @@ pub(crate) struct Connector {
 }
 
 impl Connector {
-    /// A connector for a run that will hold up to `connections` sockets at once. Resolves
-    /// the URL and chooses source addresses.
-    pub(crate) async fn new(common: &CommonArgs, connections: u64) -> anyhow::Result<Connector> {
-        let target = Target::resolve(&common.url).await?;
+    /// A connector to `url` for a run that will hold up to `connections` sockets at once.
+    /// Resolves the URL and chooses source addresses.
+    pub(crate) async fn new(
+        common: &CommonArgs,
+        url: &str,
+        connections: u64,
+    ) -> anyhow::Result<Connector> {
+        let target = Target::resolve(url).await?;
         let auth = match (&common.token, &common.jwt_secret) {
             (Some(t), _) => Auth::Token(t.clone()),
             (None, Some(s)) => Auth::Jwt(EncodingKey::from_secret(s.as_bytes())),
@@ -265,10 +281,22 @@ impl Connector {
     ) -> Result<WsConn, ConnectError> {
         let key = generate_key();
         let mut req = String::with_capacity(256);
-        let _ = write!(req, "GET {}/ws/{}", self.target.prefix, client_id);
-        if let Some(t) = token {
-            req.push_str("?token=");
-            percent_encode(t, &mut req);
+        match self.target.dialect {
+            Dialect::Plain => {
+                let _ = write!(req, "GET {}/ws/{}", self.target.prefix, client_id);
+                if let Some(t) = token {
+                    req.push_str("?token=");
+                    percent_encode(t, &mut req);
+                }
+            }
+            Dialect::SocketIo => {
+                req.push_str("GET ");
+                req.push_str(&crate::socketio::upgrade_path(
+                    &self.target.prefix,
+                    client_id,
+                    token,
+                ));
+            }
         }
         let _ = write!(
             req,
@@ -322,7 +350,11 @@ impl Connector {
         if accept != derive_accept_key(key.as_bytes()) {
             return Err(ConnectError::BadResponse("wrong Sec-WebSocket-Accept"));
         }
-        Ok(WsConn::new(stream, &buf[head_end..len], size))
+        let mut conn = WsConn::new(stream, &buf[head_end..len], size);
+        if self.target.dialect == Dialect::SocketIo {
+            crate::socketio::handshake(&mut conn, self.timeout).await?;
+        }
+        Ok(conn)
     }
 }
 
@@ -390,7 +422,8 @@ fn choose_sources(
     }
 }
 
-fn percent_encode(s: &str, out: &mut String) {
+/// Appends `s` percent-encoded for a query value.
+pub(crate) fn percent_encode(s: &str, out: &mut String) {
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
             out.push(b as char);
@@ -421,6 +454,14 @@ mod tests {
         assert!(Target::resolve("wss://127.0.0.1:9000").await.is_err());
         assert!(Target::resolve("http://127.0.0.1:9000").await.is_err());
         assert!(Target::resolve("ws://127.0.0.1:9000/?a=b").await.is_err());
+        assert_eq!(t.dialect, Dialect::Plain);
+        let t = Target::resolve("ws://127.0.0.1:9000/socket.io")
+            .await
+            .expect("socket.io");
+        assert_eq!(
+            (t.dialect, t.prefix.as_str()),
+            (Dialect::SocketIo, "/socket.io")
+        );
     }
 
     #[test]

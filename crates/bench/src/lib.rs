@@ -10,6 +10,8 @@
 //! - `conn`: where connections come from: URL, auth token, source address, handshake.
 //! - `ws`: a minimal client-side WebSocket codec that reads coalesced frames in large
 //!   reads, so the generator does not measure itself.
+//! - `socketio`: the same messages inside Socket.IO 4 packets, to load a Socket.IO server
+//!   with the same generator (a URL ending in `/socket.io`).
 //! - `http`: a minimal keep-alive HTTP/1.1 client (REST orders, admin calls).
 //! - `trader`: the collectives of an `orders` run: keys, registration, request signing,
 //!   the Ed25519 challenge of their orders streams.
@@ -22,7 +24,7 @@
 //! - [`orders_report`]: the figures of an `orders` run.
 //! - [`report`]: the figures of a run, the summary table and the JSON file.
 //!
-//! Architecture invariants: the generator connects only to the URL it is given and never
+//! Architecture invariants: the generator connects only to the URLs it is given and never
 //! opens more connections than it was told; every scenario stops by itself after
 //! `--warmup + --duration` plus a bounded drain; lost and duplicated messages are always
 //! counted and make [`run`] fail unless `--allow-loss`.
@@ -37,6 +39,7 @@ mod parse;
 mod progress;
 pub mod report;
 mod scenario;
+mod socketio;
 mod stats;
 mod sys;
 mod trader;

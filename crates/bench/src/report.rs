@@ -102,10 +102,14 @@ pub struct Report {
     pub generator_cpu_percent: f64,
     /// CPU time of the generator's process for the whole run (setup and drain included).
     pub generator_cpu_seconds_total: f64,
-    /// `--server-pid`, when given.
-    pub server_pid: Option<u32>,
-    /// CPU time of the server process during the measured time (needs `--server-pid`).
+    /// `--server-pid`, when given (several: the nodes of a cluster).
+    pub server_pid: Vec<u32>,
+    /// CPU time of the server process during the measured time (needs `--server-pid`;
+    /// with several, the sum over the nodes).
     pub server_cpu_seconds: Option<f64>,
+    /// CPU time of redis-server during the measured time (needs `--redis-pid`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_cpu_seconds: Option<f64>,
     /// Local source addresses the connections were spread over (empty: kernel's choice).
     pub source_ips: Vec<String>,
     /// The scenario's own figures.
@@ -152,6 +156,11 @@ pub struct FanoutResults {
     pub publishers: u64,
     /// Rooms.
     pub rooms: u64,
+    /// Subscribers connected at the start on each node (`--url` order); one entry for a
+    /// single server.
+    pub subscribers_per_node: Vec<u64>,
+    /// The node (index into `--url`) the publishers connected to.
+    pub publisher_node: u64,
     /// Setup failures by reason.
     pub connect_failures: BTreeMap<String, u64>,
     /// Messages published during the measured time.
@@ -462,7 +471,20 @@ impl Report {
             ),
         ));
         if let Some(s) = self.server_cpu_seconds {
-            rows.push(("server cpu", format!("{s:.2} s")));
+            let nodes = match self.server_pid.len() {
+                0 | 1 => String::new(),
+                n => format!(" (sum of {n} nodes)"),
+            };
+            rows.push(("server cpu", format!("{s:.2} s{nodes}")));
+        }
+        if let Some(s) = self.redis_cpu_seconds {
+            rows.push((
+                "redis cpu",
+                format!(
+                    "{s:.2} s ({:.0}% of a core)",
+                    s / self.measured_seconds.max(f64::MIN_POSITIVE) * 100.0
+                ),
+            ));
         }
         if !self.source_ips.is_empty() {
             rows.push(("source ips", self.source_ips.len().to_string()));
@@ -499,6 +521,22 @@ fn fanout_rows(r: &FanoutResults, rows: &mut Vec<(&str, String)>) {
             r.subscribers, r.rooms, r.publishers, r.subscribers_failed, r.subscribers_disconnected
         ),
     ));
+    if r.subscribers_per_node.len() > 1 {
+        let per: Vec<String> = r
+            .subscribers_per_node
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        rows.push((
+            "nodes",
+            format!(
+                "{} (subscribers {}; publishers on node {})",
+                per.len(),
+                per.join(" / "),
+                r.publisher_node
+            ),
+        ));
+    }
     rows.push((
         "published",
         format!("{} ({:.0}/s)", r.published, r.publishes_per_sec),
@@ -659,33 +697,55 @@ fn replay_rows(r: &ReplayResults, rows: &mut Vec<(&str, String)>) {
     ));
 }
 
-/// What every scenario measures around its run: CPU of the generator and the server.
+/// What every scenario measures around its run: CPU of the generator, the server (summed
+/// over a cluster's nodes) and Redis.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct CpuMark {
     generator: Option<f64>,
     server: Option<f64>,
+    redis: Option<f64>,
+}
+
+/// CPU seconds spent between two [`CpuMark`]s.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CpuSpent {
+    pub(crate) generator: f64,
+    pub(crate) server: Option<f64>,
+    pub(crate) redis: Option<f64>,
 }
 
 impl CpuMark {
-    /// Reads both now.
-    pub(crate) fn now(server_pid: Option<u32>) -> CpuMark {
+    /// Reads all three now (the server's and Redis's when their PIDs were given).
+    pub(crate) fn now(common: &crate::args::CommonArgs) -> CpuMark {
         CpuMark {
             generator: crate::sys::cpu_seconds(None),
-            server: server_pid.and_then(|p| crate::sys::cpu_seconds(Some(p))),
+            server: crate::sys::cpu_seconds_sum(&common.server_pid),
+            redis: common
+                .redis_pid
+                .and_then(|p| crate::sys::cpu_seconds(Some(p))),
         }
     }
 
-    /// Generator and server CPU seconds from `self` to `later`.
-    pub(crate) fn until(&self, later: &CpuMark) -> (f64, Option<f64>) {
-        let g = match (self.generator, later.generator) {
-            (Some(a), Some(b)) => (b - a).max(0.0),
-            _ => 0.0,
-        };
-        let s = match (self.server, later.server) {
+    /// The generator's alone.
+    fn generator_now() -> CpuMark {
+        CpuMark {
+            generator: crate::sys::cpu_seconds(None),
+            server: None,
+            redis: None,
+        }
+    }
+
+    /// CPU seconds from `self` to `later`.
+    pub(crate) fn until(&self, later: &CpuMark) -> CpuSpent {
+        let delta = |a: Option<f64>, b: Option<f64>| match (a, b) {
             (Some(a), Some(b)) => Some((b - a).max(0.0)),
             _ => None,
         };
-        (g, s)
+        CpuSpent {
+            generator: delta(self.generator, later.generator).unwrap_or(0.0),
+            server: delta(self.server, later.server),
+            redis: delta(self.redis, later.redis),
+        }
     }
 }
 
@@ -716,7 +776,7 @@ impl ReportBase {
             parameters,
             started_at,
             sources: Vec::new(),
-            run_start: CpuMark::now(common.server_pid),
+            run_start: CpuMark::now(common),
             warmup_used: true,
         }
     }
@@ -733,13 +793,14 @@ impl ReportBase {
         measure: (CpuMark, CpuMark),
         results: Results,
     ) -> Report {
-        let (gen, server) = measure.0.until(&measure.1);
-        let (total, _) = self.run_start.until(&CpuMark::now(None));
+        let spent = measure.0.until(&measure.1);
+        let total = self.run_start.until(&CpuMark::generator_now()).generator;
         // CPU times come in clock ticks (10 ms); keep the JSON free of float noise.
-        let (gen, total, server) = (round3(gen), round3(total), server.map(round3));
+        let (gen, total) = (round3(spent.generator), round3(total));
+        let (server, redis) = (spent.server.map(round3), spent.redis.map(round3));
         Report {
             scenario: self.scenario.into(),
-            url: self.common.url.clone(),
+            url: self.common.urls_text(),
             started_at: self.started_at,
             parameters: self.parameters,
             warmup_seconds: if self.warmup_used {
@@ -755,8 +816,9 @@ impl ReportBase {
                 0.0
             },
             generator_cpu_seconds_total: total,
-            server_pid: self.common.server_pid,
+            server_pid: self.common.server_pid.clone(),
             server_cpu_seconds: server,
+            redis_cpu_seconds: redis,
             source_ips: self.sources,
             results,
             json_path: self.common.json.clone(),
@@ -789,8 +851,9 @@ mod tests {
             generator_cpu_seconds: 0.0,
             generator_cpu_percent: 0.0,
             generator_cpu_seconds_total: 0.0,
-            server_pid: None,
+            server_pid: Vec::new(),
             server_cpu_seconds: None,
+            redis_cpu_seconds: None,
             source_ips: Vec::new(),
             results: Results::Fanout(FanoutResults {
                 expected: 10,

@@ -48,6 +48,23 @@ pub(crate) fn rss_bytes(pid: u32) -> Option<u64> {
     Some(kb * 1024)
 }
 
+/// Summed CPU seconds of several processes (the nodes of a cluster); `None` when the list
+/// is empty or any of them cannot be read (a partial sum would understate the cost).
+pub(crate) fn cpu_seconds_sum(pids: &[u32]) -> Option<f64> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().map(|p| cpu_seconds(Some(*p))).sum()
+}
+
+/// Summed resident set size of several processes; `None` as for [`cpu_seconds_sum`].
+pub(crate) fn rss_sum(pids: &[u32]) -> Option<u64> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().map(|p| rss_bytes(*p)).sum()
+}
+
 /// Raises the soft open-files limit to the hard limit and checks that `connections`
 /// sockets (plus a margin) fit. Returns the soft limit in force.
 pub(crate) fn ensure_fd_limit(connections: u64) -> anyhow::Result<u64> {
@@ -90,5 +107,9 @@ mod tests {
         assert!(cpu_seconds(None).is_some());
         assert!(rss_bytes(std::process::id()).is_some_and(|b| b > 0));
         assert!(ephemeral_ports() > 1000);
+        let me = std::process::id();
+        assert!(cpu_seconds_sum(&[]).is_none());
+        assert!(rss_sum(&[me, me]).is_some_and(|b| b > 0));
+        assert!(cpu_seconds_sum(&[me, u32::MAX]).is_none());
     }
 }

@@ -12,6 +12,11 @@
 //! Supported: text, binary, fragmented messages (reassembled), ping (answered by the
 //! caller through [`WsConn::queue_pong`]), pong, close. Not supported: extensions
 //! (compression is never negotiated), TLS.
+//!
+//! A connection in the [`Dialect::SocketIo`] dialect carries the same JSON messages inside
+//! Socket.IO event packets (see [`crate::socketio`]): text is wrapped on the way out and
+//! unwrapped on the way in, and Engine.IO pings are answered here, so the scenarios read
+//! and write exactly what they do against a roomcast server.
 
 use std::io;
 use std::ops::Range;
@@ -83,6 +88,16 @@ pub(crate) enum WsError {
     TooLarge(u64),
 }
 
+/// How application messages travel inside text frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Dialect {
+    /// One JSON message per text frame (roomcast and the plain WebSocket peers).
+    #[default]
+    Plain,
+    /// Socket.IO 4: each message is the argument of an `m` event packet.
+    SocketIo,
+}
+
 const OP_CONT: u8 = 0x0;
 const OP_TEXT: u8 = 0x1;
 const OP_BINARY: u8 = 0x2;
@@ -103,6 +118,7 @@ pub(crate) struct WsConn {
     frag_op: Option<u8>,
     out: Vec<u8>,
     mask_state: u32,
+    dialect: Dialect,
 }
 
 impl WsConn {
@@ -122,7 +138,13 @@ impl WsConn {
             frag_op: None,
             out: Vec::new(),
             mask_state: rand::random::<u32>() | 1,
+            dialect: Dialect::Plain,
         }
+    }
+
+    /// Switches the message framing (after a Socket.IO handshake).
+    pub(crate) fn set_dialect(&mut self, dialect: Dialect) {
+        self.dialect = dialect;
     }
 
     /// Reads what the socket has into the buffer, waiting for at least one byte.
@@ -184,8 +206,31 @@ impl WsConn {
     }
 
     /// The next complete frame already in the buffer, or `None` when more bytes are
-    /// needed. Fragmented messages are reassembled; control frames pass through.
+    /// needed. Fragmented messages are reassembled; control frames pass through. In the
+    /// Socket.IO dialect a text frame holding an event is narrowed to its argument, and
+    /// Engine.IO pings are answered (queued) and skipped.
     pub(crate) fn next_frame(&mut self) -> Result<Option<Frame>, WsError> {
+        loop {
+            let Some(mut f) = self.next_raw_frame()? else {
+                return Ok(None);
+            };
+            if self.dialect == Dialect::Plain || f.kind != Kind::Text {
+                return Ok(Some(f));
+            }
+            match crate::socketio::packet(self.payload(&f)) {
+                crate::socketio::Packet::Event(inner) => {
+                    f.range = f.range.start + inner.start..f.range.start + inner.end;
+                    return Ok(Some(f));
+                }
+                crate::socketio::Packet::Ping => {
+                    self.queue_raw_text(crate::socketio::PONG);
+                }
+                crate::socketio::Packet::Other => return Ok(Some(f)),
+            }
+        }
+    }
+
+    fn next_raw_frame(&mut self) -> Result<Option<Frame>, WsError> {
         loop {
             let avail = &self.buf[self.start..self.end];
             if avail.len() < 2 {
@@ -329,8 +374,8 @@ impl WsConn {
         x.to_ne_bytes()
     }
 
-    fn queue_frame(&mut self, op: u8, payload: &[u8]) {
-        let len = payload.len();
+    fn queue_frame(&mut self, op: u8, parts: &[&[u8]]) {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
         self.out.push(0x80 | op);
         if len < 126 {
             self.out.push(0x80 | len as u8);
@@ -344,18 +389,36 @@ impl WsConn {
         let key = self.next_mask();
         self.out.extend_from_slice(&key);
         let at = self.out.len();
-        self.out.extend_from_slice(payload);
+        for p in parts {
+            self.out.extend_from_slice(p);
+        }
         apply_mask(&mut self.out[at..], key);
     }
 
-    /// Queues a text frame; [`flush`](Self::flush) sends everything queued in one write.
+    /// Queues a message (a text frame, wrapped as the dialect wants);
+    /// [`flush`](Self::flush) sends everything queued in one write.
     pub(crate) fn queue_text(&mut self, text: &[u8]) {
-        self.queue_frame(OP_TEXT, text);
+        match self.dialect {
+            Dialect::Plain => self.queue_frame(OP_TEXT, &[text]),
+            Dialect::SocketIo => self.queue_frame(
+                OP_TEXT,
+                &[
+                    crate::socketio::EVENT_HEAD,
+                    text,
+                    crate::socketio::EVENT_TAIL,
+                ],
+            ),
+        }
+    }
+
+    /// Queues a text frame as is, whatever the dialect (Engine.IO control packets).
+    pub(crate) fn queue_raw_text(&mut self, text: &[u8]) {
+        self.queue_frame(OP_TEXT, &[text]);
     }
 
     /// Queues the answer to a ping frame.
     pub(crate) fn queue_pong(&mut self, payload: &[u8]) {
-        self.queue_frame(OP_PONG, payload);
+        self.queue_frame(OP_PONG, &[payload]);
     }
 
     /// Bytes queued and not yet written.
@@ -377,7 +440,7 @@ impl WsConn {
     pub(crate) async fn close(&mut self, limit: Duration) -> Result<(), WsError> {
         let mut payload = 1000u16.to_be_bytes().to_vec();
         payload.extend_from_slice(b"bye");
-        self.queue_frame(OP_CLOSE, &payload);
+        self.queue_frame(OP_CLOSE, &[&payload]);
         self.flush().await?;
         let wait = async {
             loop {

@@ -96,7 +96,7 @@ async fn fanout_delivers_every_message_once_and_in_order() {
     let json = dir.join("fanout.json");
     let mut common = server.common(1.5, 0.5);
     common.json = Some(json.clone());
-    common.server_pid = Some(std::process::id());
+    common.server_pid = vec![std::process::id()];
     let mut args = FanoutArgs::new(common);
     args.subscribers = 200;
     args.rooms = 2;
@@ -169,7 +169,7 @@ async fn fanout_at_max_rate_stays_bounded_and_lossless() {
 async fn connect_opens_holds_and_measures_server_memory() {
     let server = Server::start(|_| {}).await;
     let mut common = server.common(1.0, 0.0);
-    common.server_pid = Some(std::process::id());
+    common.server_pid = vec![std::process::id()];
     let mut args = ConnectArgs::new(common);
     args.connections = 300;
     args.rate = Rate::PerSec(1000.0);

@@ -87,7 +87,7 @@ pub(crate) async fn run(args: ChurnArgs) -> anyhow::Result<Report> {
         })
         .collect();
 
-    let (cpu_from, cpu_to) = super::measure_window(&window, &progress, c.server_pid).await;
+    let (cpu_from, cpu_to) = super::measure_window(&window, &progress, c).await;
     progress.phase("finish");
     // A cycle in progress at the end may take a full connect timeout plus the close wait.
     let results = super::join_all(

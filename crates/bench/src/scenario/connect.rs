@@ -67,7 +67,7 @@ pub(crate) async fn run(args: ConnectArgs) -> anyhow::Result<Report> {
     };
     progress.phase("open");
 
-    let rss = || c.server_pid.and_then(crate::sys::rss_bytes);
+    let rss = || crate::sys::rss_sum(&c.server_pid);
     let rss_before = rss();
     let stop = CancellationToken::new();
     let _stop_guard = stop.clone().drop_guard();
@@ -77,7 +77,7 @@ pub(crate) async fn run(args: ConnectArgs) -> anyhow::Result<Report> {
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Result<(), String>>();
     let room: Arc<str> = Arc::from(args.room.as_str());
 
-    let cpu_from = CpuMark::now(c.server_pid);
+    let cpu_from = CpuMark::now(c);
     let open_start = clock::now_ns();
     let rate = args.rate.per_sec();
     let mut handles = Vec::with_capacity(args.connections);
@@ -143,12 +143,12 @@ pub(crate) async fn run(args: ConnectArgs) -> anyhow::Result<Report> {
         }
     }
     let open_secs = (clock::now_ns() - open_start) as f64 / 1e9;
-    let cpu_open = CpuMark::now(c.server_pid);
+    let cpu_open = CpuMark::now(c);
     if connected == 0 {
         progress.finish().await;
         bail!(
             "no connection to {} succeeded ({})",
-            c.url,
+            c.urls_text(),
             failures
                 .iter()
                 .map(|(k, v)| format!("{k}: {v}"))
@@ -163,14 +163,14 @@ pub(crate) async fn run(args: ConnectArgs) -> anyhow::Result<Report> {
     let hold_start = tokio::time::Instant::now();
     tokio::time::sleep(hold).await;
     let held_secs = hold_start.elapsed().as_secs_f64();
-    let cpu_hold_end = CpuMark::now(c.server_pid);
+    let cpu_hold_end = CpuMark::now(c);
     let rss_after = rss();
     progress.phase("close");
     stop.cancel();
     let _ = super::join_all(handles, Duration::from_secs(10)).await;
     progress.finish().await;
 
-    let (_, server_hold) = cpu_open.until(&cpu_hold_end);
+    let server_hold = cpu_open.until(&cpu_hold_end).server;
     let res = ConnectResults {
         connections: n,
         connected,

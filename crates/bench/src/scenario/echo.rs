@@ -73,7 +73,7 @@ pub(crate) async fn run(args: EchoArgs) -> anyhow::Result<Report> {
     .await;
     if conns.is_empty() {
         progress.finish().await;
-        bail!("no connection to {} succeeded", c.url);
+        bail!("no connection to {} succeeded", c.urls_text());
     }
 
     let window = Window::starting_now(c.warmup.get(), c.duration.get());
@@ -101,7 +101,7 @@ pub(crate) async fn run(args: EchoArgs) -> anyhow::Result<Report> {
         })
         .collect();
 
-    let (cpu_from, cpu_to) = super::measure_window(&window, &progress, c.server_pid).await;
+    let (cpu_from, cpu_to) = super::measure_window(&window, &progress, c).await;
     progress.phase("drain");
     let results = super::join_all(handles, drain + Duration::from_secs(2)).await;
     progress.finish().await;

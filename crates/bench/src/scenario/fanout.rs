@@ -11,6 +11,11 @@
 //! never arrived by the end of the drain. Subscribers keep their counters in locals and
 //! touch shared atomics once per read, never per message.
 //!
+//! Several `--url`s name the nodes of one cluster: subscriber i connects to node
+//! (i / R) mod N, so each room's members are spread round-robin over the nodes, and every
+//! publisher to node `--publisher-node`. Loss, duplication and order are checked exactly
+//! as for one server, since the counters travel in the payload.
+//!
 //! With `--rate max`, each publisher keeps at most `--max-in-flight` messages published
 //! to its room and not yet received by the room's slowest subscriber, so neither the
 //! server's queues nor the generator balloon; throughput is then what the pipeline
@@ -60,6 +65,12 @@ struct RoomState {
     members: Box<[Slot]>,
     /// Members subscribed and connected.
     alive: AtomicU64,
+}
+
+/// The node (index into the connectors) subscriber `i` of a run with `rooms` rooms uses:
+/// round-robin over the nodes within each room.
+fn node_of(i: usize, rooms: usize, nodes: usize) -> usize {
+    (i / rooms.max(1)) % nodes.max(1)
 }
 
 impl RoomState {
@@ -133,8 +144,20 @@ pub(crate) async fn run(args: FanoutArgs) -> anyhow::Result<Report> {
     if args.max_in_flight == 0 || args.connect_concurrency == 0 {
         bail!("--max-in-flight and --connect-concurrency must be at least 1");
     }
+    if c.url.is_empty() {
+        bail!("--url is required");
+    }
+    if args.publisher_node >= c.url.len() {
+        bail!(
+            "--publisher-node {} names no node: {} --url given",
+            args.publisher_node,
+            c.url.len()
+        );
+    }
     let total = (args.subscribers + args.publishers) as u64;
-    let (connector, base) = super::prepare("fanout", c, total, &args).await?;
+    let urls: Vec<&str> = c.url.iter().map(String::as_str).collect();
+    let (connectors, base) = super::prepare_nodes("fanout", c, &urls, total, &args).await?;
+    let nodes = connectors.len();
     let tag = run_tag();
 
     let rooms = (0..args.rooms)
@@ -182,18 +205,20 @@ pub(crate) async fn run(args: FanoutArgs) -> anyhow::Result<Report> {
     // Subscribers: connect, subscribe, report ready, then read until stopped.
     let sink = LatencySink::new(16)?;
     let permits = Arc::new(Semaphore::new(args.connect_concurrency));
-    let (ready_tx, mut ready_rx) = mpsc::unbounded_channel::<Result<(), String>>();
+    let (ready_tx, mut ready_rx) = mpsc::unbounded_channel::<Result<usize, String>>();
     let mut sub_handles = Vec::with_capacity(args.subscribers);
     for i in 0..args.subscribers {
         let room = i % args.rooms;
+        let node = node_of(i, args.rooms, nodes);
         let sub = Subscriber {
             id: format!("bench-{tag}-s{i}"),
             room,
             slot: i / args.rooms,
             shared: shared.clone(),
             rec: sink.recorder(i),
+            node,
         };
-        let connector = connector.clone();
+        let connector = connectors[node].clone();
         let permits = permits.clone();
         let ready = ready_tx.clone();
         sub_handles.push(tokio::spawn(async move {
@@ -202,9 +227,10 @@ pub(crate) async fn run(args: FanoutArgs) -> anyhow::Result<Report> {
     }
     drop(ready_tx);
     let mut connect_failures = BTreeMap::new();
+    let mut subscribers_per_node = vec![0u64; nodes];
     for _ in 0..args.subscribers {
         match ready_rx.recv().await {
-            Some(Ok(())) => {}
+            Some(Ok(node)) => subscribers_per_node[node] += 1,
             Some(Err(reason)) => bump(&mut connect_failures, reason),
             None => break,
         }
@@ -218,12 +244,13 @@ pub(crate) async fn run(args: FanoutArgs) -> anyhow::Result<Report> {
         progress.finish().await;
         bail!(
             "no subscriber could connect to {} ({})",
-            c.url,
+            c.urls_text(),
             failures_text(&connect_failures)
         );
     }
 
     // Publishers: connected and subscribed before the clock starts.
+    let connector = &connectors[args.publisher_node];
     let mut pubs = Vec::with_capacity(args.publishers);
     for j in 0..args.publishers {
         let room = j % args.rooms;
@@ -269,7 +296,7 @@ pub(crate) async fn run(args: FanoutArgs) -> anyhow::Result<Report> {
         pub_handles.push(tokio::spawn(p.run(conn)));
     }
 
-    let (cpu_from, cpu_to) = super::measure_window(&window, &progress, c.server_pid).await;
+    let (cpu_from, cpu_to) = super::measure_window(&window, &progress, c).await;
     progress.phase("drain");
 
     let drain = c.drain.get();
@@ -329,6 +356,8 @@ pub(crate) async fn run(args: FanoutArgs) -> anyhow::Result<Report> {
         publishers: args.publishers as u64,
         rooms: args.rooms as u64,
         subscribers: members_at_start.iter().sum(),
+        subscribers_per_node,
+        publisher_node: args.publisher_node as u64,
         connect_failures,
         published,
         published_total,
@@ -432,6 +461,8 @@ struct Subscriber {
     slot: usize,
     shared: Arc<Shared>,
     rec: Recorder,
+    /// Index of the node it connects to.
+    node: usize,
 }
 
 impl Subscriber {
@@ -439,7 +470,7 @@ impl Subscriber {
         self,
         connector: Arc<Connector>,
         permits: Arc<Semaphore>,
-        ready: mpsc::UnboundedSender<Result<(), String>>,
+        ready: mpsc::UnboundedSender<Result<usize, String>>,
     ) -> SubResult {
         let shared = self.shared.clone();
         let room = &shared.rooms[self.room];
@@ -464,7 +495,7 @@ impl Subscriber {
         };
         room.alive.fetch_add(1, Ordering::Relaxed);
         shared.ready.fetch_add(1, Ordering::Relaxed);
-        let _ = ready.send(Ok(()));
+        let _ = ready.send(Ok(self.node));
         drop(ready);
         let mut res = SubResult::default();
         let ended = self.receive(conn, slot, &mut res).await;
@@ -745,6 +776,24 @@ mod tests {
         assert!(t.gaps.is_empty());
         assert_eq!(t.observe(1), Order::Duplicate);
         assert_eq!(t.observe(6), Order::Next);
+    }
+
+    #[test]
+    fn subscribers_are_spread_over_nodes_within_each_room() {
+        // One room, three nodes: 0,1,2,0,1,2,...
+        let one: Vec<usize> = (0..6).map(|i| node_of(i, 1, 3)).collect();
+        assert_eq!(one, [0, 1, 2, 0, 1, 2]);
+        // Two rooms (members i%2), two nodes: each room gets members on both nodes.
+        let rooms: Vec<(usize, usize)> = (0..8).map(|i| (i % 2, node_of(i, 2, 2))).collect();
+        for room in 0..2 {
+            let on: Vec<usize> = rooms
+                .iter()
+                .filter(|(r, _)| *r == room)
+                .map(|(_, n)| *n)
+                .collect();
+            assert_eq!(on, [0, 1, 0, 1], "room {room}");
+        }
+        assert!((0..100).all(|i| node_of(i, 3, 1) == 0));
     }
 
     #[test]

@@ -31,16 +31,36 @@ pub(crate) async fn prepare<A: serde::Serialize>(
     sockets: u64,
     args: &A,
 ) -> anyhow::Result<(Arc<Connector>, ReportBase)> {
+    let url = common.single_url()?;
+    let (mut connectors, base) = prepare_nodes(scenario, common, &[url], sockets, args).await?;
+    let connector = connectors
+        .pop()
+        .ok_or_else(|| anyhow::anyhow!("no server URL"))?;
+    Ok((connector, base))
+}
+
+/// [`prepare`] for a scenario that spreads its `sockets` over several nodes of a cluster:
+/// one connector per URL, in the order given. Each chooses its source addresses for the
+/// whole run's count, as one node would (so a one-node run behaves exactly as [`prepare`]).
+pub(crate) async fn prepare_nodes<A: serde::Serialize>(
+    scenario: &'static str,
+    common: &CommonArgs,
+    urls: &[&str],
+    sockets: u64,
+    args: &A,
+) -> anyhow::Result<(Vec<Arc<Connector>>, ReportBase)> {
     crate::sys::ensure_fd_limit(sockets)?;
-    let connector = Arc::new(Connector::new(common, sockets).await?);
+    let mut connectors = Vec::with_capacity(urls.len());
+    for url in urls {
+        connectors.push(Arc::new(Connector::new(common, url, sockets).await?));
+    }
     let parameters = serde_json::to_value(args).unwrap_or_default();
     let mut base = ReportBase::start(scenario, common, parameters);
-    base.sources = connector
-        .sources()
-        .iter()
-        .map(|ip| ip.to_string())
-        .collect();
-    Ok((connector, base))
+    base.sources = connectors
+        .first()
+        .map(|c| c.sources().iter().map(|ip| ip.to_string()).collect())
+        .unwrap_or_default();
+    Ok((connectors, base))
 }
 
 /// Opens `n` connections named `bench-{tag}-{kind}{i}`, at most `concurrency` handshakes at
@@ -104,18 +124,19 @@ pub(crate) async fn join_all<T>(handles: Vec<JoinHandle<T>>, limit: Duration) ->
     out
 }
 
-/// Waits out the warmup, then the measured window, reading the server's CPU time at both
+/// Waits out the warmup, then the measured window, reading the servers' (and Redis's) CPU
+/// time at both
 /// edges (the figures every scenario reports per measured second).
 pub(crate) async fn measure_window(
     window: &crate::clock::Window,
     progress: &crate::progress::Progress,
-    server_pid: Option<u32>,
+    common: &CommonArgs,
 ) -> (crate::report::CpuMark, crate::report::CpuMark) {
     sleep_until_ns(window.measure_from).await;
-    let from = crate::report::CpuMark::now(server_pid);
+    let from = crate::report::CpuMark::now(common);
     progress.phase("measure");
     sleep_until_ns(window.end).await;
-    (from, crate::report::CpuMark::now(server_pid))
+    (from, crate::report::CpuMark::now(common))
 }
 
 /// Sleeps until a clock reading.

@@ -61,7 +61,7 @@ pub(crate) async fn run(args: OrdersArgs) -> anyhow::Result<Report> {
     }
     let sockets = (traders.len() + args.market_subscribers + args.connections) as u64;
     let (connector, base) = super::prepare("orders", c, sockets, &args).await?;
-    let target = Target::resolve(&c.url).await?;
+    let target = Target::resolve(c.single_url()?).await?;
     if args.collectives_file.is_none() {
         trader::register(
             &target,
@@ -163,7 +163,7 @@ pub(crate) async fn run(args: OrdersArgs) -> anyhow::Result<Report> {
         })
         .collect();
 
-    let (cpu_from, cpu_to) = super::measure_window(&window, &progress, c.server_pid).await;
+    let (cpu_from, cpu_to) = super::measure_window(&window, &progress, c).await;
     progress.phase("drain");
     let drain = c.drain.get();
     let sent = super::join_all(workers, drain + Duration::from_secs(5)).await;

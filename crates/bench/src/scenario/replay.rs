@@ -69,7 +69,7 @@ pub(crate) async fn run(args: ReplayArgs) -> anyhow::Result<Report> {
     let room = args.room.clone().unwrap_or_else(|| format!("replay-{tag}"));
     super::check_room(&room)?;
     let (connector, mut base) = super::prepare("replay", c, args.clients as u64 + 2, &args).await?;
-    let target = Target::resolve(&c.url).await?;
+    let target = Target::resolve(c.single_url()?).await?;
     base.warmup_ignored();
     let live = Arc::new(Live::default());
     let progress = {
@@ -127,7 +127,7 @@ pub(crate) async fn run(args: ReplayArgs) -> anyhow::Result<Report> {
     .await;
     if conns.is_empty() {
         progress.finish().await;
-        bail!("no connection to {} succeeded", c.url);
+        bail!("no connection to {} succeeded", c.urls_text());
     }
 
     // 3. Everyone waits at the barrier, then catches up.
@@ -155,11 +155,11 @@ pub(crate) async fn run(args: ReplayArgs) -> anyhow::Result<Report> {
     // Let every task reach its wait before the barrier falls.
     tokio::time::sleep(Duration::from_millis(100)).await;
     progress.phase("replay");
-    let cpu_from = CpuMark::now(c.server_pid);
+    let cpu_from = CpuMark::now(c);
     let t0 = clock::now_ns();
     barrier.cancel();
     let results = super::join_all(handles, limit + Duration::from_secs(5)).await;
-    let cpu_to = CpuMark::now(c.server_pid);
+    let cpu_to = CpuMark::now(c);
     let aborted_end = clock::now_ns();
     progress.finish().await;
 
