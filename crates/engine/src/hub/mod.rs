@@ -12,7 +12,6 @@ mod recovery;
 mod remote;
 mod room;
 mod session;
-mod shard;
 mod stats;
 
 pub use expiry::{warn_lead, MAX_WARN_LEAD};
@@ -36,7 +35,7 @@ use crate::config::HubConfig;
 use crate::history::{AppendReceipt, History, HistoryError, RoomHead, StoredEvent};
 use crate::outbox::{Outbox, OutboxLimits};
 use room::{Reliability, Room};
-use shard::Sharded;
+use crate::shard::Sharded;
 
 const SHARDS: usize = 64;
 
