@@ -85,10 +85,7 @@ impl<K, V, E> Sharded<K, V, E> {
     }
 
     /// Exclusive access to the shard that holds `key`.
-    pub(crate) fn write<Q: Hash + ?Sized>(
-        &self,
-        key: &Q,
-    ) -> RwLockWriteGuard<'_, Shard<K, V, E>> {
+    pub(crate) fn write<Q: Hash + ?Sized>(&self, key: &Q) -> RwLockWriteGuard<'_, Shard<K, V, E>> {
         self.shards[self.index(key)]
             .write()
             .unwrap_or_else(PoisonError::into_inner)

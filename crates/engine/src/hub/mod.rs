@@ -34,8 +34,8 @@ use crate::broker::{Broker, LocalBroker};
 use crate::config::HubConfig;
 use crate::history::{AppendReceipt, History, HistoryError, RoomHead, StoredEvent};
 use crate::outbox::{Outbox, OutboxLimits};
-use room::{Reliability, Room};
 use crate::shard::Sharded;
+use room::{Reliability, Room};
 
 const SHARDS: usize = 64;
 
