@@ -44,10 +44,7 @@ pub(crate) async fn request(
                         Msg::Heartbeat => heartbeat = true,
                         _ => {}
                     },
-                    Kind::Ping => {
-                        let p = conn.payload(&f).to_vec();
-                        conn.queue_pong(&p);
-                    }
+                    Kind::Ping => conn.answer_ping(&f),
                     Kind::Close => return Err(ConnectError::Closed(conn.close_code(&f))),
                     Kind::Binary | Kind::Pong => {}
                 }
@@ -89,10 +86,7 @@ pub(crate) async fn hold(conn: &mut WsConn, stop: &CancellationToken) -> HoldEnd
                             heartbeat = true;
                         }
                     }
-                    Kind::Ping => {
-                        let p = conn.payload(&f).to_vec();
-                        conn.queue_pong(&p);
-                    }
+                    Kind::Ping => conn.answer_ping(&f),
                     Kind::Close => return HoldEnd::Dropped(conn.close_code(&f)),
                     Kind::Binary | Kind::Pong => {}
                 },

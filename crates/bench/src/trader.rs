@@ -215,10 +215,7 @@ pub(crate) async fn open_orders_stream(
                             _ => {}
                         }
                     }
-                    Kind::Ping => {
-                        let p = conn.payload(&f).to_vec();
-                        conn.queue_pong(&p);
-                    }
+                    Kind::Ping => conn.answer_ping(&f),
                     Kind::Close => return Err(ConnectError::Closed(conn.close_code(&f))),
                     Kind::Binary | Kind::Pong => {}
                 }

@@ -10,7 +10,7 @@
 //! and queued in one buffer so a batch of publishes leaves in one `write`.
 //!
 //! Supported: text, binary, fragmented messages (reassembled), ping (answered by the
-//! caller through [`WsConn::queue_pong`]), pong, close. Not supported: extensions
+//! caller through [`WsConn::answer_ping`]), pong, close. Not supported: extensions
 //! (compression is never negotiated), TLS.
 //!
 //! A connection in the [`Dialect::SocketIo`] dialect carries the same JSON messages inside
@@ -57,7 +57,7 @@ pub(crate) enum Kind {
     Text,
     /// A complete binary message.
     Binary,
-    /// A ping; answer with [`WsConn::queue_pong`].
+    /// A ping; answer with [`WsConn::answer_ping`].
     Ping,
     /// A pong.
     Pong,
@@ -419,6 +419,12 @@ impl WsConn {
     /// Queues the answer to a ping frame.
     pub(crate) fn queue_pong(&mut self, payload: &[u8]) {
         self.queue_frame(OP_PONG, &[payload]);
+    }
+
+    /// Queues the pong that answers the ping frame `f` (RFC 6455: same payload).
+    pub(crate) fn answer_ping(&mut self, f: &Frame) {
+        let payload = self.payload(f).to_vec();
+        self.queue_pong(&payload);
     }
 
     /// Bytes queued and not yet written.

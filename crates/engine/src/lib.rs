@@ -22,6 +22,7 @@ pub mod hub;
 pub mod limits;
 pub mod maintenance;
 pub mod outbox;
+mod shard;
 
 pub use config::{HubConfig, SlowConsumerPolicy};
 pub use hub::{ConnId, Hub, Session, SessionMeta};

@@ -261,14 +261,27 @@ pub fn encode_event(
     let mut s = String::with_capacity(
         80 + ty.len() + room.as_str().len() + epoch.as_str().len() + timestamp.len() + body.0.len(),
     );
+    push_event_start(&mut s, ty, room);
+    s.push_str(&sequence.0.to_string());
+    s.push_str(EVENT_EPOCH_INFIX);
+    s.push_str(epoch.as_str());
+    push_event_end(&mut s, timestamp, body);
+    s
+}
+
+/// An event's text up to its sequence digits: `{"type":T,"room":R,"sequence":`.
+#[inline]
+fn push_event_start(s: &mut String, ty: &str, room: &RoomName) {
     s.push_str("{\"type\":\"");
     s.push_str(ty);
     s.push_str("\",\"room\":\"");
     s.push_str(room.as_str());
     s.push_str("\",\"sequence\":");
-    s.push_str(&sequence.0.to_string());
-    s.push_str(",\"epoch\":\"");
-    s.push_str(epoch.as_str());
+}
+
+/// An event's text after its epoch's characters: `","timestamp":"..",<body>}`.
+#[inline]
+fn push_event_end(s: &mut String, timestamp: &str, body: &EventBody) {
     s.push_str("\",\"timestamp\":\"");
     s.push_str(timestamp);
     s.push('"');
@@ -277,7 +290,6 @@ pub fn encode_event(
         s.push_str(&body.0);
     }
     s.push('}');
-    s
 }
 
 /// What comes between an event's sequence digits and its epoch in [`encode_event`]'s
@@ -304,20 +316,9 @@ pub fn encode_event_parts(
     body: &EventBody,
 ) -> EventParts {
     let mut prefix = String::with_capacity(32 + ty.len() + room.as_str().len());
-    prefix.push_str("{\"type\":\"");
-    prefix.push_str(ty);
-    prefix.push_str("\",\"room\":\"");
-    prefix.push_str(room.as_str());
-    prefix.push_str("\",\"sequence\":");
+    push_event_start(&mut prefix, ty, room);
     let mut suffix = String::with_capacity(24 + timestamp.len() + body.0.len());
-    suffix.push_str("\",\"timestamp\":\"");
-    suffix.push_str(timestamp);
-    suffix.push('"');
-    if !body.0.is_empty() {
-        suffix.push(',');
-        suffix.push_str(&body.0);
-    }
-    suffix.push('}');
+    push_event_end(&mut suffix, timestamp, body);
     EventParts { prefix, suffix }
 }
 

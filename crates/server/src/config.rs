@@ -563,241 +563,286 @@ impl RawConfig {
         self
     }
 
-    /// Validates into a [`ServerConfig`]; missing values take their defaults.
+    /// Validates into a [`ServerConfig`]; missing values take their defaults. Each section
+    /// is validated on its own (server, heartbeat + connection, history, auth, limits,
+    /// arena), in that order: the first bad setting is the one reported.
     pub fn validate(self) -> Result<ServerConfig, ConfigError> {
         let d = ServerConfig::default();
-        let bind = match self.server.bind {
-            None => d.bind,
-            Some(s) => s
-                .parse()
-                .map_err(|_| invalid("server.bind", format!("{s:?} is not ADDR:PORT")))?,
-        };
-        let max_message_bytes = self.server.max_message_bytes.unwrap_or(d.max_message_bytes);
-        if !(16..=64 * 1024 * 1024).contains(&max_message_bytes) {
-            return Err(invalid(
-                "server.max_message_bytes",
-                "must be between 16 and 67108864",
-            ));
-        }
-        let secs = |name, v: Option<u64>, default: Duration| -> Result<Duration, ConfigError> {
-            match v {
-                None => Ok(default),
-                Some(0) => Err(invalid(name, "must be at least 1 second")),
-                Some(s) if s > 86_400 => Err(invalid(name, "must be at most 86400 seconds")),
-                Some(s) => Ok(Duration::from_secs(s)),
-            }
-        };
-        let heartbeat_interval = secs(
-            "heartbeat.interval",
-            self.heartbeat.interval,
-            d.hub.heartbeat_interval,
-        )?;
-        let heartbeat_timeout = secs(
-            "heartbeat.timeout",
-            self.heartbeat.timeout,
-            d.hub.heartbeat_timeout,
-        )?;
-        let shutdown_grace = match self.server.shutdown_grace {
-            None => d.shutdown_grace,
-            Some(s) if s > 3600 => {
-                return Err(invalid(
-                    "server.shutdown_grace",
-                    "must be at most 3600 seconds",
-                ))
-            }
-            Some(s) => Duration::from_secs(s),
-        };
-        let shutdown_close = match self.server.shutdown_close_code {
-            None | Some(4091) => CloseCode::ServerShutdown,
-            Some(1001) => CloseCode::GoingAway,
-            Some(c) => {
-                return Err(invalid(
-                    "server.shutdown_close_code",
-                    format!("{c} is not 4091 or 1001"),
-                ))
-            }
-        };
-        let log_format = match self.server.log_format.as_deref() {
-            None | Some("text") => LogFormat::Text,
-            Some("json") => LogFormat::Json,
-            Some(other) => {
-                return Err(invalid(
-                    "server.log_format",
-                    format!("{other:?} is not text or json"),
-                ))
-            }
-        };
-        let outbox_capacity = self
-            .connection
-            .outbox_capacity
-            .unwrap_or(d.hub.outbox_capacity);
-        if !(1..=1_000_000).contains(&outbox_capacity) {
-            return Err(invalid(
-                "connection.outbox_capacity",
-                "must be between 1 and 1000000",
-            ));
-        }
-        let outbox_max_bytes = self
-            .connection
-            .outbox_max_bytes
-            .unwrap_or(d.hub.outbox_max_bytes);
-        if !(1024..=(1 << 30)).contains(&outbox_max_bytes) {
-            return Err(invalid(
-                "connection.outbox_max_bytes",
-                "must be between 1024 and 1073741824",
-            ));
-        }
-        let max_queued_bytes = self
-            .connection
-            .max_queued_bytes
-            .unwrap_or(d.hub.max_queued_bytes);
-        if max_queued_bytes != 0 && max_queued_bytes < outbox_max_bytes {
-            return Err(invalid(
-                "connection.max_queued_bytes",
-                "must be 0 (no cap) or at least connection.outbox_max_bytes",
-            ));
-        }
-        let max_subscriptions = self
-            .connection
-            .max_subscriptions
-            .unwrap_or(d.hub.max_subscriptions);
-        if max_subscriptions == 0 {
-            return Err(invalid(
-                "connection.max_subscriptions",
-                "must be at least 1",
-            ));
-        }
-        let store = match self.history.store.as_deref() {
-            None | Some("durable") => HistoryStore::Durable,
-            Some("memory") => HistoryStore::Memory,
-            Some(other) => {
-                return Err(invalid(
-                    "history.store",
-                    format!("{other:?} is not memory or durable"),
-                ))
-            }
-        };
-        let max_events = self.history.max_events.unwrap_or(1000);
-        if max_events > 10_000_000 {
-            return Err(invalid("history.max_events", "must be at most 10000000"));
-        }
-        let ttl = match self.history.ttl {
-            None => Duration::from_secs(300),
-            Some(0) => return Err(invalid("history.ttl", "must be at least 1 second")),
-            Some(s) => Duration::from_secs(s),
-        };
-        let mut retention = Retention::all(max_events, ttl);
-        for rule in self.history.rules.unwrap_or_default() {
-            if rule.ttl.is_zero() {
-                return Err(invalid(
-                    "history.rules",
-                    format!("rule {:?}: ttl must be positive", rule.prefix),
-                ));
-            }
-            retention.rules.push(rule);
-        }
-        // The arena publishes every order's events to its own `order:{collective}/{id}`
-        // room, mostly with nobody listening: those rooms keep no history (a resume there
-        // gets a fresh snapshot), or every order would cost a second durable write and a
-        // retained room. A configured `order:` rule wins.
-        if !retention.rules.iter().any(|r| r.prefix == "order:") {
-            retention.rules.push(RetentionRule {
-                prefix: "order:".to_owned(),
-                max_events: 0,
-                ttl: Duration::from_secs(1),
-            });
-        }
-        let mut api_keys: Vec<String> = self.server.api_keys.unwrap_or_default();
-        if let Some(path) = &self.server.api_key_file {
-            let text = read_secret_file("server.api_key_file", path)?;
-            api_keys.extend(
-                text.lines()
-                    .map(str::trim)
-                    .filter(|l| !l.starts_with('#'))
-                    .map(str::to_owned),
-            );
-        }
-        api_keys.retain(|k| !k.is_empty());
-        if api_keys.iter().any(|k| k.len() < 8) {
-            return Err(invalid(
-                "server.api_keys",
-                "every API key must be at least 8 characters",
-            ));
-        }
-        let static_dir = match self.server.static_dir {
-            Some(dir) if !dir.is_dir() => {
-                return Err(invalid(
-                    "server.static_dir",
-                    format!("{} is not a directory", dir.display()),
-                ))
-            }
-            other => other,
-        };
-        let tls = match (self.server.tls_cert, self.server.tls_key) {
-            (Some(cert), Some(key)) => Some((cert, key)),
-            (None, None) => None,
-            _ => {
-                return Err(invalid(
-                    "server.tls_cert",
-                    "tls_cert and tls_key go together",
-                ))
-            }
-        };
-        let broker = match self.server.broker.filter(|b| !b.is_empty()) {
-            Some(url) if !(url.starts_with("redis://") || url.starts_with("rediss://")) => {
-                return Err(invalid(
-                    "server.broker",
-                    format!("{url:?} is not a redis:// or rediss:// URL"),
-                ))
-            }
-            other => other,
-        };
-        let dev = self.server.dev.unwrap_or(false);
-        let auth = validate_auth(self.auth, dev)?;
-        let limits = validate_limits(self.limits, dev)?;
+        let server = validate_server(self.server, &d)?;
+        let hub = validate_hub(self.heartbeat, self.connection, d.hub)?;
         let fsync = self.history.fsync.unwrap_or(d.history.fsync);
         let arena_durable = self.arena.durable_history.unwrap_or(false);
+        let history = validate_history(self.history, d.history, arena_durable)?;
+        let auth = validate_auth(self.auth, server.dev)?;
+        let limits = validate_limits(self.limits, server.dev)?;
         let arena = validate_arena(self.arena, fsync)?;
         let config = ServerConfig {
-            bind,
-            dev,
-            max_message_bytes,
-            shutdown_grace,
-            shutdown_close,
-            log_format,
-            hub: HubConfig {
-                heartbeat_interval,
-                heartbeat_timeout,
-                outbox_capacity,
-                outbox_max_bytes,
-                max_queued_bytes,
-                slow_consumer: self.connection.slow_consumer.unwrap_or(d.hub.slow_consumer),
-                max_subscriptions,
-                user_left_max_members: self
-                    .connection
-                    .user_left_max_members
-                    .unwrap_or(d.hub.user_left_max_members),
-                ..d.hub
-            },
-            api_keys,
-            static_dir,
-            tls,
-            broker,
-            history: HistoryConfig {
-                store,
-                data_dir: self.history.data_dir.unwrap_or(d.history.data_dir),
-                fsync,
-                retention,
-                arena_durable,
-            },
+            bind: server.bind,
+            dev: server.dev,
+            max_message_bytes: server.max_message_bytes,
+            shutdown_grace: server.shutdown_grace,
+            shutdown_close: server.shutdown_close,
+            log_format: server.log_format,
+            hub,
+            api_keys: server.api_keys,
+            static_dir: server.static_dir,
+            tls: server.tls,
+            broker: server.broker,
+            history,
             auth,
             limits,
             arena,
-            conformance_echo: self.server.conformance_echo.unwrap_or(false),
+            conformance_echo: server.conformance_echo,
         };
         crate::conformance::check(&config)?;
         Ok(config)
     }
+}
+
+/// The `[server]` section, validated: the [`ServerConfig`] fields it alone decides.
+struct ServerSection {
+    bind: SocketAddr,
+    dev: bool,
+    max_message_bytes: usize,
+    shutdown_grace: Duration,
+    shutdown_close: CloseCode,
+    log_format: LogFormat,
+    api_keys: Vec<String>,
+    static_dir: Option<PathBuf>,
+    tls: Option<(PathBuf, PathBuf)>,
+    broker: Option<String>,
+    conformance_echo: bool,
+}
+
+fn validate_server(raw: RawServer, d: &ServerConfig) -> Result<ServerSection, ConfigError> {
+    let bind = match raw.bind {
+        None => d.bind,
+        Some(s) => s
+            .parse()
+            .map_err(|_| invalid("server.bind", format!("{s:?} is not ADDR:PORT")))?,
+    };
+    let max_message_bytes = raw.max_message_bytes.unwrap_or(d.max_message_bytes);
+    if !(16..=64 * 1024 * 1024).contains(&max_message_bytes) {
+        return Err(invalid(
+            "server.max_message_bytes",
+            "must be between 16 and 67108864",
+        ));
+    }
+    let shutdown_grace = match raw.shutdown_grace {
+        None => d.shutdown_grace,
+        Some(s) if s > 3600 => {
+            return Err(invalid(
+                "server.shutdown_grace",
+                "must be at most 3600 seconds",
+            ))
+        }
+        Some(s) => Duration::from_secs(s),
+    };
+    let shutdown_close = match raw.shutdown_close_code {
+        None | Some(4091) => CloseCode::ServerShutdown,
+        Some(1001) => CloseCode::GoingAway,
+        Some(c) => {
+            return Err(invalid(
+                "server.shutdown_close_code",
+                format!("{c} is not 4091 or 1001"),
+            ))
+        }
+    };
+    let log_format = match raw.log_format.as_deref() {
+        None | Some("text") => LogFormat::Text,
+        Some("json") => LogFormat::Json,
+        Some(other) => {
+            return Err(invalid(
+                "server.log_format",
+                format!("{other:?} is not text or json"),
+            ))
+        }
+    };
+    let api_keys = validate_api_keys(raw.api_keys, raw.api_key_file.as_deref())?;
+    let static_dir = match raw.static_dir {
+        Some(dir) if !dir.is_dir() => {
+            return Err(invalid(
+                "server.static_dir",
+                format!("{} is not a directory", dir.display()),
+            ))
+        }
+        other => other,
+    };
+    let tls = match (raw.tls_cert, raw.tls_key) {
+        (Some(cert), Some(key)) => Some((cert, key)),
+        (None, None) => None,
+        _ => {
+            return Err(invalid(
+                "server.tls_cert",
+                "tls_cert and tls_key go together",
+            ))
+        }
+    };
+    let broker = match raw.broker.filter(|b| !b.is_empty()) {
+        Some(url) if !(url.starts_with("redis://") || url.starts_with("rediss://")) => {
+            return Err(invalid(
+                "server.broker",
+                format!("{url:?} is not a redis:// or rediss:// URL"),
+            ))
+        }
+        other => other,
+    };
+    Ok(ServerSection {
+        bind,
+        dev: raw.dev.unwrap_or(false),
+        max_message_bytes,
+        shutdown_grace,
+        shutdown_close,
+        log_format,
+        api_keys,
+        static_dir,
+        tls,
+        broker,
+        conformance_echo: raw.conformance_echo.unwrap_or(false),
+    })
+}
+
+/// The listed keys plus the key file's lines (`#` lines are comments), blank ones dropped.
+fn validate_api_keys(
+    listed: Option<Vec<String>>,
+    file: Option<&Path>,
+) -> Result<Vec<String>, ConfigError> {
+    let mut api_keys = listed.unwrap_or_default();
+    if let Some(path) = file {
+        let text = read_secret_file("server.api_key_file", path)?;
+        api_keys.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.starts_with('#'))
+                .map(str::to_owned),
+        );
+    }
+    api_keys.retain(|k| !k.is_empty());
+    if api_keys.iter().any(|k| k.len() < 8) {
+        return Err(invalid(
+            "server.api_keys",
+            "every API key must be at least 8 characters",
+        ));
+    }
+    Ok(api_keys)
+}
+
+/// The `[heartbeat]` and `[connection]` sections: the hub's settings.
+fn validate_hub(
+    heartbeat: RawHeartbeat,
+    connection: RawConnection,
+    d: HubConfig,
+) -> Result<HubConfig, ConfigError> {
+    let secs = |name, v: Option<u64>, default: Duration| -> Result<Duration, ConfigError> {
+        match v {
+            None => Ok(default),
+            Some(0) => Err(invalid(name, "must be at least 1 second")),
+            Some(s) if s > 86_400 => Err(invalid(name, "must be at most 86400 seconds")),
+            Some(s) => Ok(Duration::from_secs(s)),
+        }
+    };
+    let heartbeat_interval = secs(
+        "heartbeat.interval",
+        heartbeat.interval,
+        d.heartbeat_interval,
+    )?;
+    let heartbeat_timeout = secs("heartbeat.timeout", heartbeat.timeout, d.heartbeat_timeout)?;
+    let outbox_capacity = connection.outbox_capacity.unwrap_or(d.outbox_capacity);
+    if !(1..=1_000_000).contains(&outbox_capacity) {
+        return Err(invalid(
+            "connection.outbox_capacity",
+            "must be between 1 and 1000000",
+        ));
+    }
+    let outbox_max_bytes = connection.outbox_max_bytes.unwrap_or(d.outbox_max_bytes);
+    if !(1024..=(1 << 30)).contains(&outbox_max_bytes) {
+        return Err(invalid(
+            "connection.outbox_max_bytes",
+            "must be between 1024 and 1073741824",
+        ));
+    }
+    let max_queued_bytes = connection.max_queued_bytes.unwrap_or(d.max_queued_bytes);
+    if max_queued_bytes != 0 && max_queued_bytes < outbox_max_bytes {
+        return Err(invalid(
+            "connection.max_queued_bytes",
+            "must be 0 (no cap) or at least connection.outbox_max_bytes",
+        ));
+    }
+    let max_subscriptions = connection.max_subscriptions.unwrap_or(d.max_subscriptions);
+    if max_subscriptions == 0 {
+        return Err(invalid(
+            "connection.max_subscriptions",
+            "must be at least 1",
+        ));
+    }
+    Ok(HubConfig {
+        heartbeat_interval,
+        heartbeat_timeout,
+        outbox_capacity,
+        outbox_max_bytes,
+        max_queued_bytes,
+        slow_consumer: connection.slow_consumer.unwrap_or(d.slow_consumer),
+        max_subscriptions,
+        user_left_max_members: connection
+            .user_left_max_members
+            .unwrap_or(d.user_left_max_members),
+        ..d
+    })
+}
+
+/// The `[history]` section: the store and its retention rules.
+fn validate_history(
+    raw: RawHistory,
+    d: HistoryConfig,
+    arena_durable: bool,
+) -> Result<HistoryConfig, ConfigError> {
+    let store = match raw.store.as_deref() {
+        None | Some("durable") => HistoryStore::Durable,
+        Some("memory") => HistoryStore::Memory,
+        Some(other) => {
+            return Err(invalid(
+                "history.store",
+                format!("{other:?} is not memory or durable"),
+            ))
+        }
+    };
+    let max_events = raw.max_events.unwrap_or(1000);
+    if max_events > 10_000_000 {
+        return Err(invalid("history.max_events", "must be at most 10000000"));
+    }
+    let ttl = match raw.ttl {
+        None => Duration::from_secs(300),
+        Some(0) => return Err(invalid("history.ttl", "must be at least 1 second")),
+        Some(s) => Duration::from_secs(s),
+    };
+    let mut retention = Retention::all(max_events, ttl);
+    for rule in raw.rules.unwrap_or_default() {
+        if rule.ttl.is_zero() {
+            return Err(invalid(
+                "history.rules",
+                format!("rule {:?}: ttl must be positive", rule.prefix),
+            ));
+        }
+        retention.rules.push(rule);
+    }
+    // The arena publishes every order's events to its own `order:{collective}/{id}`
+    // room, mostly with nobody listening: those rooms keep no history (a resume there
+    // gets a fresh snapshot), or every order would cost a second durable write and a
+    // retained room. A configured `order:` rule wins.
+    if !retention.rules.iter().any(|r| r.prefix == "order:") {
+        retention.rules.push(RetentionRule {
+            prefix: "order:".to_owned(),
+            max_events: 0,
+            ttl: Duration::from_secs(1),
+        });
+    }
+    Ok(HistoryConfig {
+        store,
+        data_dir: raw.data_dir.unwrap_or(d.data_dir),
+        fsync: raw.fsync.unwrap_or(d.fsync),
+        retention,
+        arena_durable,
+    })
 }
 
 /// The arena's settings; its durability follows the history store's fsync policy.

@@ -10,18 +10,20 @@
 //! used.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::bail;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::args::ConnectArgs;
 use crate::client::{self, HoldEnd};
 use crate::clock;
-use crate::conn::run_tag;
+use crate::conn::{run_tag, Connector};
 use crate::progress::{si, Progress, RateMeter};
 use crate::report::{bump, ConnectResults, CpuMark, Report, Results};
 use crate::stats::LatencySink;
@@ -45,103 +47,27 @@ pub(crate) async fn run(args: ConnectArgs) -> anyhow::Result<Report> {
     let n = args.connections as u64;
     let (connector, mut base) = super::prepare("connect", c, n, &args).await?;
     base.warmup_ignored();
-    let tag = run_tag();
     let live = Arc::new(Live::default());
-    let progress = {
-        let live = live.clone();
-        let meter = RateMeter::default();
-        Progress::start(
-            "connect",
-            c.duration.get() + Duration::from_secs(1),
-            move || {
-                let ok = live.connected.load(Ordering::Relaxed);
-                format!(
-                    "connected {}/{n} ({}/s) failed {} dropped {}",
-                    ok,
-                    si(meter.rate(ok)),
-                    live.failed.load(Ordering::Relaxed),
-                    live.dropped.load(Ordering::Relaxed)
-                )
-            },
-        )
-    };
+    let progress = show_progress(&live, n, c.duration.get() + Duration::from_secs(1));
     progress.phase("open");
 
     let rss = || crate::sys::rss_sum(&c.server_pid);
     let rss_before = rss();
     let stop = CancellationToken::new();
     let _stop_guard = stop.clone().drop_guard();
-    let handshake = LatencySink::new(8)?;
-    let upgrade = LatencySink::new(8)?;
-    let permits = Arc::new(Semaphore::new(args.concurrency));
-    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Result<(), String>>();
-    let room: Arc<str> = Arc::from(args.room.as_str());
-
+    let opener = Opener {
+        connector,
+        room: Arc::from(args.room.as_str()),
+        tag: run_tag(),
+        live: live.clone(),
+        stop: stop.clone(),
+        handshake: LatencySink::new(8)?,
+        upgrade: LatencySink::new(8)?,
+    };
     let cpu_from = CpuMark::now(c);
     let open_start = clock::now_ns();
-    let rate = args.rate.per_sec();
-    let mut handles = Vec::with_capacity(args.connections);
-    for i in 0..args.connections {
-        if let Some(r) = rate {
-            super::sleep_until_ns(open_start + (i as f64 / r * 1e9) as u64).await;
-        }
-        let Ok(permit) = permits.clone().acquire_owned().await else {
-            break;
-        };
-        let connector = connector.clone();
-        let id = format!("bench-{tag}-c{i}");
-        let room = room.clone();
-        let done = done_tx.clone();
-        let stop = stop.clone();
-        let live = live.clone();
-        let mut hs = handshake.recorder(i);
-        let mut up = upgrade.recorder(i);
-        handles.push(tokio::spawn(async move {
-            let t0 = clock::now_ns();
-            let setup = async {
-                let (mut conn, upgraded) = connector.connect(&id, BufferSize::IDLE).await?;
-                client::subscribe(&mut conn, &room, connector.timeout).await?;
-                Ok::<_, crate::conn::ConnectError>((conn, upgraded))
-            };
-            let result = setup.await;
-            drop(permit);
-            match result {
-                Ok((mut conn, upgraded)) => {
-                    hs.record(clock::now_ns().saturating_sub(t0));
-                    up.record(clock::ns(upgraded));
-                    hs.flush();
-                    up.flush();
-                    live.connected.fetch_add(1, Ordering::Relaxed);
-                    let _ = done.send(Ok(()));
-                    drop(done);
-                    if let HoldEnd::Dropped(code) = client::hold(&mut conn, &stop).await {
-                        live.dropped.fetch_add(1, Ordering::Relaxed);
-                        let key = code.map_or_else(|| "none".to_string(), |c| c.to_string());
-                        bump(
-                            &mut live.drop_codes.lock().unwrap_or_else(|e| e.into_inner()),
-                            key,
-                        );
-                    }
-                }
-                Err(e) => {
-                    live.failed.fetch_add(1, Ordering::Relaxed);
-                    let _ = done.send(Err(e.reason()));
-                }
-            }
-        }));
-    }
-    drop(done_tx);
-    let mut failures = BTreeMap::new();
-    let mut connected = 0u64;
-    while let Some(r) = done_rx.recv().await {
-        match r {
-            Ok(()) => connected += 1,
-            Err(reason) => bump(&mut failures, reason),
-        }
-        if connected + failures.values().sum::<u64>() == n {
-            break;
-        }
-    }
+    let (handles, done_rx) = opener.open_all(&args, open_start).await;
+    let (connected, failures) = count_opened(done_rx, n).await;
     let open_secs = (clock::now_ns() - open_start) as f64 / 1e9;
     let cpu_open = CpuMark::now(c);
     if connected == 0 {
@@ -182,8 +108,8 @@ pub(crate) async fn run(args: ConnectArgs) -> anyhow::Result<Report> {
         } else {
             0.0
         },
-        handshake_latency_us: crate::report::Latency::from_ns(&handshake.merged()?),
-        upgrade_latency_us: crate::report::Latency::from_ns(&upgrade.merged()?),
+        handshake_latency_us: crate::report::Latency::from_ns(&opener.handshake.merged()?),
+        upgrade_latency_us: crate::report::Latency::from_ns(&opener.upgrade.merged()?),
         held_seconds: held_secs,
         dropped: live.dropped.load(Ordering::Relaxed),
         drop_codes: live
@@ -201,4 +127,122 @@ pub(crate) async fn run(args: ConnectArgs) -> anyhow::Result<Report> {
         server_cpu_percent_hold: server_hold.map(|s| s / held_secs.max(1e-9) * 100.0),
     };
     Ok(base.finish(open_secs, (cpu_from, cpu_open), Results::Connect(res)))
+}
+
+/// The progress line: connected of `n`, the opening rate, failures and drops.
+fn show_progress(live: &Arc<Live>, n: u64, limit: Duration) -> Progress {
+    let live = live.clone();
+    let meter = RateMeter::default();
+    Progress::start("connect", limit, move || {
+        let ok = live.connected.load(Ordering::Relaxed);
+        format!(
+            "connected {}/{n} ({}/s) failed {} dropped {}",
+            ok,
+            si(meter.rate(ok)),
+            live.failed.load(Ordering::Relaxed),
+            live.dropped.load(Ordering::Relaxed)
+        )
+    })
+}
+
+/// What every connection task shares.
+struct Opener {
+    connector: Arc<Connector>,
+    room: Arc<str>,
+    tag: String,
+    live: Arc<Live>,
+    stop: CancellationToken,
+    handshake: Arc<LatencySink>,
+    upgrade: Arc<LatencySink>,
+}
+
+/// Each connection task reports once: opened, or why not.
+type Opened = mpsc::UnboundedReceiver<Result<(), String>>;
+
+impl Opener {
+    /// Starts `--connections` connection tasks at `--rate` (from `open_start`), at most
+    /// `--concurrency` of them handshaking at once.
+    async fn open_all(&self, args: &ConnectArgs, open_start: u64) -> (Vec<JoinHandle<()>>, Opened) {
+        let permits = Arc::new(Semaphore::new(args.concurrency));
+        let (done_tx, done_rx) = mpsc::unbounded_channel::<Result<(), String>>();
+        let rate = args.rate.per_sec();
+        let mut handles = Vec::with_capacity(args.connections);
+        for i in 0..args.connections {
+            if let Some(r) = rate {
+                super::sleep_until_ns(open_start + (i as f64 / r * 1e9) as u64).await;
+            }
+            let Ok(permit) = permits.clone().acquire_owned().await else {
+                break;
+            };
+            handles.push(tokio::spawn(self.connection(i, permit, done_tx.clone())));
+        }
+        (handles, done_rx)
+    }
+
+    /// One connection: open and subscribe (holding a concurrency permit), report, then
+    /// hold it until the stop, counting a drop by the server.
+    fn connection(
+        &self,
+        i: usize,
+        permit: OwnedSemaphorePermit,
+        done: mpsc::UnboundedSender<Result<(), String>>,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let connector = self.connector.clone();
+        let id = format!("bench-{}-c{i}", self.tag);
+        let room = self.room.clone();
+        let stop = self.stop.clone();
+        let live = self.live.clone();
+        let mut hs = self.handshake.recorder(i);
+        let mut up = self.upgrade.recorder(i);
+        async move {
+            let t0 = clock::now_ns();
+            let setup = async {
+                let (mut conn, upgraded) = connector.connect(&id, BufferSize::IDLE).await?;
+                client::subscribe(&mut conn, &room, connector.timeout).await?;
+                Ok::<_, crate::conn::ConnectError>((conn, upgraded))
+            };
+            let result = setup.await;
+            drop(permit);
+            match result {
+                Ok((mut conn, upgraded)) => {
+                    hs.record(clock::now_ns().saturating_sub(t0));
+                    up.record(clock::ns(upgraded));
+                    hs.flush();
+                    up.flush();
+                    live.connected.fetch_add(1, Ordering::Relaxed);
+                    let _ = done.send(Ok(()));
+                    drop(done);
+                    if let HoldEnd::Dropped(code) = client::hold(&mut conn, &stop).await {
+                        live.dropped.fetch_add(1, Ordering::Relaxed);
+                        let key = code.map_or_else(|| "none".to_string(), |c| c.to_string());
+                        bump(
+                            &mut live.drop_codes.lock().unwrap_or_else(|e| e.into_inner()),
+                            key,
+                        );
+                    }
+                }
+                Err(e) => {
+                    live.failed.fetch_add(1, Ordering::Relaxed);
+                    let _ = done.send(Err(e.reason()));
+                }
+            }
+        }
+    }
+}
+
+/// Waits until every connection task reported (or all senders are gone); returns the
+/// number opened and the failures by reason.
+async fn count_opened(mut done_rx: Opened, n: u64) -> (u64, BTreeMap<String, u64>) {
+    let mut failures = BTreeMap::new();
+    let mut connected = 0u64;
+    while let Some(r) = done_rx.recv().await {
+        match r {
+            Ok(()) => connected += 1,
+            Err(reason) => bump(&mut failures, reason),
+        }
+        if connected + failures.values().sum::<u64>() == n {
+            break;
+        }
+    }
+    (connected, failures)
 }

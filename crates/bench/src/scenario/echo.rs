@@ -243,10 +243,7 @@ impl Pinger {
                     Msg::Heartbeat => heartbeat = true,
                     _ => {}
                 },
-                Kind::Ping => {
-                    let p = conn.payload(&f).to_vec();
-                    conn.queue_pong(&p);
-                }
+                Kind::Ping => conn.answer_ping(&f),
                 Kind::Close => return Err(()),
                 Kind::Binary | Kind::Pong => {}
             }

@@ -128,32 +128,7 @@ struct PubResult {
 /// Runs the scenario.
 pub(crate) async fn run(args: FanoutArgs) -> anyhow::Result<Report> {
     let c = &args.common;
-    if args.subscribers == 0 || args.rooms == 0 || args.publishers == 0 {
-        bail!("--subscribers, --rooms and --publishers must be at least 1");
-    }
-    if args.rooms > args.subscribers {
-        bail!(
-            "--rooms ({}) exceeds --subscribers ({})",
-            args.rooms,
-            args.subscribers
-        );
-    }
-    if args.payload_bytes > 1 << 20 {
-        bail!("--payload-bytes must be at most 1048576");
-    }
-    if args.max_in_flight == 0 || args.connect_concurrency == 0 {
-        bail!("--max-in-flight and --connect-concurrency must be at least 1");
-    }
-    if c.url.is_empty() {
-        bail!("--url is required");
-    }
-    if args.publisher_node >= c.url.len() {
-        bail!(
-            "--publisher-node {} names no node: {} --url given",
-            args.publisher_node,
-            c.url.len()
-        );
-    }
+    check_args(&args)?;
     let total = (args.subscribers + args.publishers) as u64;
     let urls: Vec<&str> = c.url.iter().map(String::as_str).collect();
     let (connectors, base) = super::prepare_nodes("fanout", c, &urls, total, &args).await?;
@@ -329,23 +304,7 @@ pub(crate) async fn run(args: FanoutArgs) -> anyhow::Result<Report> {
         }
     }
 
-    // Drain: until everything owed arrived, every subscriber is gone, or the deadline.
-    let drain_started = tokio::time::Instant::now();
-    let drain_complete = loop {
-        if shared.measured_received.load(Ordering::Relaxed) >= expected {
-            break true;
-        }
-        let alive: u64 = shared
-            .rooms
-            .iter()
-            .map(|r| r.alive.load(Ordering::Relaxed))
-            .sum();
-        if alive == 0 || drain_started.elapsed() >= drain {
-            break false;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    };
-    let drain_seconds = drain_started.elapsed().as_secs_f64();
+    let (drain_complete, drain_seconds) = wait_drained(&shared, expected, drain).await;
 
     shared.stop.cancel();
     let subs = super::join_all(sub_handles, Duration::from_secs(5)).await;
@@ -367,6 +326,79 @@ pub(crate) async fn run(args: FanoutArgs) -> anyhow::Result<Report> {
         drain_complete,
         ..FanoutResults::default()
     };
+    add_subscribers(&mut res, subs);
+    let unique = res.received - res.duplicated;
+    res.lost = expected.saturating_sub(unique);
+    let secs = window.measured_secs();
+    res.publishes_per_sec = published as f64 / secs;
+    res.deliveries_per_sec = unique as f64 / secs;
+    res.latency_us = Latency::from_ns(&sink.merged()?);
+    let report = base.finish(secs, (cpu_from, cpu_to), Results::Fanout(res));
+    let gen_cpu = report.generator_cpu_seconds;
+    let mut report = report;
+    if let Results::Fanout(r) = &mut report.results {
+        if unique > 0 {
+            r.generator_cpu_us_per_delivery = (gen_cpu * 1e9 / unique as f64).round() / 1000.0;
+        }
+    }
+    Ok(report)
+}
+
+/// Refuses argument combinations the scenario cannot run.
+fn check_args(args: &FanoutArgs) -> anyhow::Result<()> {
+    if args.subscribers == 0 || args.rooms == 0 || args.publishers == 0 {
+        bail!("--subscribers, --rooms and --publishers must be at least 1");
+    }
+    if args.rooms > args.subscribers {
+        bail!(
+            "--rooms ({}) exceeds --subscribers ({})",
+            args.rooms,
+            args.subscribers
+        );
+    }
+    if args.payload_bytes > 1 << 20 {
+        bail!("--payload-bytes must be at most 1048576");
+    }
+    if args.max_in_flight == 0 || args.connect_concurrency == 0 {
+        bail!("--max-in-flight and --connect-concurrency must be at least 1");
+    }
+    let urls = &args.common.url;
+    if urls.is_empty() {
+        bail!("--url is required");
+    }
+    if args.publisher_node >= urls.len() {
+        bail!(
+            "--publisher-node {} names no node: {} --url given",
+            args.publisher_node,
+            urls.len()
+        );
+    }
+    Ok(())
+}
+
+/// The drain: waits until everything owed arrived, every subscriber is gone, or `drain`
+/// has passed. Returns whether everything arrived, and the seconds waited.
+async fn wait_drained(shared: &Shared, expected: u64, drain: Duration) -> (bool, f64) {
+    let drain_started = tokio::time::Instant::now();
+    let drain_complete = loop {
+        if shared.measured_received.load(Ordering::Relaxed) >= expected {
+            break true;
+        }
+        let alive: u64 = shared
+            .rooms
+            .iter()
+            .map(|r| r.alive.load(Ordering::Relaxed))
+            .sum();
+        if alive == 0 || drain_started.elapsed() >= drain {
+            break false;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    (drain_complete, drain_started.elapsed().as_secs_f64())
+}
+
+/// Adds the subscribers' counts into `res`.
+fn add_subscribers(res: &mut FanoutResults, subs: Vec<SubResult>) {
     for s in subs {
         if s.setup_failed.is_some() {
             res.subscribers_failed += 1;
@@ -387,21 +419,6 @@ pub(crate) async fn run(args: FanoutArgs) -> anyhow::Result<Report> {
             );
         }
     }
-    let unique = res.received - res.duplicated;
-    res.lost = expected.saturating_sub(unique);
-    let secs = window.measured_secs();
-    res.publishes_per_sec = published as f64 / secs;
-    res.deliveries_per_sec = unique as f64 / secs;
-    res.latency_us = Latency::from_ns(&sink.merged()?);
-    let report = base.finish(secs, (cpu_from, cpu_to), Results::Fanout(res));
-    let gen_cpu = report.generator_cpu_seconds;
-    let mut report = report;
-    if let Results::Fanout(r) = &mut report.results {
-        if unique > 0 {
-            r.generator_cpu_us_per_delivery = (gen_cpu * 1e9 / unique as f64).round() / 1000.0;
-        }
-    }
-    Ok(report)
 }
 
 fn failures_text(m: &BTreeMap<String, u64>) -> String {

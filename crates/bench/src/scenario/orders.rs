@@ -567,10 +567,7 @@ impl Reader {
                             }
                         }
                     }
-                    Kind::Ping => {
-                        let p = conn.payload(&f).to_vec();
-                        conn.queue_pong(&p);
-                    }
+                    Kind::Ping => conn.answer_ping(&f),
                     Kind::Close => {
                         res.dropped = true;
                         self.rec.flush();

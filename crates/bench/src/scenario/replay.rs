@@ -90,20 +90,15 @@ pub(crate) async fn run(args: ReplayArgs) -> anyhow::Result<Report> {
     // 1. Seed the room.
     progress.phase("seed");
     let seed_from = Instant::now();
-    let seeded = match &args.api_key {
-        Some(key) => seed_http(&target, key, &room, args.events, args.payload_bytes).await,
-        None => {
-            seed_ws(
-                &connector,
-                &format!("bench-{tag}-seed"),
-                &room,
-                args.events,
-                args.payload_bytes,
-            )
-            .await
-        }
-    };
-    let head = match seeded {
+    let head = match seed(
+        &args,
+        &target,
+        &connector,
+        &format!("bench-{tag}-seed"),
+        &room,
+    )
+    .await
+    {
         Ok(h) => h,
         Err(e) => {
             progress.finish().await;
@@ -129,38 +124,22 @@ pub(crate) async fn run(args: ReplayArgs) -> anyhow::Result<Report> {
         progress.finish().await;
         bail!("no connection to {} succeeded", c.urls_text());
     }
+    let connected = conns.len() as u64;
 
     // 3. Everyone waits at the barrier, then catches up.
-    let request: Arc<[u8]> = format!(
-        r#"{{"type":"subscribe","room":"{room}","since":{{"sequence":{since}}},"id":"replay"}}"#
+    let run = catch_up(
+        conns,
+        &room,
+        since,
+        args.replay_timeout.get(),
+        &live,
+        || {
+            progress.phase("replay");
+            CpuMark::now(c)
+        },
     )
-    .into_bytes()
-    .into();
-    let barrier = CancellationToken::new();
-    let limit = args.replay_timeout.get();
-    let connected = conns.len() as u64;
-    let handles: Vec<_> = conns
-        .into_iter()
-        .map(|conn| {
-            let task = CatchUp {
-                request: request.clone(),
-                barrier: barrier.clone(),
-                since,
-                limit,
-                live: live.clone(),
-            };
-            tokio::spawn(task.run(conn))
-        })
-        .collect();
-    // Let every task reach its wait before the barrier falls.
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    progress.phase("replay");
-    let cpu_from = CpuMark::now(c);
-    let t0 = clock::now_ns();
-    barrier.cancel();
-    let results = super::join_all(handles, limit + Duration::from_secs(5)).await;
+    .await;
     let cpu_to = CpuMark::now(c);
-    let aborted_end = clock::now_ns();
     progress.finish().await;
 
     let mut res = ReplayResults {
@@ -181,9 +160,97 @@ pub(crate) async fn run(args: ReplayArgs) -> anyhow::Result<Report> {
         expected: connected * missed,
         ..ReplayResults::default()
     };
-    let mut done = Vec::with_capacity(results.len());
-    let mut last_end = t0;
-    for r in &results {
+    let secs = tally(&mut res, &run, missed);
+    let replayed = res.events_replayed;
+    let mut report = base.finish(round6(secs), (run.cpu_from, cpu_to), Results::Replay(res));
+    let gen = report.generator_cpu_seconds;
+    if let Results::Replay(r) = &mut report.results {
+        if replayed > 0 {
+            r.generator_cpu_us_per_event = round3(gen * 1e6 / replayed as f64);
+        }
+    }
+    Ok(report)
+}
+
+/// Seeds the room with `--events` events (over HTTP with `--api-key`, else over one
+/// WebSocket); returns the room's head.
+async fn seed(
+    args: &ReplayArgs,
+    target: &Target,
+    connector: &Connector,
+    client_id: &str,
+    room: &str,
+) -> anyhow::Result<u64> {
+    match &args.api_key {
+        Some(key) => seed_http(target, key, room, args.events, args.payload_bytes).await,
+        None => seed_ws(connector, client_id, room, args.events, args.payload_bytes).await,
+    }
+}
+
+/// What the catch-up phase leaves to tally.
+struct CatchUpRun {
+    results: Vec<ClientResult>,
+    /// How many clients took part.
+    clients: u64,
+    /// Clock reading when the barrier fell.
+    t0: u64,
+    /// Clock reading once every task returned or was given up on.
+    aborted_end: u64,
+    /// Server CPU when the barrier fell.
+    cpu_from: CpuMark,
+}
+
+/// Spawns one catch-up task per connection, lets them all reach the barrier, drops it
+/// (`at_barrier` runs just before and reads the server's CPU) and waits for them.
+async fn catch_up(
+    conns: Vec<WsConn>,
+    room: &str,
+    since: u64,
+    limit: Duration,
+    live: &Arc<Live>,
+    at_barrier: impl FnOnce() -> CpuMark,
+) -> CatchUpRun {
+    let request: Arc<[u8]> = format!(
+        r#"{{"type":"subscribe","room":"{room}","since":{{"sequence":{since}}},"id":"replay"}}"#
+    )
+    .into_bytes()
+    .into();
+    let barrier = CancellationToken::new();
+    let clients = conns.len() as u64;
+    let handles: Vec<_> = conns
+        .into_iter()
+        .map(|conn| {
+            let task = CatchUp {
+                request: request.clone(),
+                barrier: barrier.clone(),
+                since,
+                limit,
+                live: live.clone(),
+            };
+            tokio::spawn(task.run(conn))
+        })
+        .collect();
+    // Let every task reach its wait before the barrier falls.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let cpu_from = at_barrier();
+    let t0 = clock::now_ns();
+    barrier.cancel();
+    let results = super::join_all(handles, limit + Duration::from_secs(5)).await;
+    CatchUpRun {
+        results,
+        clients,
+        t0,
+        aborted_end: clock::now_ns(),
+        cpu_from,
+    }
+}
+
+/// Adds the clients' results into `res` (each client owed `missed` events); returns the
+/// seconds from the barrier to the last client's end.
+fn tally(res: &mut ReplayResults, run: &CatchUpRun, missed: u64) -> f64 {
+    let mut done = Vec::with_capacity(run.results.len());
+    let mut last_end = run.t0;
+    for r in &run.results {
         res.events_replayed += r.received;
         res.duplicated += r.duplicated;
         res.lost += missed.saturating_sub(r.received);
@@ -194,7 +261,7 @@ pub(crate) async fn run(args: ReplayArgs) -> anyhow::Result<Report> {
         match (r.done_ns, r.replayed_count) {
             (Some(d), Some(k)) => {
                 res.completed += 1;
-                done.push(d.saturating_sub(t0));
+                done.push(d.saturating_sub(run.t0));
                 if k != r.received + r.duplicated {
                     res.count_mismatches += 1;
                 }
@@ -204,25 +271,17 @@ pub(crate) async fn run(args: ReplayArgs) -> anyhow::Result<Report> {
         }
     }
     // Tasks that never returned owe everything.
-    let missing = connected - results.len() as u64;
+    let missing = run.clients - run.results.len() as u64;
     if missing > 0 {
         res.incomplete += missing;
         res.lost += missing * missed;
-        last_end = aborted_end;
+        last_end = run.aborted_end;
     }
-    let secs = (last_end.saturating_sub(t0) as f64 / 1e9).max(1e-9);
+    let secs = (last_end.saturating_sub(run.t0) as f64 / 1e9).max(1e-9);
     res.replay_seconds = round6(secs);
     res.events_per_sec = (res.events_replayed as f64 / secs).round();
     res.client_done_ms = DoneMs::from_ns(done);
-    let replayed = res.events_replayed;
-    let mut report = base.finish(round6(secs), (cpu_from, cpu_to), Results::Replay(res));
-    let gen = report.generator_cpu_seconds;
-    if let Results::Replay(r) = &mut report.results {
-        if replayed > 0 {
-            r.generator_cpu_us_per_event = round3(gen * 1e6 / replayed as f64);
-        }
-    }
-    Ok(report)
+    secs
 }
 
 fn round3(v: f64) -> f64 {
@@ -293,10 +352,7 @@ impl CatchUp {
                         Replay::Other(Msg::Heartbeat) => heartbeat = true,
                         Replay::Other(_) => {}
                     },
-                    Kind::Ping => {
-                        let p = conn.payload(&f).to_vec();
-                        conn.queue_pong(&p);
-                    }
+                    Kind::Ping => conn.answer_ping(&f),
                     Kind::Close => break 'read,
                     Kind::Binary | Kind::Pong => {}
                 }
@@ -486,10 +542,7 @@ async fn seed_ws(
                         _ => {}
                     }
                 }
-                Kind::Ping => {
-                    let p = conn.payload(&f).to_vec();
-                    conn.queue_pong(&p);
-                }
+                Kind::Ping => conn.answer_ping(&f),
                 Kind::Close => bail!("the server closed the publishing connection"),
                 Kind::Binary | Kind::Pong => {}
             }

@@ -27,14 +27,14 @@
 //! evicting a live signature, which would reopen the replay. Only a registered key can
 //! produce entries, so nobody else can fill it.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ed25519_dalek::Signature;
 
 use super::challenge::decode_base64;
 use super::collectives::{Collective, Collectives};
+use crate::shard::Sharded;
 
 /// How far a request's timestamp may be from the server's clock, either way.
 pub const SIGNATURE_WINDOW: Duration = Duration::from_secs(30);
@@ -125,7 +125,7 @@ pub struct SignedRequestVerifier {
     started_ms: i64,
     per_shard: usize,
     /// Signature prefix → unix ms after which it may be forgotten.
-    seen: Vec<Mutex<HashMap<[u8; 16], i64>>>,
+    seen: Sharded<[u8; 16], i64>,
 }
 
 impl Default for SignedRequestVerifier {
@@ -151,7 +151,7 @@ impl SignedRequestVerifier {
             window_ms: SIGNATURE_WINDOW.as_millis() as i64,
             started_ms,
             per_shard: capacity.div_ceil(SHARDS).max(1),
-            seen: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            seen: Sharded::new(SHARDS),
         }
     }
 
@@ -211,8 +211,7 @@ impl SignedRequestVerifier {
         let r = signature.r_bytes();
         let mut key = [0u8; 16];
         key.copy_from_slice(&r[..16]);
-        let shard = &self.seen[usize::from(key[0]) % SHARDS];
-        let mut seen = shard.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut seen = self.seen.write(&key);
         if seen.get(&key).is_some_and(|&until| until >= now_ms) {
             return Err(SignedError::Replayed);
         }
@@ -229,20 +228,13 @@ impl SignedRequestVerifier {
     /// Forgets signatures whose window has passed (the maintenance timer calls it, so an
     /// idle verifier does not keep its peak size).
     pub fn sweep(&self, now_ms: i64) {
-        for shard in &self.seen {
-            shard
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .retain(|_, until| *until >= now_ms);
-        }
+        self.seen
+            .for_each_shard_mut(|shard| shard.retain(|_, until| *until >= now_ms));
     }
 
     /// How many signatures are remembered.
     pub fn remembered(&self) -> usize {
-        self.seen
-            .iter()
-            .map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).len())
-            .sum()
+        self.seen.len()
     }
 }
 

@@ -12,18 +12,16 @@
 //!   that their old sequences mean nothing.
 //!
 //! Frames are [`bytes::Bytes`]: reads hand out reference-counted clones, never copies.
-//! Each shard is a `std::sync::Mutex` held for one room operation (or one shard's trim) and
-//! never across an `.await`.
+//! Rooms live in the engine's `Sharded` map; a shard's lock is held for one room operation
+//! (or one shard's trim) and never across an `.await`.
 
-use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
-use std::hash::BuildHasher;
-use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use rand::Rng;
 use roomcast_protocol::{Epoch, RoomName, Sequence};
 
 use super::{AppendReceipt, History, HistoryError, ReadSince, Retention, RoomHead, StoredEvent};
+use crate::shard::Sharded;
 
 /// Number of independently locked shards of the room map.
 const SHARDS: usize = 32;
@@ -31,8 +29,7 @@ const SHARDS: usize = 32;
 /// History held in memory only; lost on restart. See the module docs.
 pub struct MemoryHistory {
     retention: Retention,
-    hasher: RandomState,
-    shards: Box<[Mutex<HashMap<RoomName, RoomLog>>]>,
+    rooms: Sharded<RoomName, RoomLog>,
 }
 
 /// What a durable store found on disk for one room, to seed the cache with.
@@ -62,11 +59,9 @@ struct RoomLog {
 impl MemoryHistory {
     /// An empty store applying `retention`.
     pub fn new(retention: Retention) -> MemoryHistory {
-        let shards = (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect();
         MemoryHistory {
             retention,
-            hasher: RandomState::new(),
-            shards,
+            rooms: Sharded::new(SHARDS),
         }
     }
 
@@ -85,7 +80,7 @@ impl MemoryHistory {
         event: StoredEvent,
         persist: impl FnOnce(&Epoch, &StoredEvent) -> Result<T, HistoryError>,
     ) -> Result<T, HistoryError> {
-        let mut map = self.shard(room);
+        let mut map = self.rooms.write(room);
         let log = self.log_mut(&mut map, room);
         let expected = Sequence(log.head.saturating_add(1));
         if event.sequence != expected {
@@ -130,18 +125,8 @@ impl MemoryHistory {
             ttl_millis,
         };
         log.expire(now_unix_millis);
-        self.shard(&room).insert(room, log);
+        self.rooms.write(&room).insert(room, log);
         inconsistent
-    }
-
-    fn shard(&self, room: &RoomName) -> MutexGuard<'_, HashMap<RoomName, RoomLog>> {
-        // The modulo keeps the index below SHARDS, so the truncating cast is exact.
-        let index = (self.hasher.hash_one(room) % SHARDS as u64) as usize;
-        // A panic while a shard was locked cannot leave a RoomLog half-updated in a way that
-        // breaks its invariants (pushes and pops are single steps), so poisoning is ignored.
-        self.shards[index]
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn log_mut<'m>(
@@ -263,7 +248,7 @@ impl History for MemoryHistory {
     }
 
     fn head(&self, room: &RoomName) -> Result<RoomHead, HistoryError> {
-        let mut map = self.shard(room);
+        let mut map = self.rooms.write(room);
         let log = self.log_mut(&mut map, room);
         log.touch(now_unix_millis());
         Ok(log.head())
@@ -279,27 +264,23 @@ impl History for MemoryHistory {
         after: Sequence,
         limit: usize,
     ) -> Result<ReadSince, HistoryError> {
-        let mut map = self.shard(room);
+        let mut map = self.rooms.write(room);
         let log = self.log_mut(&mut map, room);
         log.touch(now_unix_millis());
         Ok(log.read_since(after, limit))
     }
 
     fn trim(&self, now_unix_millis: i64) {
-        for shard in self.shards.iter() {
-            let mut map = shard.lock().unwrap_or_else(PoisonError::into_inner);
+        self.rooms.for_each_shard_mut(|map| {
             map.retain(|_, log| {
                 log.expire(now_unix_millis);
                 !log.is_idle(now_unix_millis)
             });
-        }
+        });
     }
 
     fn room_count(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).len())
-            .sum()
+        self.rooms.len()
     }
 }
 

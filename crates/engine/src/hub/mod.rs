@@ -12,7 +12,6 @@ mod recovery;
 mod remote;
 mod room;
 mod session;
-mod shard;
 mod stats;
 
 pub use expiry::{warn_lead, MAX_WARN_LEAD};
@@ -35,8 +34,8 @@ use crate::broker::{Broker, LocalBroker};
 use crate::config::HubConfig;
 use crate::history::{AppendReceipt, History, HistoryError, RoomHead, StoredEvent};
 use crate::outbox::{Outbox, OutboxLimits};
+use crate::shard::Sharded;
 use room::{Reliability, Room};
-use shard::Sharded;
 
 const SHARDS: usize = 64;
 

@@ -32,7 +32,7 @@ use super::membership::{Reserved, Ticket};
 use super::room::Room;
 use super::{Hub, Session, SubscribeError};
 use crate::history::{RoomHead, StoredEvent};
-use crate::outbox::{Outbox, ReplayPush};
+use crate::outbox::ReplayPush;
 
 /// Why history could not cover what a client missed: the wire type (its spelling is the
 /// `recovery_failed` event's `reason`) lives in the protocol crate.
@@ -76,6 +76,74 @@ enum Final {
     Done(Recovery),
     /// The tail was too long or did not fit: replay more in bulk first.
     Again,
+}
+
+/// How far a replay has got.
+struct Progress {
+    /// The last sequence queued (or the client's position before anything was).
+    cursor: Sequence,
+    /// Events queued so far.
+    count: u64,
+    /// Set once history is known not to cover the client's gap: the replay stops and
+    /// the session goes live with `recovery_failed`.
+    failure: Option<RecoveryFailure>,
+}
+
+/// What the final phase found between the cursor and the head.
+enum Tail {
+    /// The events, marked replayed.
+    Events(Vec<Bytes>),
+    /// More than one batch: replay more in bulk first.
+    TooLong,
+    /// History cannot cover them.
+    Failed(RecoveryFailure),
+}
+
+/// Whether the client's position can be resumed at all from the room's head at the
+/// start: a position in another epoch, or past the head, cannot.
+fn position_failure(
+    start: &RoomHead,
+    after: Sequence,
+    epoch: Option<&str>,
+) -> Option<RecoveryFailure> {
+    if epoch.is_some_and(|e| e != start.epoch.as_str())
+        || (epoch.is_none() && after > start.sequence)
+    {
+        Some(RecoveryFailure::EpochChanged)
+    } else if after > start.sequence {
+        Some(RecoveryFailure::Gap)
+    } else {
+        None
+    }
+}
+
+/// The frame that ends a recovery (`replay_complete` or `recovery_failed`) and its outcome.
+fn closing(
+    name: &RoomName,
+    count: u64,
+    failure: Option<RecoveryFailure>,
+    head: RoomHead,
+) -> (String, Recovery) {
+    match failure {
+        None => (
+            Reply::ReplayComplete {
+                room: name,
+                replayed_count: count,
+            }
+            .to_json(),
+            Recovery::Replayed { count, head },
+        ),
+        Some(reason) => (
+            Reply::RecoveryFailed {
+                room: name,
+                reason: reason.as_str(),
+                sequence: head.sequence,
+                epoch: &head.epoch,
+            }
+            .to_json(),
+            Recovery::Failed { reason, head },
+        ),
+    }
 }
 
 fn replayed(ev: &StoredEvent) -> Bytes {
@@ -161,55 +229,31 @@ impl Hub {
         after: Sequence,
         epoch: Option<&str>,
     ) -> Result<Recovery, SubscribeError> {
-        let name = &room.name;
-        let outbox: &Outbox = &session.outbox;
-        let wanted = || session.subs().is_recovering(name, ticket);
         let start = room.head();
         let keeps = room.log().keeps_history;
-        let mut failure = None;
-        if epoch.is_some_and(|e| e != start.epoch.as_str())
-            || (epoch.is_none() && after > start.sequence)
-        {
-            failure = Some(RecoveryFailure::EpochChanged);
-        } else if after > start.sequence {
-            failure = Some(RecoveryFailure::Gap);
-        }
-        let batch = self.inner.config.replay_batch.max(1);
-        let mut cursor = after;
-        let mut count = 0u64;
+        let mut progress = Progress {
+            cursor: after,
+            count: 0,
+            failure: position_failure(&start, after, epoch),
+        };
+        let wanted = || session.subs().is_recovering(&room.name, ticket);
         loop {
-            while failure.is_none() && keeps {
-                let read = self.inner.history.read_since(name, cursor, batch)?;
-                if read.head.epoch != start.epoch {
-                    failure = Some(RecoveryFailure::EpochChanged);
-                    break;
-                }
-                if !read.complete {
-                    failure = Some(RecoveryFailure::Gap);
-                    break;
-                }
-                let n = read.events.len();
-                for ev in &read.events {
-                    match outbox.push_replay(replayed(ev), wanted).await {
-                        ReplayPush::Queued => {}
-                        ReplayPush::Closed => return Ok(Recovery::Closed),
-                        ReplayPush::Cancelled => return Ok(Recovery::Cancelled),
-                    }
-                    cursor = ev.sequence;
-                    count += 1;
-                }
-                if n < batch {
-                    break;
+            if keeps {
+                let stopped = self
+                    .replay_bulk(session, room, &start, &mut progress, wanted)
+                    .await?;
+                if let Some(outcome) = stopped {
+                    return Ok(outcome);
                 }
             }
             // Let the writer make room first, so the tail usually fits at once.
-            outbox.replay_room(wanted).await;
-            match self.finish(session, room, ticket, &start, cursor, &mut count, failure)? {
+            session.outbox.replay_room(wanted).await;
+            match self.finish(session, room, ticket, &start, &mut progress)? {
                 Final::Done(outcome) => {
                     self.inner
                         .stats
                         .replayed
-                        .fetch_add(count, Ordering::Relaxed);
+                        .fetch_add(progress.count, Ordering::Relaxed);
                     return Ok(outcome);
                 }
                 Final::Again => continue,
@@ -217,45 +261,75 @@ impl Hub {
         }
     }
 
+    /// Phase 1 (rooms that keep history): replays history after the cursor in batches, with back-pressure, until a
+    /// batch comes back short. Returns the outcome if the session closed or the room was
+    /// left meanwhile; records a failure instead of replaying when history cannot cover
+    /// the gap.
+    async fn replay_bulk(
+        &self,
+        session: &Session,
+        room: &Room,
+        start: &RoomHead,
+        progress: &mut Progress,
+        wanted: impl Fn() -> bool + Copy,
+    ) -> Result<Option<Recovery>, SubscribeError> {
+        let batch = self.inner.config.replay_batch.max(1);
+        while progress.failure.is_none() {
+            let read = self
+                .inner
+                .history
+                .read_since(&room.name, progress.cursor, batch)?;
+            if read.head.epoch != start.epoch {
+                progress.failure = Some(RecoveryFailure::EpochChanged);
+                break;
+            }
+            if !read.complete {
+                progress.failure = Some(RecoveryFailure::Gap);
+                break;
+            }
+            for ev in &read.events {
+                match session.outbox.push_replay(replayed(ev), wanted).await {
+                    ReplayPush::Queued => {}
+                    ReplayPush::Closed => return Ok(Some(Recovery::Closed)),
+                    ReplayPush::Cancelled => return Ok(Some(Recovery::Cancelled)),
+                }
+                progress.cursor = ev.sequence;
+                progress.count += 1;
+            }
+            if read.events.len() < batch {
+                break;
+            }
+        }
+        Ok(None)
+    }
+
     /// The final phase, under the room's publish lock: read the bounded tail, queue it
     /// and the closing frame, and join, all only if the ticket is still current.
-    #[allow(clippy::too_many_arguments)]
     fn finish(
         &self,
         session: &Arc<Session>,
         room: &Arc<Room>,
         ticket: Ticket,
         start: &RoomHead,
-        cursor: Sequence,
-        count: &mut u64,
-        mut failure: Option<RecoveryFailure>,
+        progress: &mut Progress,
     ) -> Result<Final, SubscribeError> {
         let name = &room.name;
-        let tail_max = self.inner.config.replay_batch.max(1) as u64;
         let log = room.log();
         let head = log.head.clone();
+        let mut failure = progress.failure;
         if failure.is_none() && head.epoch != start.epoch {
             failure = Some(RecoveryFailure::EpochChanged);
         }
-        if failure.is_none() && !log.keeps_history && head.sequence != cursor {
+        if failure.is_none() && !log.keeps_history && head.sequence != progress.cursor {
             // Nothing to replay from: whatever was published after the position is lost.
             failure = Some(RecoveryFailure::Gap);
         }
         let mut tail = Vec::new();
-        if failure.is_none() && log.keeps_history && head.sequence > cursor {
-            if head.sequence.0 - cursor.0 > tail_max {
-                return Ok(Final::Again);
-            }
-            let read = self
-                .inner
-                .history
-                .read_since(name, cursor, tail_max as usize)?;
-            if read.complete && read.head.epoch == start.epoch {
-                tail = read.events.iter().map(replayed).collect();
-            } else if read.head.epoch != start.epoch {
-                failure = Some(RecoveryFailure::EpochChanged);
-            } else {
-                failure = Some(RecoveryFailure::Gap);
+        if failure.is_none() && log.keeps_history && head.sequence > progress.cursor {
+            match self.read_tail(name, start, progress.cursor, head.sequence)? {
+                Tail::Events(events) => tail = events,
+                Tail::TooLong => return Ok(Final::Again),
+                Tail::Failed(reason) => failure = Some(reason),
             }
         }
         // The session's subscription lock is held from the check to the join, so an
@@ -271,38 +345,39 @@ impl Hub {
             }
             return Ok(Final::Again);
         }
-        *count += tail.len() as u64;
-        let (frame, outcome) = match failure {
-            None => (
-                Reply::ReplayComplete {
-                    room: name,
-                    replayed_count: *count,
-                }
-                .to_json(),
-                Recovery::Replayed {
-                    count: *count,
-                    head: head.clone(),
-                },
-            ),
-            Some(reason) => (
-                Reply::RecoveryFailed {
-                    room: name,
-                    reason: reason.as_str(),
-                    sequence: head.sequence,
-                    epoch: &head.epoch,
-                }
-                .to_json(),
-                Recovery::Failed {
-                    reason,
-                    head: head.clone(),
-                },
-            ),
-        };
+        progress.count += tail.len() as u64;
+        let (frame, outcome) = closing(name, progress.count, failure, head);
         session.outbox.push_unbounded(Bytes::from(frame));
         subs.go_live(name, ticket);
         room.add(session);
         drop(subs);
         drop(log);
         Ok(Final::Done(outcome))
+    }
+
+    /// Reads the events between the cursor and the head (called under the publish lock),
+    /// if there are at most `replay_batch` of them.
+    fn read_tail(
+        &self,
+        name: &RoomName,
+        start: &RoomHead,
+        cursor: Sequence,
+        head: Sequence,
+    ) -> Result<Tail, SubscribeError> {
+        let tail_max = self.inner.config.replay_batch.max(1) as u64;
+        if head.0 - cursor.0 > tail_max {
+            return Ok(Tail::TooLong);
+        }
+        let read = self
+            .inner
+            .history
+            .read_since(name, cursor, tail_max as usize)?;
+        Ok(if read.complete && read.head.epoch == start.epoch {
+            Tail::Events(read.events.iter().map(replayed).collect())
+        } else if read.head.epoch != start.epoch {
+            Tail::Failed(RecoveryFailure::EpochChanged)
+        } else {
+            Tail::Failed(RecoveryFailure::Gap)
+        })
     }
 }

@@ -12,13 +12,12 @@
 //! a reason saying which limit ([`LimitExceeded::close_reason`]); existing connections are
 //! untouched.
 
-use std::collections::hash_map::RandomState;
-use std::collections::HashMap;
-use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use roomcast_protocol::CloseCode;
+
+use crate::shard::Sharded;
 
 /// Default server-wide connection limit.
 pub const DEFAULT_MAX_TOTAL: usize = 100_000;
@@ -71,20 +70,11 @@ struct Inner {
     max_total: usize,
     max_per_principal: usize,
     total: AtomicUsize,
-    hasher: RandomState,
-    shards: Box<[Mutex<Counts>]>,
+    /// Live connections per principal.
+    counts: Sharded<Arc<str>, usize>,
 }
 
-/// Live connections per principal, for the principals of one shard.
-type Counts = HashMap<Arc<str>, usize>;
-
 impl Inner {
-    fn shard(&self, key: &str) -> &Mutex<Counts> {
-        // The hash only spreads keys over shards; truncating it is fine.
-        let index = self.hasher.hash_one(key) as usize % self.shards.len();
-        &self.shards[index]
-    }
-
     fn release_total(&self) {
         self.total.fetch_sub(1, Ordering::AcqRel);
     }
@@ -104,8 +94,7 @@ impl ConnectionLimits {
                 max_total,
                 max_per_principal,
                 total: AtomicUsize::new(0),
-                hasher: RandomState::new(),
-                shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+                counts: Sharded::new(SHARDS),
             }),
         }
     }
@@ -128,10 +117,7 @@ impl ConnectionLimits {
             })
             .map_err(|_| LimitExceeded::Total { max: max_total })?;
 
-        let mut map = inner
-            .shard(name)
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut map = inner.counts.write(name);
         let existing = map
             .get_key_value(name)
             .map(|(key, &count)| (Arc::clone(key), count));
@@ -180,9 +166,8 @@ impl ConnectionLimits {
     /// Live connections of `principal`.
     pub fn count_for(&self, principal: &str) -> usize {
         self.inner
-            .shard(principal)
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+            .counts
+            .read(principal)
             .get(principal)
             .copied()
             .unwrap_or(0)
@@ -190,11 +175,7 @@ impl ConnectionLimits {
 
     /// Principals with at least one live connection (the size of the counter map).
     pub fn tracked_principals(&self) -> usize {
-        self.inner
-            .shards
-            .iter()
-            .map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).len())
-            .sum()
+        self.inner.counts.len()
     }
 }
 
@@ -214,11 +195,7 @@ impl ConnectionPermit {
 
 impl Drop for ConnectionPermit {
     fn drop(&mut self) {
-        let mut map = self
-            .inner
-            .shard(&self.key)
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut map = self.inner.counts.write(&*self.key);
         match map.get_mut(&*self.key) {
             Some(count) if *count > 1 => *count -= 1,
             Some(_) => {

@@ -19,19 +19,18 @@
 //! IPv6 addresses by their /64 prefix, since one host typically controls a whole /64 and
 //! could otherwise mint unlimited fresh addresses.
 
-use std::collections::hash_map::RandomState;
-use std::collections::HashMap;
-use std::hash::BuildHasher;
 use std::net::{IpAddr, Ipv6Addr};
-use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
+
+use crate::shard::{Shard, Sharded};
 
 const NANOS_PER_SEC: u64 = 1_000_000_000;
 
 /// How often, at most, a full shard sweeps itself on insert.
 const SELF_SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Addresses per shard before the map is split into several shards.
+/// Addresses per shard before the map is split into several shards (the count is rounded up
+/// to a power of two).
 const ADDRESSES_PER_SHARD: usize = 8192;
 
 const MAX_SHARDS: usize = 16;
@@ -66,20 +65,15 @@ pub enum HandshakeDecision {
     Limited,
 }
 
-#[derive(Debug)]
-struct Shard {
-    /// Address → when its bucket is full again.
-    tat: HashMap<IpAddr, Instant>,
-    last_sweep: Option<Instant>,
-}
+/// Address → when its bucket is full again; per shard, when the shard last swept itself.
+type Tats = Sharded<IpAddr, Instant, Option<Instant>>;
 
-impl Shard {
-    fn sweep(&mut self, now: Instant) -> usize {
-        let before = self.tat.len();
-        self.tat.retain(|_, tat| *tat > now);
-        self.last_sweep = Some(now);
-        before - self.tat.len()
-    }
+/// Forgets a shard's addresses whose bucket is full at `now`; returns how many.
+fn sweep_shard(shard: &mut Shard<IpAddr, Instant, Option<Instant>>, now: Instant) -> usize {
+    let before = shard.len();
+    shard.retain(|_, tat| *tat > now);
+    shard.extra = Some(now);
+    before - shard.len()
 }
 
 /// Per-address handshake rate limiter, shared by all accept paths.
@@ -89,8 +83,7 @@ pub struct HandshakeLimiter {
     interval_nanos: u64,
     capacity_nanos: u64,
     per_shard_cap: usize,
-    hasher: RandomState,
-    shards: Box<[Mutex<Shard>]>,
+    tats: Tats,
 }
 
 impl Default for HandshakeLimiter {
@@ -114,19 +107,12 @@ impl HandshakeLimiter {
             };
             (interval, interval.saturating_mul(u64::from(burst)))
         };
+        let tats = Tats::new(shards);
         HandshakeLimiter {
             interval_nanos,
             capacity_nanos,
-            per_shard_cap: max.div_ceil(shards),
-            hasher: RandomState::new(),
-            shards: (0..shards)
-                .map(|_| {
-                    Mutex::new(Shard {
-                        tat: HashMap::new(),
-                        last_sweep: None,
-                    })
-                })
-                .collect(),
+            per_shard_cap: max.div_ceil(tats.shard_count()),
+            tats,
         }
     }
 
@@ -142,11 +128,8 @@ impl HandshakeLimiter {
         }
         let key = normalise(ip);
         let interval = Duration::from_nanos(self.interval_nanos);
-        let mut shard = self
-            .shard(&key)
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(tat) = shard.tat.get_mut(&key) {
+        let mut shard = self.tats.write(&key);
+        if let Some(tat) = shard.get_mut(&key) {
             let base = if *tat > now { *tat } else { now };
             let Some(next) = base.checked_add(interval) else {
                 return HandshakeDecision::Limited;
@@ -159,45 +142,36 @@ impl HandshakeLimiter {
         }
         // A new address starts with a full bucket (burst ≥ 1), so this handshake passes if
         // there is room to remember it.
-        if shard.tat.len() >= self.per_shard_cap {
+        if shard.len() >= self.per_shard_cap {
             let may_sweep = shard
-                .last_sweep
+                .extra
                 .is_none_or(|last| now.saturating_duration_since(last) >= SELF_SWEEP_INTERVAL);
             if may_sweep {
-                shard.sweep(now);
+                sweep_shard(&mut shard, now);
             }
-            if shard.tat.len() >= self.per_shard_cap {
+            if shard.len() >= self.per_shard_cap {
                 return HandshakeDecision::Limited;
             }
         }
         let Some(next) = now.checked_add(interval) else {
             return HandshakeDecision::Limited;
         };
-        shard.tat.insert(key, next);
+        shard.insert(key, next);
         HandshakeDecision::Allow
     }
 
     /// Forgets every address whose bucket is full at `now`; returns how many. Call it
     /// periodically (e.g. every few seconds from the maintenance task).
     pub fn sweep(&self, now: Instant) -> usize {
-        self.shards
-            .iter()
-            .map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).sweep(now))
-            .sum()
+        let mut swept = 0;
+        self.tats
+            .for_each_shard_mut(|shard| swept += sweep_shard(shard, now));
+        swept
     }
 
     /// Addresses currently tracked.
     pub fn tracked_ips(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).tat.len())
-            .sum()
-    }
-
-    fn shard(&self, key: &IpAddr) -> &Mutex<Shard> {
-        // The hash only spreads keys over shards; truncating it is fine.
-        let index = self.hasher.hash_one(key) as usize % self.shards.len();
-        &self.shards[index]
+        self.tats.len()
     }
 }
 

@@ -3,13 +3,15 @@
 //! is the exchange's ([`roomcast_arena::Arena`]).
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::Json;
 use roomcast_arena::{
     Arena, BookView, MarketView, OrderError, OrderErrorKind, OrderRequest, OrderView,
     PortfolioView, TradeView,
 };
+use roomcast_engine::auth::CollectiveId;
 use serde::{Deserialize, Serialize};
 
 use super::caller::caller;
@@ -36,9 +38,22 @@ fn private<'a>(
     uri: &Uri,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<(&'a Arena, roomcast_engine::auth::CollectiveId), ApiError> {
+) -> Result<(&'a Arena, CollectiveId), ApiError> {
     let arena = arena(state)?;
     Ok((arena, caller(state, method, uri, headers, body)?))
+}
+
+/// The authenticated caller (see [`caller`]) of a private route without a body (a signature
+/// covers the empty body). Refused like [`private`]: `arena_disabled` first, then the caller.
+pub(crate) struct Caller(CollectiveId);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        arena(state)?;
+        caller(state, &parts.method, &parts.uri, &parts.headers, b"").map(Caller)
+    }
 }
 
 fn unavailable() -> ApiError {
@@ -250,12 +265,10 @@ pub(crate) async fn place_orders(
     ))]
 pub(crate) async fn cancel_order(
     State(state): State<AppState>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    Caller(collective): Caller,
     Path(id): Path<String>,
 ) -> Result<Json<OrderView>, ApiError> {
-    let (arena, collective) = private(&state, &method, &uri, &headers, b"")?;
+    let arena = arena(&state)?;
     let order = arena
         .cancel_order(&collective, order_id(&id)?)
         .await
@@ -280,12 +293,10 @@ pub(crate) struct OrdersQuery {
     ))]
 pub(crate) async fn list_orders(
     State(state): State<AppState>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    Caller(collective): Caller,
     query: Result<Query<OrdersQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Vec<OrderView>>, ApiError> {
-    let (arena, collective) = private(&state, &method, &uri, &headers, b"")?;
+    let arena = arena(&state)?;
     let Query(q) = query.map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let open_only = match q.status.as_deref() {
         None | Some("open") => true,
@@ -313,12 +324,10 @@ pub(crate) async fn list_orders(
     ))]
 pub(crate) async fn get_order(
     State(state): State<AppState>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    Caller(collective): Caller,
     Path(id): Path<String>,
 ) -> Result<Json<OrderView>, ApiError> {
-    let (arena, collective) = private(&state, &method, &uri, &headers, b"")?;
+    let arena = arena(&state)?;
     arena
         .order(&collective, order_id(&id)?)
         .await
@@ -336,11 +345,9 @@ pub(crate) async fn get_order(
     ))]
 pub(crate) async fn portfolio(
     State(state): State<AppState>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    Caller(collective): Caller,
 ) -> Result<Json<PortfolioView>, ApiError> {
-    let (arena, collective) = private(&state, &method, &uri, &headers, b"")?;
+    let arena = arena(&state)?;
     arena
         .portfolio(&collective)
         .await
