@@ -14,6 +14,8 @@
 //! - [`store`]: the durable command log and snapshots in `<data_dir>/arena.redb`.
 //! - [`exchange`]: the single exchange task: bounded command queue, batching, one write
 //!   transaction per batch, then events published into rooms, then replies; stream attach.
+//! - [`cluster`]: the exchange on a cluster's arena node, publishing through the cluster's
+//!   [`cluster::Sequencer`] instead of the local hub.
 //! - [`arena`]: [`Arena`], the handle the server calls; [`funding`]: the collectives-file
 //!   fields; [`rooms`]: the arena's room names; [`views`]: wire types; [`demo`]: the bots.
 //!
@@ -27,6 +29,7 @@
 
 pub mod account;
 pub mod arena;
+pub mod cluster;
 pub mod config;
 pub mod decimal;
 pub mod demo;
@@ -42,6 +45,7 @@ pub mod views;
 
 pub use account::Funding;
 pub use arena::{Arena, ArenaStats, SymbolStats};
+pub use cluster::{RoomSnapshot, Sequencer};
 pub use config::{ArenaConfig, DemoConfig, FsyncPolicy, InstrumentConfig};
 pub use error::{ArenaError, AttachError, FundingError, OrderError, OrderErrorKind, RejectReason};
 pub use views::*;

@@ -69,6 +69,9 @@ pub struct RawArena {
     /// Keep the arena rooms' event history in the durable store too (default false: in
     /// memory; the exchange's own log is the durable record).
     pub durable_history: Option<bool>,
+    /// On a cluster node (`server.broker`): run the exchange on this node (default false:
+    /// serve the arena's streams and forward its REST calls to the node that runs it).
+    pub node: Option<bool>,
 }
 
 /// `[auth]` section.
@@ -291,6 +294,7 @@ impl RawConfig {
                 allow_shorts: Some(false),
                 instruments: Some(roomcast_arena::ArenaConfig::default().instruments),
                 durable_history: Some(false),
+                node: Some(false),
             },
         }
     }
@@ -338,6 +342,8 @@ pub struct ServerConfig {
     pub limits: LimitsConfig,
     /// The trading arena; `None` when it is turned off.
     pub arena: Option<roomcast_arena::ArenaConfig>,
+    /// On a cluster node: this node claims the arena lease and runs the exchange.
+    pub arena_node: bool,
     /// Whether `/conformance/echo` is mounted (test runs only, [`crate::conformance`]).
     pub conformance_echo: bool,
 }
@@ -449,6 +455,7 @@ impl Default for ServerConfig {
                 header_read_timeout: Duration::from_secs(DEFAULT_HEADER_READ_TIMEOUT_SECS),
             },
             arena: Some(roomcast_arena::ArenaConfig::default()),
+            arena_node: false,
             conformance_echo: false,
         }
     }
@@ -549,6 +556,7 @@ impl RawConfig {
             arena.allow_shorts,
             arena.instruments,
             arena.durable_history,
+            arena.node,
             connection.outbox_capacity,
             connection.outbox_max_bytes,
             connection.max_queued_bytes,
@@ -753,6 +761,13 @@ impl RawConfig {
         let limits = validate_limits(self.limits, dev)?;
         let fsync = self.history.fsync.unwrap_or(d.history.fsync);
         let arena_durable = self.arena.durable_history.unwrap_or(false);
+        let arena_node = self.arena.node.unwrap_or(false);
+        if arena_node && broker.is_none() {
+            return Err(invalid(
+                "arena.node",
+                "only a cluster node (server.broker) claims the arena; a single node always runs it",
+            ));
+        }
         let arena = validate_arena(self.arena, fsync)?;
         let config = ServerConfig {
             bind,
@@ -788,6 +803,7 @@ impl RawConfig {
             },
             auth,
             limits,
+            arena_node: arena_node && arena.is_some(),
             arena,
             conformance_echo: self.server.conformance_echo.unwrap_or(false),
         };
