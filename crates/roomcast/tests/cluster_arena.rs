@@ -174,8 +174,10 @@ async fn a_stream_reconnecting_to_another_node_replays_exactly_what_it_missed() 
     let (a, b) = (&nodes[0], &nodes[1]);
     let (acme_a, globex_a) = (a.trader("acme").clone(), a.trader("globex").clone());
     let acme_b = acme_a.on(b.server.addr);
-    // The reference stays up on the arena node.
-    let (mut steady, steady_snap) = acme_a.stream("orders").await;
+    // The reference stays up on the arena node (on acme's market connection: a second
+    // orders stream of acme would supersede the first, cluster-wide).
+    let mut steady = acme_a.open_stream("market", "").await;
+    let steady_snap = attach(&mut steady, "orders:acme").await;
     // The stream under test starts on node B.
     let (mut ws, snap) = acme_b.stream("orders").await;
     assert_eq!(snap["sequence"], steady_snap["sequence"]);
@@ -292,7 +294,12 @@ async fn kill9_of_a_node_without_the_exchange_does_not_disturb_trading() {
     let (a, c) = (&nodes[0], &nodes[1]);
     let acme_c = a.trader("acme").on(c.server.addr);
     let (mut orders_c, snap) = acme_c.stream("orders").await;
-    let (mut orders_victim, _) = a.trader("acme").on(victim.server.addr).stream("orders").await;
+    let mut orders_victim = a
+        .trader("acme")
+        .on(victim.server.addr)
+        .open_stream("market", "")
+        .await;
+    attach(&mut orders_victim, "orders:acme").await;
     let first = a.trader("acme").place_ok(&limit("buy", "1", "90.00")).await;
     let first = first["order_id"].as_u64().expect("id");
     read_until(&mut orders_victim, |s| has_order_event(s, "order_created", first)).await;
