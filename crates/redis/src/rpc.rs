@@ -6,7 +6,8 @@
 //! pub/sub connection) to `PREFIX:rpc:NODE`. An asking node reads the lease to find the
 //! arena node, publishes `Q ID FROM\nPAYLOAD` on its channel and awaits `A ID\nPAYLOAD` on
 //! its own. `PUBLISH` answers how many subscribers got the message, so a request to a node
-//! that is gone fails at once instead of waiting for its timeout. Payloads are opaque
+//! that is gone fails after a short retry (2 s: it may be coming back) instead of
+//! waiting for the reply's timeout. Payloads are opaque
 //! here: the server defines them (a snapshot request, a forwarded HTTP request).
 //!
 //! A request is answered at most once; a lost reply (the asker's subscription dropped)
@@ -31,6 +32,9 @@ use crate::{Cluster, ClusterError, Node};
 pub type RpcHandler =
     Arc<dyn Fn(Vec<u8>) -> Pin<Box<dyn Future<Output = Vec<u8>> + Send>> + Send + Sync>;
 
+/// How long a call waits for an arena node to listen before it fails.
+const NO_LISTENER_WAIT: Duration = Duration::from_secs(2);
+const NO_LISTENER_RETRY: Duration = Duration::from_millis(50);
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
 
@@ -106,11 +110,6 @@ impl Cluster {
                 "this node's request channel is not connected".into(),
             ));
         }
-        let Some(holder) = self.arena_node().await? else {
-            return Err(ClusterError::Unavailable(
-                "no node of the cluster runs the arena".into(),
-            ));
-        };
         let id = self.rpc.next.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         self.rpc.pending().insert(id, tx);
@@ -118,15 +117,29 @@ impl Cluster {
         let node = &self.node;
         let mut message = format!("Q {id} {}\n", node.id).into_bytes();
         message.extend_from_slice(payload);
-        let mut publish = redis::cmd("PUBLISH");
-        publish.arg(node.keys.rpc(&holder)).arg(message);
-        let mut conn = node.conn.clone();
-        let heard: i64 = node.timed(publish.query_async(&mut conn)).await?;
-        if heard == 0 {
-            return Err(ClusterError::Unavailable(format!(
-                "the arena node {holder} does not answer"
-            )));
-        }
+        // Nobody to ask (no lease, or its holder is not subscribed: it is starting, or
+        // its links are coming back after Redis returned) is retried briefly, then 503.
+        let give_up = tokio::time::Instant::now() + NO_LISTENER_WAIT;
+        let holder = loop {
+            let holder = self.arena_node().await?;
+            if let Some(holder) = &holder {
+                let mut publish = redis::cmd("PUBLISH");
+                publish.arg(node.keys.rpc(holder)).arg(&message);
+                let mut conn = node.conn.clone();
+                let heard: i64 = node.timed(publish.query_async(&mut conn)).await?;
+                if heard > 0 {
+                    break holder.clone();
+                }
+            }
+            let now = tokio::time::Instant::now();
+            if now >= give_up || now >= deadline {
+                return Err(ClusterError::Unavailable(match holder {
+                    Some(holder) => format!("the arena node {holder} does not answer"),
+                    None => "no node of the cluster runs the arena".into(),
+                }));
+            }
+            tokio::time::sleep(NO_LISTENER_RETRY).await;
+        };
         match tokio::time::timeout_at(deadline, rx).await {
             Ok(Ok(reply)) => Ok(reply),
             _ => Err(ClusterError::Unavailable(format!(

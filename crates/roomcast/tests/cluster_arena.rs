@@ -353,3 +353,125 @@ async fn a_second_arena_claimant_does_not_run_an_exchange() {
         .expect("KEYS");
     assert_eq!(holders.len(), 1);
 }
+
+/// Sends `signal` (`STOP`, `CONT`) to a node's process.
+fn signal(node: &ArenaServer, signal: &str) {
+    let pid = node.server.child.id().expect("a running node");
+    let status = std::process::Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{signal} {pid}");
+}
+
+/// Places `n` small resting orders one after another; returns their ids and the slowest
+/// reply.
+async fn place_resting(trader: &Trader, n: usize) -> (Vec<u64>, Duration) {
+    let mut ids = Vec::with_capacity(n);
+    let mut slowest = Duration::ZERO;
+    for _ in 0..n {
+        let started = Instant::now();
+        let order = trader.place_ok(&limit("buy", "0.0001", "50.00")).await;
+        slowest = slowest.max(started.elapsed());
+        ids.push(order["order_id"].as_u64().expect("id"));
+    }
+    (ids, slowest)
+}
+
+#[tokio::test]
+async fn a_stopped_node_does_not_slow_trading_or_delivery_on_the_others() {
+    let redis = RedisServer::start().await;
+    let nodes = arena_cluster(&redis, 2).await;
+    let (a, stopped, c) = (&nodes[0], &nodes[1], &nodes[2]);
+    // Followers of the same rooms on the node that will stop and on a healthy one.
+    let mut on_stopped = a.trader("acme").on(stopped.server.addr).open_stream("market", "").await;
+    attach(&mut on_stopped, "orders:acme").await;
+    attach(&mut on_stopped, "market:BTC-USD").await;
+    let (mut on_c, snap) = a.trader("acme").on(c.server.addr).stream("orders").await;
+    let acme = a.trader("acme").clone();
+    let (before, slowest_before) = place_resting(&acme, 20).await;
+
+    signal(stopped, "STOP");
+    let started = Instant::now();
+    let (during, slowest_during) = place_resting(&acme, 50).await;
+    let last = *during.last().expect("an id");
+    let events = read_until(&mut on_c, |s| has_order_event(s, "order_created", last)).await;
+    let elapsed = started.elapsed();
+    signal(stopped, "CONT");
+
+    assert_contiguous(&events, snap["sequence"].as_u64().expect("seq"), &snap["epoch"]);
+    let created: Vec<u64> = events
+        .iter()
+        .filter(|e| e["type"] == "order_created")
+        .map(|e| e["data"]["order_id"].as_u64().expect("id"))
+        .collect();
+    assert_eq!(created, [before, during].concat());
+    // A stalled node costs the others nothing: no reply waits on it (a wait would be a
+    // Redis command timeout, 2 s).
+    assert!(
+        slowest_during < Duration::from_secs(1),
+        "slowest order {slowest_during:?} with a node stopped ({slowest_before:?} before)"
+    );
+    assert!(elapsed < Duration::from_secs(5), "50 orders and their delivery took {elapsed:?}");
+}
+
+#[tokio::test]
+async fn with_redis_down_orders_fail_fast_and_trading_resumes_with_fresh_streams() {
+    let mut redis = RedisServer::start().await;
+    let nodes = arena_cluster(&redis, 1).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let acme_b = a.trader("acme").on(b.server.addr);
+    let (mut stream, snap) = acme_b.stream("orders").await;
+    let first = a.trader("acme").place_ok(&limit("buy", "1", "90.00")).await;
+    let first = first["order_id"].as_u64().expect("id");
+    read_until(&mut stream, |s| has_order_event(s, "order_created", first)).await;
+
+    redis.kill9().await;
+    // Orders fail fast with 503 (never hang, never 500) once the node sees Redis gone.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let started = Instant::now();
+        let (status, body) = a.trader("acme").place(&limit("buy", "0.1", "80.00")).await;
+        assert!(started.elapsed() < Duration::from_secs(3), "an order hung");
+        assert!(status == 201 || status == 503, "{status} {body}");
+        if status == 503 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "orders kept succeeding without Redis");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    redis.restart().await;
+    for node in &nodes {
+        wait_ready(&node.server, 200).await;
+    }
+    let deadline = Instant::now() + WAIT;
+    let after = loop {
+        let (status, body) = a.trader("acme").place(&limit("buy", "0.2", "85.00")).await;
+        if status == 201 {
+            break body["order_id"].as_u64().expect("id");
+        }
+        assert_eq!(status, 503, "{body}");
+        assert!(Instant::now() < deadline, "trading did not resume: {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // The stream was told it cannot resume across the loss, before the new order's event,
+    // which belongs to a new epoch: never a silent skip.
+    let events = read_until(&mut stream, |s| has_order_event(s, "order_created", after)).await;
+    let failed = events
+        .iter()
+        .position(|e| e["type"] == "recovery_failed")
+        .unwrap_or_else(|| panic!("no recovery_failed: {events:?}"));
+    let created = events
+        .iter()
+        .position(|e| has_order_event(std::slice::from_ref(e), "order_created", after))
+        .expect("the new order");
+    assert!(failed < created, "{events:?}");
+    assert_ne!(events[created]["epoch"], snap["epoch"]);
+    // A fresh snapshot on the other node shows exactly what REST shows.
+    drop(stream);
+    let (_fresh, snap) = acme_b.stream("orders").await;
+    let open: Vec<Value> = OrdersMirror::new(&snap).open().into_values().collect();
+    assert_eq!(Value::Array(open), acme_b.get("/api/v1/orders").await);
+}

@@ -69,6 +69,37 @@ pub struct RecoveryStart {
     reserved: Reserved,
     /// The room's head when the recovery was reserved (what the ack reports).
     pub head: RoomHead,
+    marking: Marking,
+}
+
+/// How the events of a recovery reach the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Marking {
+    /// A resume: events marked `replayed`, then `replay_complete`.
+    Replay,
+    /// A join from a snapshot the client just got: the events after it are ordinary
+    /// events, and no `replay_complete` follows.
+    Snapshot,
+}
+
+impl RecoveryStart {
+    /// The client holds a snapshot taken at the position it recovers from (a domain's
+    /// stream joined on a cluster node): the events after it arrive as plain events, with
+    /// no `replayed` mark and no `replay_complete`, exactly as after a snapshot on one
+    /// node. A position that cannot be covered is still `recovery_failed`.
+    pub fn from_snapshot(mut self) -> RecoveryStart {
+        self.marking = Marking::Snapshot;
+        self
+    }
+}
+
+/// Where a recovery's final phase starts.
+struct Position<'a> {
+    /// The head when the recovery began.
+    start: &'a RoomHead,
+    /// The last event queued so far.
+    cursor: Sequence,
+    marking: Marking,
 }
 
 /// What the final phase decided.
@@ -78,10 +109,13 @@ enum Final {
     Again,
 }
 
-fn replayed(ev: &StoredEvent) -> Bytes {
-    Bytes::from(mark_replayed(
-        std::str::from_utf8(&ev.frame).unwrap_or("{}"),
-    ))
+fn replayed(ev: &StoredEvent, marking: Marking) -> Bytes {
+    match marking {
+        Marking::Replay => Bytes::from(mark_replayed(
+            std::str::from_utf8(&ev.frame).unwrap_or("{}"),
+        )),
+        Marking::Snapshot => ev.frame.clone(),
+    }
 }
 
 impl Hub {
@@ -103,6 +137,7 @@ impl Hub {
             room,
             reserved,
             head,
+            marking: Marking::Replay,
         })
     }
 
@@ -129,16 +164,19 @@ impl Hub {
         epoch: Option<&str>,
     ) -> Result<Recovery, SubscribeError> {
         let room = start.room;
+        let marking = start.marking;
         let ticket = match start.reserved {
             Reserved::Closed => return Ok(Recovery::Closed),
             Reserved::Already => {
                 // Already live (or recovering) in this room: nothing can have been missed.
-                let frame = Reply::ReplayComplete {
-                    room: &room.name,
-                    replayed_count: 0,
+                if marking == Marking::Replay {
+                    let frame = Reply::ReplayComplete {
+                        room: &room.name,
+                        replayed_count: 0,
+                    }
+                    .to_json();
+                    session.outbox.push_unbounded(Bytes::from(frame));
                 }
-                .to_json();
-                session.outbox.push_unbounded(Bytes::from(frame));
                 return Ok(Recovery::Replayed {
                     count: 0,
                     head: room.head(),
@@ -146,7 +184,9 @@ impl Hub {
             }
             Reserved::New(ticket) => ticket,
         };
-        let result = self.replay(session, &room, ticket, after, epoch).await;
+        let result = self
+            .replay(session, &room, ticket, after, epoch, marking)
+            .await;
         if result.is_err() {
             session.subs().abandon(&room.name, ticket);
         }
@@ -160,6 +200,7 @@ impl Hub {
         ticket: Ticket,
         after: Sequence,
         epoch: Option<&str>,
+        marking: Marking,
     ) -> Result<Recovery, SubscribeError> {
         let name = &room.name;
         let outbox: &Outbox = &session.outbox;
@@ -190,7 +231,7 @@ impl Hub {
                 }
                 let n = read.events.len();
                 for ev in &read.events {
-                    match outbox.push_replay(replayed(ev), wanted).await {
+                    match outbox.push_replay(replayed(ev, marking), wanted).await {
                         ReplayPush::Queued => {}
                         ReplayPush::Closed => return Ok(Recovery::Closed),
                         ReplayPush::Cancelled => return Ok(Recovery::Cancelled),
@@ -204,7 +245,12 @@ impl Hub {
             }
             // Let the writer make room first, so the tail usually fits at once.
             outbox.replay_room(wanted).await;
-            match self.finish(session, room, ticket, &start, cursor, &mut count, failure)? {
+            let position = Position {
+                start: &start,
+                cursor,
+                marking,
+            };
+            match self.finish(session, room, ticket, position, &mut count, failure)? {
                 Final::Done(outcome) => {
                     self.inner
                         .stats
@@ -219,17 +265,20 @@ impl Hub {
 
     /// The final phase, under the room's publish lock: read the bounded tail, queue it
     /// and the closing frame, and join, all only if the ticket is still current.
-    #[allow(clippy::too_many_arguments)]
     fn finish(
         &self,
         session: &Arc<Session>,
         room: &Arc<Room>,
         ticket: Ticket,
-        start: &RoomHead,
-        cursor: Sequence,
+        position: Position<'_>,
         count: &mut u64,
         mut failure: Option<RecoveryFailure>,
     ) -> Result<Final, SubscribeError> {
+        let Position {
+            start,
+            cursor,
+            marking,
+        } = position;
         let name = &room.name;
         let tail_max = self.inner.config.replay_batch.max(1) as u64;
         let log = room.log();
@@ -251,7 +300,7 @@ impl Hub {
                 .history
                 .read_since(name, cursor, tail_max as usize)?;
             if read.complete && read.head.epoch == start.epoch {
-                tail = read.events.iter().map(replayed).collect();
+                tail = read.events.iter().map(|e| replayed(e, marking)).collect();
             } else if read.head.epoch != start.epoch {
                 failure = Some(RecoveryFailure::EpochChanged);
             } else {
@@ -274,31 +323,37 @@ impl Hub {
         *count += tail.len() as u64;
         let (frame, outcome) = match failure {
             None => (
-                Reply::ReplayComplete {
-                    room: name,
-                    replayed_count: *count,
-                }
-                .to_json(),
+                (marking == Marking::Replay).then(|| {
+                    Reply::ReplayComplete {
+                        room: name,
+                        replayed_count: *count,
+                    }
+                    .to_json()
+                }),
                 Recovery::Replayed {
                     count: *count,
                     head: head.clone(),
                 },
             ),
             Some(reason) => (
-                Reply::RecoveryFailed {
-                    room: name,
-                    reason: reason.as_str(),
-                    sequence: head.sequence,
-                    epoch: &head.epoch,
-                }
-                .to_json(),
+                Some(
+                    Reply::RecoveryFailed {
+                        room: name,
+                        reason: reason.as_str(),
+                        sequence: head.sequence,
+                        epoch: &head.epoch,
+                    }
+                    .to_json(),
+                ),
                 Recovery::Failed {
                     reason,
                     head: head.clone(),
                 },
             ),
         };
-        session.outbox.push_unbounded(Bytes::from(frame));
+        if let Some(frame) = frame {
+            session.outbox.push_unbounded(Bytes::from(frame));
+        }
         subs.go_live(name, ticket);
         room.add(session);
         drop(subs);

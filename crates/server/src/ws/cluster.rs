@@ -131,9 +131,18 @@ pub(super) async fn run(state: &AppState, session: &Arc<Session>, job: ClusterJo
             Err(e) => push_error(session, e.error_code(), &e.to_string(), id.as_ref()),
         },
         ClusterJob::Subscribe { room, since, id } => {
-            subscribe(state, session, room, since, id).await
+            subscribe(state, session, room, since, id, Join::Resume).await
         }
     }
+}
+
+/// How a session with a position joins a room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Join {
+    /// The client resumes: missed events come marked `replayed`, then `replay_complete`.
+    Resume,
+    /// The client just got a snapshot at the position: what follows are plain events.
+    FromSnapshot,
 }
 
 /// Joins (or recovers into) a room once this node has it loaded from Redis.
@@ -143,6 +152,7 @@ pub(super) async fn subscribe(
     room: RoomName,
     since: Option<(Sequence, Option<String>)>,
     id: Option<RequestId>,
+    join: Join,
 ) {
     let hub = &state.hub;
     let unavailable = |why: &str| {
@@ -187,6 +197,7 @@ pub(super) async fn subscribe(
     // After the wait the recovery decides (a replay, or `recovery_failed`).
     let _ = tokio::time::timeout(CATCH_UP_WAIT, caught_up).await;
     let start = match hub.begin_recovery(session, &room) {
+        Ok(start) if join == Join::FromSnapshot => start.from_snapshot(),
         Ok(start) => start,
         Err(e) => {
             push_error(session, e.error_code(), &e.to_string(), id.as_ref());
@@ -239,5 +250,13 @@ pub(super) async fn attach(state: &AppState, session: &Arc<Session>, a: super::d
         snapshot.head.sequence,
         Some(snapshot.head.epoch.as_str().to_owned()),
     );
-    Box::pin(subscribe(state, session, a.room, Some(since), None)).await
+    Box::pin(subscribe(
+        state,
+        session,
+        a.room,
+        Some(since),
+        None,
+        Join::FromSnapshot,
+    ))
+    .await
 }
