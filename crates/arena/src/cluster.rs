@@ -217,10 +217,6 @@ impl Exchange {
     /// Whether changes must be refused: the sequencer cannot take their events, or rooms
     /// still miss events of an earlier batch.
     pub(crate) fn sequencer_blocked(&self) -> bool {
-        !self.stale.is_empty()
-            || self
-                .sequencer
-                .as_ref()
-                .is_some_and(|s| s.ready().is_err())
+        !self.stale.is_empty() || self.sequencer.as_ref().is_some_and(|s| s.ready().is_err())
     }
 }

@@ -32,8 +32,8 @@ mod subscriber;
 
 pub use arena::{BatchEvent, Claim, LEASE_TTL};
 pub use broker::RedisBroker;
-pub use rpc::RpcHandler;
 pub use limits::ClusterSlot;
+pub use rpc::RpcHandler;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -221,7 +221,10 @@ fn receive(node: &Arc<Node>, rpc: &Arc<Rpc>, tasks: &TaskTracker, message: &[u8]
         return;
     };
     let mut words = head.split(' ');
-    match (words.next(), words.next().and_then(|i| i.parse::<u64>().ok())) {
+    match (
+        words.next(),
+        words.next().and_then(|i| i.parse::<u64>().ok()),
+    ) {
         (Some("A"), Some(id)) => {
             if let Some(tx) = rpc.pending().remove(&id) {
                 let _ = tx.send(payload.to_vec());

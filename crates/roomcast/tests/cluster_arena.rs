@@ -16,7 +16,8 @@ use util::{recv_event, request, WAIT};
 /// collectives (acme and globex) and secrets.
 async fn arena_cluster(redis: &RedisServer, others: usize) -> Vec<ArenaServer> {
     let url = redis.url();
-    let mut nodes = vec![ArenaServer::start(&two(), None, &["--broker", &url, "--arena-node"]).await];
+    let mut nodes =
+        vec![ArenaServer::start(&two(), None, &["--broker", &url, "--arena-node"]).await];
     for _ in 0..others {
         nodes.push(ArenaServer::start(&two(), None, &["--broker", &url]).await);
     }
@@ -53,17 +54,14 @@ fn has_order_event(events: &[Value], ty: &str, id: u64) -> bool {
 
 /// Sequences of one room's events strictly increase by one, in one epoch.
 fn assert_contiguous(events: &[Value], after: u64, epoch: &Value) {
-    let mut expected = after + 1;
-    for e in events {
+    for (expected, e) in (after + 1..).zip(events) {
         assert_eq!(e["epoch"], *epoch, "{e}");
         assert_eq!(e["sequence"].as_u64(), Some(expected), "{e}");
-        expected += 1;
     }
 }
 
 #[tokio::test]
-async fn an_order_on_the_arena_node_reaches_streams_on_another_node_in_sequence_and_rest_agrees()
-{
+async fn an_order_on_the_arena_node_reaches_streams_on_another_node_in_sequence_and_rest_agrees() {
     let redis = RedisServer::start().await;
     let nodes = arena_cluster(&redis, 1).await;
     let (a, b) = (&nodes[0], &nodes[1]);
@@ -91,8 +89,7 @@ async fn an_order_on_the_arena_node_reaches_streams_on_another_node_in_sequence_
         maker["order_id"].as_u64().expect("id"),
     );
 
-    let order_events =
-        read_until(&mut orders_ws, |s| has_order_event(s, "order_created", m)).await;
+    let order_events = read_until(&mut orders_ws, |s| has_order_event(s, "order_created", m)).await;
     assert_contiguous(
         &order_events,
         orders_snap["sequence"].as_u64().expect("seq"),
@@ -121,9 +118,10 @@ async fn an_order_on_the_arena_node_reaches_streams_on_another_node_in_sequence_
         s.iter().any(|e| e["type"] == "trade")
             && s.iter().any(|e| {
                 e["type"] == "book_update"
-                    && e["data"]["bids"]
-                        .as_array()
-                        .is_some_and(|l| l.iter().any(|lv| units(&lv["price"]) == units(&json!("99"))))
+                    && e["data"]["bids"].as_array().is_some_and(|l| {
+                        l.iter()
+                            .any(|lv| units(&lv["price"]) == units(&json!("99")))
+                    })
             })
     })
     .await;
@@ -145,7 +143,7 @@ async fn an_order_on_the_arena_node_reaches_streams_on_another_node_in_sequence_
     let rest_a = a.trader("acme").get("/api/v1/portfolio").await;
     let rest_b = acme_b.get("/api/v1/portfolio").await;
     assert_eq!(rest_a, rest_b);
-    let _ = read_until(&mut portfolio_ws, |s| {
+    read_until(&mut portfolio_ws, |s| {
         let mut p = PortfolioMirror::new(&portfolio_snap);
         s.iter().for_each(|e| p.apply(e));
         p.balances
@@ -159,7 +157,10 @@ async fn an_order_on_the_arena_node_reaches_streams_on_another_node_in_sequence_
 
     // The orders REST agrees with the stream on both nodes.
     let open: Vec<Value> = orders.open().into_values().collect();
-    assert_eq!(Value::Array(open.clone()), acme_b.get("/api/v1/orders").await);
+    assert_eq!(
+        Value::Array(open.clone()),
+        acme_b.get("/api/v1/orders").await
+    );
     assert_eq!(
         Value::Array(open),
         a.trader("acme").get("/api/v1/orders").await
@@ -207,12 +208,8 @@ async fn a_stream_reconnecting_to_another_node_replays_exactly_what_it_missed() 
     let marker = acme_a.place_ok(&limit("buy", "0.0001", "1.00")).await;
     let marker = marker["order_id"].as_u64().expect("id");
     let after = read_until(&mut ws, |s| has_order_event(s, "order_created", marker)).await;
-    reference.extend(
-        read_until(&mut steady, |s| {
-            has_order_event(s, "order_created", marker)
-        })
-        .await,
-    );
+    reference
+        .extend(read_until(&mut steady, |s| has_order_event(s, "order_created", marker)).await);
     let mut replayed = 0;
     for e in &after {
         assert_ne!(e["type"], "recovery_failed", "expected a replay: {e}");
@@ -229,7 +226,10 @@ async fn a_stream_reconnecting_to_another_node_replays_exactly_what_it_missed() 
         e
     }));
     assert_eq!(seen.len(), reference.len());
-    assert_eq!(seen, reference, "reconnected stream != a stream that stayed up");
+    assert_eq!(
+        seen, reference,
+        "reconnected stream != a stream that stayed up"
+    );
     assert_contiguous(
         &seen,
         snap["sequence"].as_u64().expect("seq"),
@@ -275,11 +275,16 @@ async fn another_collective_cannot_see_private_events_on_any_node() {
         assert_eq!(reply["type"], "error", "{reply}");
     }
     // acme's order is not in globex's REST view on either node.
-    let order = nodes[0].trader("acme").place_ok(&limit("buy", "1", "90.00")).await;
+    let order = nodes[0]
+        .trader("acme")
+        .place_ok(&limit("buy", "1", "90.00"))
+        .await;
     let id = order["order_id"].as_u64().expect("id");
     for node in &nodes {
         let globex = nodes[0].trader("globex").on(node.server.addr);
-        let (status, _) = globex.signed("GET", &format!("/api/v1/orders/{id}"), "").await;
+        let (status, _) = globex
+            .signed("GET", &format!("/api/v1/orders/{id}"), "")
+            .await;
         assert_eq!(status, 404);
         let (status, _) = globex.cancel(id).await;
         assert_eq!(status, 404);
@@ -302,12 +307,19 @@ async fn kill9_of_a_node_without_the_exchange_does_not_disturb_trading() {
     attach(&mut orders_victim, "orders:acme").await;
     let first = a.trader("acme").place_ok(&limit("buy", "1", "90.00")).await;
     let first = first["order_id"].as_u64().expect("id");
-    read_until(&mut orders_victim, |s| has_order_event(s, "order_created", first)).await;
+    read_until(&mut orders_victim, |s| {
+        has_order_event(s, "order_created", first)
+    })
+    .await;
     victim.server.kill9().await;
     let started = Instant::now();
     let mut ids = vec![first];
     for i in 0..20 {
-        let trader = if i % 2 == 0 { a.trader("acme").clone() } else { acme_c.clone() };
+        let trader = if i % 2 == 0 {
+            a.trader("acme").clone()
+        } else {
+            acme_c.clone()
+        };
         let order = trader.place_ok(&limit("buy", "0.1", "91.00")).await;
         ids.push(order["order_id"].as_u64().expect("id"));
     }
@@ -318,7 +330,11 @@ async fn kill9_of_a_node_without_the_exchange_does_not_disturb_trading() {
     );
     let last = *ids.last().expect("an id");
     let events = read_until(&mut orders_c, |s| has_order_event(s, "order_created", last)).await;
-    assert_contiguous(&events, snap["sequence"].as_u64().expect("seq"), &snap["epoch"]);
+    assert_contiguous(
+        &events,
+        snap["sequence"].as_u64().expect("seq"),
+        &snap["epoch"],
+    );
     let created: Vec<u64> = events
         .iter()
         .filter(|e| e["type"] == "order_created")
@@ -341,9 +357,15 @@ async fn a_second_arena_claimant_does_not_run_an_exchange() {
         "the second claimant runs an exchange"
     );
     // ...and serves the one exchange: an order placed through it is the first node's.
-    let order = second.trader("acme").place_ok(&limit("buy", "1", "95.00")).await;
+    let order = second
+        .trader("acme")
+        .place_ok(&limit("buy", "1", "95.00"))
+        .await;
     let id = order["order_id"].as_u64().expect("id");
-    let on_first = first.trader("acme").get(&format!("/api/v1/orders/{id}")).await;
+    let on_first = first
+        .trader("acme")
+        .get(&format!("/api/v1/orders/{id}"))
+        .await;
     assert_eq!(on_first, order);
     let mut conn = redis.connection().await.expect("redis");
     let holders: Vec<String> = redis::cmd("KEYS")
@@ -385,7 +407,11 @@ async fn a_stopped_node_does_not_slow_trading_or_delivery_on_the_others() {
     let nodes = arena_cluster(&redis, 2).await;
     let (a, stopped, c) = (&nodes[0], &nodes[1], &nodes[2]);
     // Followers of the same rooms on the node that will stop and on a healthy one.
-    let mut on_stopped = a.trader("acme").on(stopped.server.addr).open_stream("market", "").await;
+    let mut on_stopped = a
+        .trader("acme")
+        .on(stopped.server.addr)
+        .open_stream("market", "")
+        .await;
     attach(&mut on_stopped, "orders:acme").await;
     attach(&mut on_stopped, "market:BTC-USD").await;
     let (mut on_c, snap) = a.trader("acme").on(c.server.addr).stream("orders").await;
@@ -400,7 +426,11 @@ async fn a_stopped_node_does_not_slow_trading_or_delivery_on_the_others() {
     let elapsed = started.elapsed();
     signal(stopped, "CONT");
 
-    assert_contiguous(&events, snap["sequence"].as_u64().expect("seq"), &snap["epoch"]);
+    assert_contiguous(
+        &events,
+        snap["sequence"].as_u64().expect("seq"),
+        &snap["epoch"],
+    );
     let created: Vec<u64> = events
         .iter()
         .filter(|e| e["type"] == "order_created")
@@ -413,7 +443,10 @@ async fn a_stopped_node_does_not_slow_trading_or_delivery_on_the_others() {
         slowest_during < Duration::from_secs(1),
         "slowest order {slowest_during:?} with a node stopped ({slowest_before:?} before)"
     );
-    assert!(elapsed < Duration::from_secs(5), "50 orders and their delivery took {elapsed:?}");
+    assert!(
+        elapsed < Duration::from_secs(5),
+        "50 orders and their delivery took {elapsed:?}"
+    );
 }
 
 #[tokio::test]
@@ -438,7 +471,10 @@ async fn with_redis_down_orders_fail_fast_and_trading_resumes_with_fresh_streams
         if status == 503 {
             break;
         }
-        assert!(Instant::now() < deadline, "orders kept succeeding without Redis");
+        assert!(
+            Instant::now() < deadline,
+            "orders kept succeeding without Redis"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 

@@ -98,7 +98,8 @@ impl AppState {
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
         let role = arena_role(&config, cluster.as_ref(), &tasks, &shutdown).await?;
-        if let (Some(cluster), ArenaRole::Here(Some(_)) | ArenaRole::Elsewhere) = (&cluster, &role) {
+        if let (Some(cluster), ArenaRole::Here(Some(_)) | ArenaRole::Elsewhere) = (&cluster, &role)
+        {
             cluster.start_requests(&tasks, shutdown.child_token());
         }
         if let (Some(cluster), ArenaRole::Here(Some(_))) = (&cluster, &role) {
@@ -238,7 +239,10 @@ async fn arena_role(
     match cluster.claim_arena(wait).await {
         Ok(roomcast_redis::Claim::Held) => {
             cluster.keep_arena_lease(tasks, shutdown.child_token());
-            tracing::info!(node = cluster.node_id(), "this node holds the arena lease and runs the exchange");
+            tracing::info!(
+                node = cluster.node_id(),
+                "this node holds the arena lease and runs the exchange"
+            );
             let sequencer = crate::arena::cluster::RedisSequencer(cluster.clone());
             Ok(ArenaRole::Here(Some(Arc::new(sequencer))))
         }

@@ -77,7 +77,10 @@ impl Sequencer for RedisSequencer {
         Box::pin(async move { self.0.heads(rooms).await.map_err(|e| e.to_string()) })
     }
 
-    fn reset<'a>(&'a self, rooms: &'a [RoomName]) -> roomcast_arena::cluster::SequencerFuture<'a, ()> {
+    fn reset<'a>(
+        &'a self,
+        rooms: &'a [RoomName],
+    ) -> roomcast_arena::cluster::SequencerFuture<'a, ()> {
         Box::pin(async move { self.0.reset_rooms(rooms).await.map_err(|e| e.to_string()) })
     }
 }
@@ -152,7 +155,9 @@ pub fn handler(state: AppState) -> roomcast_redis::RpcHandler {
         let router = router.clone();
         Box::pin(async move {
             let answer = match serde_json::from_slice::<Call>(&payload) {
-                Ok(Call::Snapshot { room, collective }) => answer_snapshot(&state, &room, collective).await,
+                Ok(Call::Snapshot { room, collective }) => {
+                    answer_snapshot(&state, &room, collective).await
+                }
                 Ok(Call::Http {
                     method,
                     uri,
@@ -275,7 +280,11 @@ pub(crate) async fn snapshot(
 /// Middleware on the arena's REST routes: on a node where the exchange runs elsewhere in
 /// the cluster, the request is answered by the arena node; 503 `arena_unavailable` (naming
 /// the reason) when it cannot be reached.
-pub(crate) async fn forward(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub(crate) async fn forward(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
     if state.arena.is_some() || !state.arena_elsewhere {
         return next.run(request).await;
     }
