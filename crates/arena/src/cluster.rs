@@ -162,6 +162,7 @@ impl Exchange {
             self.stale.extend(missed);
         }
         committed.replies.into_iter().for_each(Reply::send);
+        self.after_replies(committed.later);
         let mut snapshots = Vec::new();
         for request in committed.deferred {
             match request {

@@ -182,6 +182,14 @@ pub(crate) struct Committed {
     pub(crate) emit: Emit,
     pub(crate) replies: Vec<Reply>,
     pub(crate) deferred: Vec<Request>,
+    /// For [`Exchange::after_replies`].
+    pub(crate) later: Later,
+}
+
+/// What a batch leaves for after its replies: its periodic snapshot and its counts.
+pub(crate) struct Later {
+    snapshot: Option<(u64, crate::state::StateSnapshot)>,
+    tally: Tally,
 }
 
 fn now_ms() -> i64 {
@@ -511,9 +519,8 @@ impl Exchange {
         });
     }
 
-    /// After a batch's write: the batch to publish and answer, with its periodic snapshot
-    /// started and the counters updated; or, if it is not durable, `None` after failing
-    /// every request and stopping the exchange.
+    /// After a batch's write: the batch to publish and answer; or, if it is not durable,
+    /// `None` after failing every request and stopping the exchange.
     pub(crate) fn commit(&mut self, applied: Applied, durable: bool) -> Option<Committed> {
         if !durable || self.failed {
             self.failed = true;
@@ -521,15 +528,23 @@ impl Exchange {
             applied.deferred.into_iter().for_each(fail);
             return None;
         }
-        if let Some((seq, snapshot)) = applied.snapshot {
-            self.write_snapshot(seq, snapshot);
-        }
-        self.update_stats(applied.tally.accepted, applied.tally.rejected);
         Some(Committed {
             emit: applied.emit,
             replies: applied.replies,
             deferred: applied.deferred,
+            later: Later {
+                snapshot: applied.snapshot,
+                tally: applied.tally,
+            },
         })
+    }
+
+    /// Once a batch is answered: start its periodic snapshot, update the counters.
+    pub(crate) fn after_replies(&mut self, later: Later) {
+        if let Some((seq, snapshot)) = later.snapshot {
+            self.write_snapshot(seq, snapshot);
+        }
+        self.update_stats(later.tally.accepted, later.tally.rejected);
     }
 
     /// After a batch's write: publish its events and reply, then serve its reads and
@@ -540,6 +555,7 @@ impl Exchange {
         };
         self.publish(committed.emit);
         committed.replies.into_iter().for_each(Reply::send);
+        self.after_replies(committed.later);
         for request in committed.deferred {
             match request {
                 Request::Read(read) => read(&self.state),
