@@ -26,6 +26,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::account::Funding;
 use crate::checkpoint::Checkpointer;
+use crate::cluster::{RoomSnapshot, Sequencer};
 use crate::config::ArenaConfig;
 use crate::error::{ArenaError, AttachError, FundingError, OrderError};
 use crate::exchange::{Exchange, Request};
@@ -98,6 +99,34 @@ impl Arena {
         tasks: &TaskTracker,
         cancel: CancellationToken,
     ) -> Result<Arena, ArenaError> {
+        Arena::launch(config, hub, data_dir, None, tasks, cancel).await
+    }
+
+    /// [`Arena::start`] on the arena node of a cluster: the exchange's events are sequenced
+    /// and broadcast by `sequencer` (see [`crate::cluster`]), so every node serves its
+    /// streams ([`Arena::snapshot`] gives them their starting point).
+    ///
+    /// # Errors
+    /// As [`Arena::start`].
+    pub async fn start_clustered(
+        config: ArenaConfig,
+        hub: Hub,
+        data_dir: Option<&Path>,
+        sequencer: Arc<dyn Sequencer>,
+        tasks: &TaskTracker,
+        cancel: CancellationToken,
+    ) -> Result<Arena, ArenaError> {
+        Arena::launch(config, hub, data_dir, Some(sequencer), tasks, cancel).await
+    }
+
+    async fn launch(
+        config: ArenaConfig,
+        hub: Hub,
+        data_dir: Option<&Path>,
+        sequencer: Option<Arc<dyn Sequencer>>,
+        tasks: &TaskTracker,
+        cancel: CancellationToken,
+    ) -> Result<Arena, ArenaError> {
         let instruments = config.validate()?;
         let dir = data_dir.map(Path::to_path_buf);
         let recover_instruments = instruments.clone();
@@ -136,6 +165,8 @@ impl Arena {
             stats: stats.clone(),
             failed: false,
             checkpointer,
+            sequencer,
+            stale: Default::default(),
         };
         tasks.spawn(exchange.run(rx, cancel.clone()));
         let arena = Arena {
@@ -353,6 +384,29 @@ impl Arena {
             room,
             principal,
             request_id,
+            reply,
+        })
+        .await
+        .unwrap_or(Err(AttachError::Unavailable))
+    }
+
+    /// A stream's snapshot and the room position it shows, without joining the room: on a
+    /// cluster the node serving the stream joins the session from that position through
+    /// the cluster's recovery. A private room of another collective than
+    /// `principal_collective` is [`AttachError::Forbidden`].
+    ///
+    /// # Errors
+    /// See [`AttachError`].
+    pub async fn snapshot(
+        &self,
+        room: &RoomName,
+        principal_collective: Option<&CollectiveId>,
+    ) -> Result<RoomSnapshot, AttachError> {
+        let room = room.clone();
+        let principal = principal_collective.cloned();
+        self.call(|reply| Request::Snapshot {
+            room,
+            principal,
             reply,
         })
         .await

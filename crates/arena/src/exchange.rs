@@ -27,6 +27,7 @@
 //! event can enter the room: the snapshot pushed into the session's outbox shows exactly
 //! the state at that sequence, and every later event of the room has a higher sequence.
 
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -45,6 +46,7 @@ use tokio_util::sync::CancellationToken;
 use crate::account::Funding;
 use crate::arena::{ArenaStats, SymbolStats};
 use crate::checkpoint::Checkpointer;
+use crate::cluster::{RoomSnapshot, Sequencer};
 use crate::config::FsyncPolicy;
 use crate::error::{ArenaError, AttachError, OrderError};
 use crate::rooms::ArenaRoom;
@@ -92,6 +94,13 @@ pub(crate) enum Request {
         request_id: Option<RequestId>,
         reply: oneshot::Sender<Result<RoomHead, AttachError>>,
     },
+    /// A stream's snapshot and its room position, without joining (a cluster node joins
+    /// the session itself, from that position).
+    Snapshot {
+        room: RoomName,
+        principal: Option<CollectiveId>,
+        reply: oneshot::Sender<Result<RoomSnapshot, AttachError>>,
+    },
 }
 
 impl Request {
@@ -115,7 +124,7 @@ impl Request {
     }
 }
 
-enum Reply {
+pub(crate) enum Reply {
     Open(
         oneshot::Sender<Result<(), ArenaError>>,
         Result<(), ArenaError>,
@@ -131,7 +140,7 @@ enum Reply {
 }
 
 impl Reply {
-    fn send(self) {
+    pub(crate) fn send(self) {
         // A dropped receiver (the caller went away) is not an error: the command stands.
         match self {
             Reply::Open(tx, r) => drop(tx.send(r)),
@@ -164,6 +173,26 @@ pub(crate) struct Exchange {
     /// The replica that writes the periodic snapshots (`None`: it could not start; the
     /// log then keeps everything).
     pub(crate) checkpointer: Option<Checkpointer>,
+    /// The cluster's sequencer on a cluster's arena node (`None`: the local hub sequences).
+    pub(crate) sequencer: Option<Arc<dyn Sequencer>>,
+    /// Rooms whose events of a committed batch the sequencer did not take (cluster only).
+    pub(crate) stale: BTreeSet<RoomName>,
+}
+
+/// A durable batch, ready to publish and answer.
+pub(crate) struct Committed {
+    pub(crate) emit: Emit,
+    pub(crate) replies: Vec<Reply>,
+    pub(crate) deferred: Vec<Request>,
+    /// For [`Exchange::after_replies`].
+    pub(crate) later: Later,
+}
+
+/// What a batch leaves for after its replies: its commands for the checkpoint replica and
+/// its counts.
+pub(crate) struct Later {
+    logged: Option<(u64, Vec<Command>)>,
+    tally: Tally,
 }
 
 fn now_ms() -> i64 {
@@ -173,9 +202,9 @@ fn now_ms() -> i64 {
 }
 
 /// A batch applied in memory, waiting for its write and then its publish.
-struct Applied {
+pub(crate) struct Applied {
     /// What to write (`None`: nothing was logged).
-    batch: Option<Batch>,
+    pub(crate) batch: Option<Batch>,
     /// The logged commands and the log sequence of the first, for the checkpoint replica
     /// once the batch is durable.
     logged: Option<(u64, Vec<Command>)>,
@@ -193,7 +222,7 @@ struct Tally {
 }
 
 /// A batch's write in progress: resolves to whether it is durable.
-type Writing = Pin<Box<dyn Future<Output = bool> + Send>>;
+pub(crate) type Writing = Pin<Box<dyn Future<Output = bool> + Send>>;
 
 impl Exchange {
     /// Runs until `cancel` fires or every sender is gone, then handles what is still
@@ -204,12 +233,24 @@ impl Exchange {
     /// Writes commit in batch order, and a batch publishes and replies only after its own
     /// write and every earlier batch's. A batch with reads or attaches stops the pipeline
     /// until it is published, so they see exactly the published state.
-    pub(crate) async fn run(mut self, mut rx: mpsc::Receiver<Request>, cancel: CancellationToken) {
-        let max = if self.fsync == FsyncPolicy::Always {
+    pub(crate) async fn run(self, rx: mpsc::Receiver<Request>, cancel: CancellationToken) {
+        if let Some(sequencer) = self.sequencer.clone() {
+            return self.run_clustered(sequencer, rx, cancel).await;
+        }
+        self.run_local(rx, cancel).await
+    }
+
+    /// Commands per batch.
+    pub(crate) fn max_batch(&self) -> usize {
+        if self.fsync == FsyncPolicy::Always {
             1
         } else {
             MAX_BATCH
-        };
+        }
+    }
+
+    async fn run_local(mut self, mut rx: mpsc::Receiver<Request>, cancel: CancellationToken) {
+        let max = self.max_batch();
         let mut writing: Option<(Writing, Applied)> = None;
         let mut waiting: Option<Applied> = None;
         let mut stopping = false;
@@ -253,11 +294,16 @@ impl Exchange {
         if !rest.is_empty() {
             self.run_batch(rest).await;
         }
+        self.close().await;
+    }
+
+    /// The end of a run: a final snapshot and the clean-stop flag.
+    pub(crate) async fn close(&mut self) {
+        if let Some(checkpointer) = self.checkpointer.take() {
+            // Let it finish a checkpoint in progress, so the file is closed cleanly.
+            drop(tokio::task::spawn_blocking(move || checkpointer.stop()).await);
+        }
         if !self.failed && self.since_snapshot > 0 {
-            if let Some(checkpointer) = self.checkpointer.take() {
-                // Let it finish a checkpoint in progress, so the file is closed cleanly.
-                drop(tokio::task::spawn_blocking(move || checkpointer.stop()).await);
-            }
             let batch = self.prepare(&[], true);
             if self.write(batch).await {
                 self.since_snapshot = 0;
@@ -312,7 +358,7 @@ impl Exchange {
     }
 
     /// Applies a batch's writes to the in-memory state; reads and attaches are deferred.
-    fn apply(&mut self, batch: Vec<Request>) -> Applied {
+    pub(crate) fn apply(&mut self, batch: Vec<Request>) -> Applied {
         let at_ms = now_ms();
         let mut applied = Applied {
             batch: None,
@@ -327,7 +373,7 @@ impl Exchange {
         // The rooms' history store must be able to take the events a change will cause:
         // while it is failing, changes are refused (503) rather than applied with events
         // that could never be sequenced. Reads and attaches still run.
-        let history_ok = self.hub.history().writable().is_ok();
+        let history_ok = self.hub.history().writable().is_ok() && !self.sequencer_blocked();
         for request in batch {
             if self.failed || (!history_ok && request.writes()) {
                 fail(request);
@@ -428,7 +474,7 @@ impl Exchange {
 
     /// Starts writing a batch in one transaction on a blocking thread; resolves to whether
     /// it is durable. An exchange that has failed writes nothing and resolves to false.
-    fn write(&self, batch: Option<Batch>) -> Writing {
+    pub(crate) fn write(&self, batch: Option<Batch>) -> Writing {
         if self.failed {
             return Box::pin(std::future::ready(false));
         }
@@ -455,26 +501,67 @@ impl Exchange {
         })
     }
 
-    /// After a batch's write: publish its events and reply, then serve its reads and
-    /// attaches; or, if it is not durable, fail them all and stop the exchange.
-    fn finish(&mut self, applied: Applied, durable: bool) {
+    /// After a batch's write: the batch to publish and answer; or, if it is not durable,
+    /// `None` after failing every request and stopping the exchange.
+    pub(crate) fn commit(&mut self, applied: Applied, durable: bool) -> Option<Committed> {
         if !durable || self.failed {
             self.failed = true;
             applied.replies.into_iter().for_each(Reply::fail);
             applied.deferred.into_iter().for_each(fail);
-            return;
+            return None;
         }
-        self.publish(applied.emit);
-        applied.replies.into_iter().for_each(Reply::send);
+        Some(Committed {
+            emit: applied.emit,
+            replies: applied.replies,
+            deferred: applied.deferred,
+            later: Later {
+                logged: applied.logged,
+                tally: applied.tally,
+            },
+        })
+    }
+
+    /// Once a batch is answered: hand its commands to the checkpoint replica, update the
+    /// counters.
+    pub(crate) fn after_replies(&mut self, later: Later) {
         if let (Some(checkpointer), Some((first_seq, commands))) =
-            (&self.checkpointer, applied.logged)
+            (&self.checkpointer, later.logged)
         {
             checkpointer.feed(first_seq, commands);
         }
-        self.update_stats(applied.tally.accepted, applied.tally.rejected);
-        for request in applied.deferred {
+        self.update_stats(later.tally.accepted, later.tally.rejected);
+    }
+
+    /// After a batch's write: publish its events and reply, then serve its reads and
+    /// attaches; or, if it is not durable, fail them all and stop the exchange.
+    fn finish(&mut self, applied: Applied, durable: bool) {
+        let Some(committed) = self.commit(applied, durable) else {
+            return;
+        };
+        self.publish(committed.emit);
+        committed.replies.into_iter().for_each(Reply::send);
+        self.after_replies(committed.later);
+        for request in committed.deferred {
             match request {
                 Request::Read(read) => read(&self.state),
+                Request::Snapshot {
+                    room,
+                    principal,
+                    reply,
+                } => {
+                    let result = self.view(&room, principal.as_ref()).and_then(|(ty, data)| {
+                        let head = self
+                            .hub
+                            .room_head(&room)
+                            .map_err(|e| AttachError::Subscribe(e.to_string()))?;
+                        Ok(RoomSnapshot {
+                            event_type: ty.to_owned(),
+                            data,
+                            head,
+                        })
+                    });
+                    drop(reply.send(result));
+                }
                 Request::Attach {
                     session,
                     room,
@@ -543,6 +630,23 @@ impl Exchange {
         principal: Option<&CollectiveId>,
         request_id: Option<&RequestId>,
     ) -> Result<RoomHead, AttachError> {
+        let (ty, data) = self.view(room, principal)?;
+        let head = self
+            .hub
+            .subscribe(session, room)
+            .map_err(|e| AttachError::Subscribe(e.to_string()))?;
+        let frame = snapshot_frame(ty, room, &head, request_id, &data);
+        session.outbox.push(Bytes::from(frame));
+        Ok(head)
+    }
+
+    /// A room's snapshot event type and data, for `principal` (a private room of another
+    /// collective is [`AttachError::Forbidden`]).
+    pub(crate) fn view(
+        &self,
+        room: &RoomName,
+        principal: Option<&CollectiveId>,
+    ) -> Result<(&'static str, String), AttachError> {
         let kind = ArenaRoom::parse(room)?.ok_or(AttachError::NotArenaRoom)?;
         if let Some(owner) = kind.owner() {
             if principal != Some(owner) {
@@ -582,13 +686,7 @@ impl Exchange {
             }
         };
         let data = data.map_err(|e| AttachError::Subscribe(e.to_string()))?;
-        let head = self
-            .hub
-            .subscribe(session, room)
-            .map_err(|e| AttachError::Subscribe(e.to_string()))?;
-        let frame = snapshot_frame(ty, room, &head, request_id, &data);
-        session.outbox.push(Bytes::from(frame));
-        Ok(head)
+        Ok((ty, data))
     }
 }
 
@@ -603,7 +701,7 @@ async fn wait(writing: Option<&mut Writing>) -> bool {
 /// `first` and whatever else is queued, at most `max` requests.
 /// The first request and what else is queued, up to `max` commands (a batch of orders
 /// counts each order), so a batch's burst of events stays bounded.
-fn gather(first: Request, rx: &mut mpsc::Receiver<Request>, max: usize) -> Vec<Request> {
+pub(crate) fn gather(first: Request, rx: &mut mpsc::Receiver<Request>, max: usize) -> Vec<Request> {
     let mut weight = first.weight();
     let mut batch = vec![first];
     while weight < max {
@@ -618,7 +716,7 @@ fn gather(first: Request, rx: &mut mpsc::Receiver<Request>, max: usize) -> Vec<R
     batch
 }
 
-fn fail(request: Request) {
+pub(crate) fn fail(request: Request) {
     match request {
         Request::Open { reply, .. } => drop(reply.send(Err(ArenaError::Unavailable))),
         Request::Place { reply, .. } | Request::Cancel { reply, .. } => {
@@ -636,11 +734,12 @@ fn fail(request: Request) {
         ),
         Request::Read(_) => {}
         Request::Attach { reply, .. } => drop(reply.send(Err(AttachError::Unavailable))),
+        Request::Snapshot { reply, .. } => drop(reply.send(Err(AttachError::Unavailable))),
     }
 }
 
 /// `{"type":T,"room":R,"sequence":n,"epoch":E[,"id":I],"data":D}`.
-fn snapshot_frame(
+pub(crate) fn snapshot_frame(
     ty: &str,
     room: &RoomName,
     head: &RoomHead,

@@ -17,6 +17,8 @@
 //!   transaction per batch, then events published into rooms, then replies; stream attach.
 //! - `checkpoint`: a replica of the state on its own thread, fed every durable batch's
 //!   commands, that writes the periodic snapshots off the exchange task's path.
+//! - [`cluster`]: the exchange on a cluster's arena node, publishing through the cluster's
+//!   [`cluster::Sequencer`] instead of the local hub.
 //! - [`arena`]: [`Arena`], the handle the server calls; [`funding`]: the collectives-file
 //!   fields; [`rooms`]: the arena's room names; [`views`]: wire types; [`demo`]: the bots.
 //!
@@ -31,6 +33,7 @@
 pub mod account;
 pub mod arena;
 pub(crate) mod checkpoint;
+pub mod cluster;
 pub mod config;
 pub mod decimal;
 pub mod demo;
@@ -46,6 +49,7 @@ pub mod views;
 
 pub use account::Funding;
 pub use arena::{Arena, ArenaStats, SymbolStats};
+pub use cluster::{RoomSnapshot, Sequencer};
 pub use config::{ArenaConfig, DemoConfig, FsyncPolicy, InstrumentConfig};
 pub use error::{ArenaError, AttachError, FundingError, OrderError, OrderErrorKind, RejectReason};
 pub use views::*;

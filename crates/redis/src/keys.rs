@@ -66,6 +66,16 @@ impl Keys {
         format!("{}:conns:{node}", self.prefix)
     }
 
+    /// The arena lease: the id of the node that runs the exchange (expires unless renewed).
+    pub(crate) fn arena_lease(&self) -> String {
+        format!("{}:arena:lease", self.prefix)
+    }
+
+    /// A node's request channel (requests to the arena node, replies to the asker).
+    pub(crate) fn rpc(&self, node: &str) -> String {
+        format!("{}:rpc:{node}", self.prefix)
+    }
+
     /// The hash of a room's members across the cluster (`client_id` -> node id).
     pub(crate) fn presence(&self, room: &RoomName) -> String {
         format!("{}:{{{}}}:p", self.prefix, room.as_str())

@@ -10,6 +10,8 @@
 //! - [`Cluster`]: the node's handle: connect, start the background tasks, publish,
 //!   cluster-wide presence and supersede;
 //! - [`RedisBroker`]: the engine's broker seam (room interest, readiness);
+//! - `arena`: the lease that lets one node run the trading arena's exchange, and its
+//!   batched publishes; `rpc`: requests to the arena node over pub/sub;
 //! - `keys`: key and channel names; `health`: link state for `/readyz` and fail-fast
 //!   publishes; `control`: the control channel (supersede across nodes); `presence`:
 //!   members of every node; `limits`: connection limits across nodes.
@@ -17,17 +19,21 @@
 //! Architecture invariant: nothing outside this crate speaks to Redis, and a single node
 //! (no `--broker`) never builds any of it.
 
+mod arena;
 mod broker;
 mod control;
 mod health;
 mod keys;
 mod limits;
 mod presence;
+mod rpc;
 mod scripts;
 mod subscriber;
 
+pub use arena::{BatchEvent, Claim, LEASE_TTL};
 pub use broker::RedisBroker;
 pub use limits::ClusterSlot;
+pub use rpc::RpcHandler;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -175,6 +181,7 @@ impl Node {
 pub struct Cluster {
     node: Arc<Node>,
     pending: Arc<std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<broker::Interest>>>>,
+    rpc: Arc<rpc::Rpc>,
 }
 
 impl Cluster {
@@ -214,6 +221,7 @@ impl Cluster {
             Cluster {
                 node,
                 pending: Arc::new(std::sync::Mutex::new(Some(rx))),
+                rpc: Arc::default(),
             },
             broker,
         ))

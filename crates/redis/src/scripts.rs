@@ -74,3 +74,52 @@ return out
 "#,
     )
 });
+
+/// KEYS: meta. ARGV: candidate epoch, ttl_ms. Returns `{epoch, seq}` as strings: the
+/// room's head without its events, creating the epoch like `LOAD_SCRIPT` when missing.
+/// (A room that keeps history and lost its stream gets a new epoch on its next load or
+/// publish; the head read here then names the old epoch, and a client resuming from it
+/// gets `recovery_failed` rather than a silent skip.)
+pub(crate) static HEAD_SCRIPT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+if not epoch then
+  epoch = ARGV[1]
+  redis.call('HSET', KEYS[1], 'epoch', epoch, 'seq', 0)
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return {epoch, tostring(redis.call('HGET', KEYS[1], 'seq'))}
+"#,
+    )
+});
+
+/// KEYS: lease. ARGV: claimant, ttl_ms. Takes the lease when it is free, extends it when
+/// the claimant holds it; returns the holder either way.
+pub(crate) static CLAIM_SCRIPT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local holder = redis.call('GET', KEYS[1])
+if not holder then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return ARGV[1]
+end
+if holder == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return holder
+"#,
+    )
+});
+
+/// KEYS: lease. ARGV: holder. Deletes the lease only if `holder` still holds it.
+pub(crate) static RELEASE_SCRIPT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"#,
+    )
+});

@@ -47,6 +47,9 @@ pub struct Shared {
     /// The cluster this node belongs to (`--broker`); `None` on a single node, where
     /// nothing below takes a cluster path.
     pub cluster: Option<roomcast_redis::Cluster>,
+    /// The arena runs on another node of the cluster: this node serves its streams and
+    /// forwards its REST calls there (`crate::arena::cluster`).
+    pub arena_elsewhere: bool,
 }
 
 impl std::ops::Deref for AppState {
@@ -58,6 +61,12 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
+    /// Whether this node serves the arena: it runs the exchange, or another node of its
+    /// cluster does.
+    pub fn arena_present(&self) -> bool {
+        self.arena.is_some() || self.arena_elsewhere
+    }
+
     /// State for a hub and configuration, without the arena (an embedder's server, or a
     /// test that needs none). Fails when keys or files are unusable.
     pub fn new(hub: Hub, config: ServerConfig) -> Result<AppState, SecurityError> {
@@ -66,6 +75,7 @@ impl AppState {
             config,
             None,
             None,
+            false,
             CancellationToken::new(),
             TaskTracker::new(),
         )
@@ -87,28 +97,57 @@ impl AppState {
     ) -> Result<AppState, StartError> {
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
-        let arena = match &config.arena {
-            None => None,
-            Some(arena_config) => {
+        let role = arena_role(&config, cluster.as_ref(), &tasks, &shutdown).await?;
+        if let (Some(cluster), ArenaRole::Here(Some(_)) | ArenaRole::Elsewhere) = (&cluster, &role)
+        {
+            cluster.start_requests(&tasks, shutdown.child_token());
+        }
+        if let (Some(cluster), ArenaRole::Here(Some(_))) = (&cluster, &role) {
+            // The exchange publishes through Redis from its first command (the accounts
+            // opened below), so the node's links must be up before it starts.
+            cluster.start(hub.clone(), &tasks, shutdown.child_token());
+            wait_ready(cluster).await?;
+        }
+        let arena = match (&config.arena, &role) {
+            (Some(arena_config), ArenaRole::Here(sequencer)) => {
                 let dir = match config.history.store {
                     crate::config::HistoryStore::Durable => Some(config.history.data_dir.as_path()),
                     crate::config::HistoryStore::Memory => None,
                 };
-                Some(
-                    roomcast_arena::Arena::start(
-                        arena_config.clone(),
-                        hub.clone(),
-                        dir,
-                        &tasks,
-                        shutdown.child_token(),
-                    )
-                    .await?,
-                )
+                let arena = match sequencer {
+                    None => {
+                        roomcast_arena::Arena::start(
+                            arena_config.clone(),
+                            hub.clone(),
+                            dir,
+                            &tasks,
+                            shutdown.child_token(),
+                        )
+                        .await?
+                    }
+                    Some(sequencer) => {
+                        roomcast_arena::Arena::start_clustered(
+                            arena_config.clone(),
+                            hub.clone(),
+                            dir,
+                            sequencer.clone(),
+                            &tasks,
+                            shutdown.child_token(),
+                        )
+                        .await?
+                    }
+                };
+                Some(arena)
             }
+            _ => None,
         };
-        let state = AppState::build(hub, config, arena, cluster, shutdown, tasks)?;
+        let elsewhere = matches!(role, ArenaRole::Elsewhere);
+        let state = AppState::build(hub, config, arena, cluster, elsewhere, shutdown, tasks)?;
         if let Some(arena) = &state.arena {
             crate::arena::open_accounts(arena, &state.security.collectives).await?;
+            if let Some(cluster) = &state.cluster {
+                cluster.serve_arena_requests(crate::arena::cluster::handler(state.clone()));
+            }
         }
         Ok(state)
     }
@@ -118,13 +157,21 @@ impl AppState {
         config: ServerConfig,
         arena: Option<roomcast_arena::Arena>,
         cluster: Option<roomcast_redis::Cluster>,
+        arena_elsewhere: bool,
         shutdown: CancellationToken,
         tasks: TaskTracker,
     ) -> Result<AppState, SecurityError> {
-        let (rules, schema) = match &arena {
-            Some(arena) => (
+        // A cluster node whose arena runs elsewhere keeps the arena's rooms private and
+        // its market rooms server-only all the same.
+        let instruments = match &arena {
+            Some(arena) => Some(arena.instruments().clone()),
+            None if cluster.is_some() => config.arena.as_ref().and_then(|a| a.validate().ok()),
+            None => None,
+        };
+        let (rules, schema) = match instruments {
+            Some(instruments) => (
                 crate::arena::room_rules(),
-                Some(Arc::new(crate::arena::FundingSchema::new(arena))
+                Some(Arc::new(crate::arena::FundingSchema::of(instruments))
                     as Arc<dyn roomcast_engine::auth::ProfileSchema>),
             ),
             None => (roomcast_engine::auth::RoomRules::default(), None),
@@ -141,7 +188,72 @@ impl AppState {
             signed: roomcast_engine::auth::SignedRequestVerifier::default(),
             arena_panel: crate::dashboard::arena::ArenaPanel::default(),
             cluster,
+            arena_elsewhere,
         })))
+    }
+}
+
+/// Where the arena's exchange runs, as seen from this node.
+enum ArenaRole {
+    /// Nowhere (`--no-arena`).
+    Off,
+    /// Here: on a single node (`None`), or on the cluster node holding the lease.
+    Here(Option<Arc<dyn roomcast_arena::Sequencer>>),
+    /// On another node of the cluster.
+    Elsewhere,
+}
+
+/// Waits (bounded) until the node's Redis links are up.
+async fn wait_ready(cluster: &roomcast_redis::Cluster) -> Result<(), StartError> {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match cluster.ready() {
+            Ok(()) => return Ok(()),
+            Err(why) if tokio::time::Instant::now() >= deadline => {
+                return Err(StartError::Lease(why))
+            }
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+        }
+    }
+}
+
+/// Decides [`ArenaRole`]; on a cluster node configured to run the arena, claims the lease
+/// (waiting out a lease a crashed previous run left behind) and keeps it while running.
+async fn arena_role(
+    config: &ServerConfig,
+    cluster: Option<&roomcast_redis::Cluster>,
+    tasks: &TaskTracker,
+    shutdown: &CancellationToken,
+) -> Result<ArenaRole, StartError> {
+    if config.arena.is_none() {
+        return Ok(ArenaRole::Off);
+    }
+    let Some(cluster) = cluster else {
+        return Ok(ArenaRole::Here(None));
+    };
+    if !config.arena_node {
+        tracing::info!("the arena runs on the cluster's arena node; this node serves its streams and forwards its REST calls");
+        return Ok(ArenaRole::Elsewhere);
+    }
+    let wait = roomcast_redis::LEASE_TTL + std::time::Duration::from_secs(1);
+    match cluster.claim_arena(wait).await {
+        Ok(roomcast_redis::Claim::Held) => {
+            cluster.keep_arena_lease(tasks, shutdown.child_token());
+            tracing::info!(
+                node = cluster.node_id(),
+                "this node holds the arena lease and runs the exchange"
+            );
+            let sequencer = crate::arena::cluster::RedisSequencer(cluster.clone());
+            Ok(ArenaRole::Here(Some(Arc::new(sequencer))))
+        }
+        Ok(roomcast_redis::Claim::Taken(holder)) => {
+            tracing::error!(
+                holder,
+                "--arena-node: another live node holds the arena lease; this node does NOT run an exchange, it serves the arena's streams and forwards its REST calls"
+            );
+            Ok(ArenaRole::Elsewhere)
+        }
+        Err(e) => Err(StartError::Lease(e.to_string())),
     }
 }
 
@@ -154,6 +266,9 @@ pub enum StartError {
     /// The arena could not start (store, conservation check) or open an account.
     #[error(transparent)]
     Arena(#[from] roomcast_arena::ArenaError),
+    /// The arena lease could not be asked for (Redis did not answer).
+    #[error("claiming the arena lease: {0}")]
+    Lease(String),
 }
 
 /// The whole HTTP surface.
@@ -201,6 +316,19 @@ fn api_router(state: AppState) -> Router {
             "/ws/{collective_id}/{stream}",
             get(crate::ws::upgrade_stream),
         )
+        .route("/api/openapi.json", get(crate::openapi::document))
+        .merge(arena_rest(state.clone()))
+        .route("/dashboard", get(crate::dashboard::page))
+        .route("/dashboard/app.js", get(crate::dashboard::script))
+        .route("/dashboard/app.css", get(crate::dashboard::style))
+        .layer(DefaultBodyLimit::max(MAX_API_BODY))
+        .with_state(state)
+}
+
+/// The arena's REST API; on a node whose arena runs elsewhere in the cluster, forwarded
+/// to the arena node (`crate::arena::cluster::forward`).
+fn arena_rest(state: AppState) -> Router<AppState> {
+    Router::new()
         .route(
             "/api/v1/orders",
             get(crate::arena::rest::list_orders).post(crate::arena::rest::place_order),
@@ -213,7 +341,6 @@ fn api_router(state: AppState) -> Router {
             "/api/v1/orders/{order_id}",
             get(crate::arena::rest::get_order).delete(crate::arena::rest::cancel_order),
         )
-        .route("/api/openapi.json", get(crate::openapi::document))
         .route("/api/v1/portfolio", get(crate::arena::rest::portfolio))
         .route("/api/v1/markets", get(crate::arena::rest::markets))
         .route(
@@ -224,11 +351,10 @@ fn api_router(state: AppState) -> Router {
             "/api/v1/markets/{symbol}/trades",
             get(crate::arena::rest::trades),
         )
-        .route("/dashboard", get(crate::dashboard::page))
-        .route("/dashboard/app.js", get(crate::dashboard::script))
-        .route("/dashboard/app.css", get(crate::dashboard::style))
-        .layer(DefaultBodyLimit::max(MAX_API_BODY))
-        .with_state(state)
+        .route_layer(axum::middleware::from_fn_with_state(
+            state,
+            crate::arena::cluster::forward,
+        ))
 }
 
 /// `GET /readyz`: 200 `ready` once the history store answers and can write, the broker is

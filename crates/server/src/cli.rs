@@ -198,6 +198,11 @@ pub struct ServeArgs {
     /// Do not run the trading arena (its REST API, streams and market rooms).
     #[arg(long, env = "ROOMCAST_NO_ARENA")]
     pub no_arena: bool,
+    /// On a cluster node (--broker): run the arena's exchange here. Exactly one node of a
+    /// cluster should; the others serve its streams and forward its REST calls to it. A
+    /// second claimant finds the lease held and does not run an exchange.
+    #[arg(long, env = "ROOMCAST_ARENA_NODE")]
+    pub arena_node: bool,
     /// Run demo bots that trade a random walk on the arena's markets.
     #[arg(long, env = "ROOMCAST_DEMO")]
     pub demo: bool,
@@ -306,6 +311,7 @@ impl ServeArgs {
                 instruments: None,
                 durable_history: None,
                 snapshot_every: None,
+                node: self.arena_node.then_some(true),
             },
         }
     }

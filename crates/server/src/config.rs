@@ -71,6 +71,9 @@ pub struct RawArena {
     pub durable_history: Option<bool>,
     /// Commands between two checkpoints of the exchange state (default 10000).
     pub snapshot_every: Option<u64>,
+    /// On a cluster node (`server.broker`): run the exchange on this node (default false:
+    /// serve the arena's streams and forward its REST calls to the node that runs it).
+    pub node: Option<bool>,
 }
 
 /// `[auth]` section.
@@ -294,6 +297,7 @@ impl RawConfig {
                 instruments: Some(roomcast_arena::ArenaConfig::default().instruments),
                 durable_history: Some(false),
                 snapshot_every: Some(roomcast_arena::ArenaConfig::default().snapshot_every),
+                node: Some(false),
             },
         }
     }
@@ -341,6 +345,8 @@ pub struct ServerConfig {
     pub limits: LimitsConfig,
     /// The trading arena; `None` when it is turned off.
     pub arena: Option<roomcast_arena::ArenaConfig>,
+    /// On a cluster node: this node claims the arena lease and runs the exchange.
+    pub arena_node: bool,
     /// Whether `/conformance/echo` is mounted (test runs only, [`crate::conformance`]).
     pub conformance_echo: bool,
 }
@@ -452,6 +458,7 @@ impl Default for ServerConfig {
                 header_read_timeout: Duration::from_secs(DEFAULT_HEADER_READ_TIMEOUT_SECS),
             },
             arena: Some(roomcast_arena::ArenaConfig::default()),
+            arena_node: false,
             conformance_echo: false,
         }
     }
@@ -553,6 +560,7 @@ impl RawConfig {
             arena.instruments,
             arena.durable_history,
             arena.snapshot_every,
+            arena.node,
             connection.outbox_capacity,
             connection.outbox_max_bytes,
             connection.max_queued_bytes,
@@ -572,6 +580,13 @@ impl RawConfig {
         let hub = validate_hub(self.heartbeat, self.connection, d.hub)?;
         let fsync = self.history.fsync.unwrap_or(d.history.fsync);
         let arena_durable = self.arena.durable_history.unwrap_or(false);
+        let arena_node = self.arena.node.unwrap_or(false);
+        if arena_node && server.broker.is_none() {
+            return Err(invalid(
+                "arena.node",
+                "only a cluster node (server.broker) claims the arena; a single node always runs it",
+            ));
+        }
         let history = validate_history(self.history, d.history, arena_durable)?;
         let auth = validate_auth(self.auth, server.dev)?;
         let limits = validate_limits(self.limits, server.dev)?;
@@ -591,6 +606,7 @@ impl RawConfig {
             history,
             auth,
             limits,
+            arena_node: arena_node && arena.is_some(),
             arena,
             conformance_echo: server.conformance_echo,
         };

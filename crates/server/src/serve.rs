@@ -111,18 +111,13 @@ pub async fn build_cluster_hub(
 }
 
 /// Serves until SIGINT/SIGTERM, then shuts down gracefully.
-pub async fn run(mut config: ServerConfig) -> anyhow::Result<()> {
+pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     let listener = bind(config.bind).with_context(|| format!("binding {}", config.bind))?;
     crate::metrics::install();
     let (hub, cluster) = match config.broker.clone() {
         None => (build_hub(&config)?, None),
         Some(url) => {
             let (hub, cluster) = build_cluster_hub(&config, &url).await?;
-            if config.arena.take().is_some() {
-                tracing::warn!(
-                    "the trading arena does not run on a cluster node (--broker); it is off"
-                );
-            }
             tracing::info!(node = cluster.node_id(), "cluster node: Redis keeps the history; --history-store applies to a single node only");
             (hub, Some(cluster))
         }

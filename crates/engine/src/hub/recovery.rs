@@ -69,6 +69,28 @@ pub struct RecoveryStart {
     reserved: Reserved,
     /// The room's head when the recovery was reserved (what the ack reports).
     pub head: RoomHead,
+    marking: Marking,
+}
+
+/// How the events of a recovery reach the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Marking {
+    /// A resume: events marked `replayed`, then `replay_complete`.
+    Replay,
+    /// A join from a snapshot the client just got: the events after it are ordinary
+    /// events, and no `replay_complete` follows.
+    Snapshot,
+}
+
+impl RecoveryStart {
+    /// The client holds a snapshot taken at the position it recovers from (a domain's
+    /// stream joined on a cluster node): the events after it arrive as plain events, with
+    /// no `replayed` mark and no `replay_complete`, exactly as after a snapshot on one
+    /// node. A position that cannot be covered is still `recovery_failed`.
+    pub fn from_snapshot(mut self) -> RecoveryStart {
+        self.marking = Marking::Snapshot;
+        self
+    }
 }
 
 /// What the final phase decided.
@@ -87,6 +109,8 @@ struct Progress {
     /// Set once history is known not to cover the client's gap: the replay stops and
     /// the session goes live with `recovery_failed`.
     failure: Option<RecoveryFailure>,
+    /// How its events reach the client.
+    marking: Marking,
 }
 
 /// What the final phase found between the cursor and the head.
@@ -117,39 +141,48 @@ fn position_failure(
     }
 }
 
-/// The frame that ends a recovery (`replay_complete` or `recovery_failed`) and its outcome.
+/// The frame that ends a recovery (`replay_complete` or `recovery_failed`; none for a
+/// successful join from a snapshot) and its outcome.
 fn closing(
     name: &RoomName,
-    count: u64,
+    progress: &Progress,
     failure: Option<RecoveryFailure>,
     head: RoomHead,
-) -> (String, Recovery) {
+) -> (Option<String>, Recovery) {
+    let count = progress.count;
     match failure {
         None => (
-            Reply::ReplayComplete {
-                room: name,
-                replayed_count: count,
-            }
-            .to_json(),
+            (progress.marking == Marking::Replay).then(|| {
+                Reply::ReplayComplete {
+                    room: name,
+                    replayed_count: count,
+                }
+                .to_json()
+            }),
             Recovery::Replayed { count, head },
         ),
         Some(reason) => (
-            Reply::RecoveryFailed {
-                room: name,
-                reason: reason.as_str(),
-                sequence: head.sequence,
-                epoch: &head.epoch,
-            }
-            .to_json(),
+            Some(
+                Reply::RecoveryFailed {
+                    room: name,
+                    reason: reason.as_str(),
+                    sequence: head.sequence,
+                    epoch: &head.epoch,
+                }
+                .to_json(),
+            ),
             Recovery::Failed { reason, head },
         ),
     }
 }
 
-fn replayed(ev: &StoredEvent) -> Bytes {
-    Bytes::from(mark_replayed(
-        std::str::from_utf8(&ev.frame).unwrap_or("{}"),
-    ))
+fn replayed(ev: &StoredEvent, marking: Marking) -> Bytes {
+    match marking {
+        Marking::Replay => Bytes::from(mark_replayed(
+            std::str::from_utf8(&ev.frame).unwrap_or("{}"),
+        )),
+        Marking::Snapshot => ev.frame.clone(),
+    }
 }
 
 impl Hub {
@@ -171,6 +204,7 @@ impl Hub {
             room,
             reserved,
             head,
+            marking: Marking::Replay,
         })
     }
 
@@ -197,16 +231,19 @@ impl Hub {
         epoch: Option<&str>,
     ) -> Result<Recovery, SubscribeError> {
         let room = start.room;
+        let marking = start.marking;
         let ticket = match start.reserved {
             Reserved::Closed => return Ok(Recovery::Closed),
             Reserved::Already => {
                 // Already live (or recovering) in this room: nothing can have been missed.
-                let frame = Reply::ReplayComplete {
-                    room: &room.name,
-                    replayed_count: 0,
+                if marking == Marking::Replay {
+                    let frame = Reply::ReplayComplete {
+                        room: &room.name,
+                        replayed_count: 0,
+                    }
+                    .to_json();
+                    session.outbox.push_unbounded(Bytes::from(frame));
                 }
-                .to_json();
-                session.outbox.push_unbounded(Bytes::from(frame));
                 return Ok(Recovery::Replayed {
                     count: 0,
                     head: room.head(),
@@ -214,7 +251,9 @@ impl Hub {
             }
             Reserved::New(ticket) => ticket,
         };
-        let result = self.replay(session, &room, ticket, after, epoch).await;
+        let result = self
+            .replay(session, &room, ticket, after, epoch, marking)
+            .await;
         if result.is_err() {
             session.subs().abandon(&room.name, ticket);
         }
@@ -228,6 +267,7 @@ impl Hub {
         ticket: Ticket,
         after: Sequence,
         epoch: Option<&str>,
+        marking: Marking,
     ) -> Result<Recovery, SubscribeError> {
         let start = room.head();
         let keeps = room.log().keeps_history;
@@ -235,6 +275,7 @@ impl Hub {
             cursor: after,
             count: 0,
             failure: position_failure(&start, after, epoch),
+            marking,
         };
         let wanted = || session.subs().is_recovering(&room.name, ticket);
         loop {
@@ -288,7 +329,11 @@ impl Hub {
                 break;
             }
             for ev in &read.events {
-                match session.outbox.push_replay(replayed(ev), wanted).await {
+                match session
+                    .outbox
+                    .push_replay(replayed(ev, progress.marking), wanted)
+                    .await
+                {
                     ReplayPush::Queued => {}
                     ReplayPush::Closed => return Ok(Some(Recovery::Closed)),
                     ReplayPush::Cancelled => return Ok(Some(Recovery::Cancelled)),
@@ -326,7 +371,7 @@ impl Hub {
         }
         let mut tail = Vec::new();
         if failure.is_none() && log.keeps_history && head.sequence > progress.cursor {
-            match self.read_tail(name, start, progress.cursor, head.sequence)? {
+            match self.read_tail(name, start, progress, head.sequence)? {
                 Tail::Events(events) => tail = events,
                 Tail::TooLong => return Ok(Final::Again),
                 Tail::Failed(reason) => failure = Some(reason),
@@ -346,8 +391,10 @@ impl Hub {
             return Ok(Final::Again);
         }
         progress.count += tail.len() as u64;
-        let (frame, outcome) = closing(name, progress.count, failure, head);
-        session.outbox.push_unbounded(Bytes::from(frame));
+        let (frame, outcome) = closing(name, progress, failure, head);
+        if let Some(frame) = frame {
+            session.outbox.push_unbounded(Bytes::from(frame));
+        }
         subs.go_live(name, ticket);
         room.add(session);
         drop(subs);
@@ -361,9 +408,10 @@ impl Hub {
         &self,
         name: &RoomName,
         start: &RoomHead,
-        cursor: Sequence,
+        progress: &Progress,
         head: Sequence,
     ) -> Result<Tail, SubscribeError> {
+        let cursor = progress.cursor;
         let tail_max = self.inner.config.replay_batch.max(1) as u64;
         if head.0 - cursor.0 > tail_max {
             return Ok(Tail::TooLong);
@@ -373,7 +421,12 @@ impl Hub {
             .history
             .read_since(name, cursor, tail_max as usize)?;
         Ok(if read.complete && read.head.epoch == start.epoch {
-            Tail::Events(read.events.iter().map(replayed).collect())
+            Tail::Events(
+                read.events
+                    .iter()
+                    .map(|e| replayed(e, progress.marking))
+                    .collect(),
+            )
         } else if read.head.epoch != start.epoch {
             Tail::Failed(RecoveryFailure::EpochChanged)
         } else {

@@ -53,6 +53,12 @@ impl RoomHold {
     pub fn head(&self) -> RoomHead {
         self.room.head()
     }
+
+    /// Completes once `done` holds for the room's head on this node: woken by every event
+    /// delivered and every resynchronisation, never polled.
+    pub async fn head_satisfies(&self, done: impl FnMut(&RoomHead) -> bool) {
+        self.room.head_satisfies(done).await
+    }
 }
 
 /// What the shared store holds for a room: its head and its retained events, oldest
@@ -132,10 +138,23 @@ impl Hub {
             }
         }
         if !same_epoch {
-            log.head.epoch = Epoch::new(epoch);
+            // The store lost the room's history (expired, reset) while this node stayed
+            // subscribed: its members cannot resume across the change, so they are told,
+            // as a resynchronisation tells them, before the new epoch's first event.
+            let from = Epoch::new(epoch);
+            let notice = Reply::RecoveryFailed {
+                room: name,
+                reason: RecoveryFailure::EpochChanged.as_str(),
+                sequence: Sequence(sequence.0.saturating_sub(1)),
+                epoch: &from,
+            }
+            .to_json();
+            room.fan_out(&Bytes::from(notice), None, Reliability::Reliable);
+            log.head.epoch = from;
         }
         log.head.sequence = sequence;
         let d = room.fan_out(&frame, exclude, Reliability::Reliable);
+        room.head_moved();
         drop(log);
         self.inner.stats.record_publish(&d);
         d
@@ -196,6 +215,7 @@ impl Hub {
         }
         if snapshot.head.epoch != head.epoch || snapshot.head.sequence > head.sequence {
             log.head = snapshot.head;
+            room.head_moved();
         }
         true
     }

@@ -69,7 +69,8 @@ pub(crate) struct Room {
     /// Cluster mode: whether the room's position and history have been loaded from the
     /// shared store since the room was created here. Always true on a single node.
     synced: AtomicBool,
-    synced_changed: tokio::sync::Notify,
+    /// Wakes waiters when the room becomes synced or (cluster mode) its head moves.
+    changed: tokio::sync::Notify,
 }
 
 impl Room {
@@ -82,7 +83,7 @@ impl Room {
                 keeps_history,
             }),
             synced: AtomicBool::new(synced),
-            synced_changed: tokio::sync::Notify::new(),
+            changed: tokio::sync::Notify::new(),
         }
     }
 
@@ -93,14 +94,32 @@ impl Room {
     /// Marks the room synced (call with its log lock held) and wakes the waiters.
     pub(crate) fn mark_synced(&self) {
         self.synced.store(true, Ordering::Release);
-        self.synced_changed.notify_waiters();
+        self.changed.notify_waiters();
+    }
+
+    /// Wakes the waiters of [`Room::head_satisfies`] (cluster mode: call after moving the
+    /// head, with the log lock held).
+    pub(crate) fn head_moved(&self) {
+        self.changed.notify_waiters();
     }
 
     /// Completes once the room is synced.
     pub(crate) async fn synced(&self) {
         loop {
-            let changed = self.synced_changed.notified();
+            let changed = self.changed.notified();
             if self.is_synced() {
+                return;
+            }
+            changed.await;
+        }
+    }
+
+    /// Completes once `done` holds for the room's head (checked again at every move).
+    pub(crate) async fn head_satisfies(&self, mut done: impl FnMut(&RoomHead) -> bool) {
+        loop {
+            // Registered before the check, so a move between the two is not missed.
+            let changed = self.changed.notified();
+            if done(&self.head()) {
                 return;
             }
             changed.await;

@@ -6,6 +6,7 @@
 //! to HTTP and to the engine's registration points.
 
 pub(crate) mod caller;
+pub mod cluster;
 pub(crate) mod rest;
 
 use roomcast_arena::instrument::Instruments;
@@ -32,9 +33,12 @@ pub struct FundingSchema {
 impl FundingSchema {
     /// The schema of a running arena.
     pub fn new(arena: &Arena) -> FundingSchema {
-        FundingSchema {
-            instruments: arena.instruments().clone(),
-        }
+        FundingSchema::of(arena.instruments().clone())
+    }
+
+    /// The schema for `instruments` (a cluster node whose arena runs elsewhere).
+    pub fn of(instruments: Instruments) -> FundingSchema {
+        FundingSchema { instruments }
     }
 }
 

@@ -10,12 +10,17 @@
 //!   recovers) exactly as on one node; a `since` beyond what this node has delivered so
 //!   far (the client saw it on another node a moment ago) waits briefly for this node's
 //!   subscription to catch up, so a reconnect elsewhere replays instead of failing;
-//! - `presence`: members on every live node.
+//! - `presence`: members on every live node;
+//! - an arena stream's room (see `attach`): the exchange's snapshot (asked of the arena
+//!   node when it runs elsewhere) carries the room's position in Redis; the session then
+//!   joins from that position exactly like a client resuming there, so the events after
+//!   the snapshot are replayed from this node's mirror or delivered live: none missing,
+//!   none twice.
 //!
 //! A single node never builds a [`ClusterJob`].
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use roomcast_engine::Session;
@@ -29,9 +34,9 @@ use crate::app::AppState;
 /// Longest wait for a room to be loaded from Redis before a subscribe fails with
 /// `UNAVAILABLE`.
 const SYNC_WAIT: Duration = Duration::from_secs(5);
-/// Longest wait for this node to deliver up to a resuming client's position.
+/// Longest wait for this node to deliver up to a resuming client's position (woken by
+/// every delivery to the room, not polled).
 const CATCH_UP_WAIT: Duration = Duration::from_secs(2);
-const CATCH_UP_POLL: Duration = Duration::from_millis(5);
 
 /// A request that needs Redis.
 #[derive(Debug)]
@@ -65,7 +70,11 @@ pub(super) fn route<'a>(
 ) -> Result<Option<Job>, Request<'a>> {
     let id = id.cloned();
     let job = match request {
-        Request::Subscribe { room, since } if !super::dispatch::attaches(state, &room) => {
+        // An arena room without a position starts from the exchange's snapshot (an
+        // attach); with one it recovers like any room, from Redis.
+        Request::Subscribe { room, since }
+            if since.is_some() || !super::dispatch::attaches(state, &room) =>
+        {
             ClusterJob::Subscribe {
                 room,
                 since: since.map(|s| (Sequence(s.sequence), s.epoch)),
@@ -122,9 +131,18 @@ pub(super) async fn run(state: &AppState, session: &Arc<Session>, job: ClusterJo
             Err(e) => push_error(session, e.error_code(), &e.to_string(), id.as_ref()),
         },
         ClusterJob::Subscribe { room, since, id } => {
-            subscribe(state, session, room, since, id).await
+            subscribe(state, session, room, since, id, Join::Resume).await
         }
     }
+}
+
+/// How a session with a position joins a room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Join {
+    /// The client resumes: missed events come marked `replayed`, then `replay_complete`.
+    Resume,
+    /// The client just got a snapshot at the position: what follows are plain events.
+    FromSnapshot,
 }
 
 /// Joins (or recovers into) a room once this node has it loaded from Redis.
@@ -134,6 +152,7 @@ pub(super) async fn subscribe(
     room: RoomName,
     since: Option<(Sequence, Option<String>)>,
     id: Option<RequestId>,
+    join: Join,
 ) {
     let hub = &state.hub;
     let unavailable = |why: &str| {
@@ -171,20 +190,14 @@ pub(super) async fn subscribe(
     // the new epoch from its start would hand the client events twice, as the soak's
     // Redis phase showed). A client that really holds a vanished epoch gets its
     // `recovery_failed` after the wait.
-    let deadline = Instant::now() + CATCH_UP_WAIT;
-    loop {
-        let head = hold.head();
-        let behind = match epoch.as_deref() {
-            None => after > head.sequence,
-            Some(e) if e == head.epoch.as_str() => after > head.sequence,
-            Some(_) => true,
-        };
-        if !behind || Instant::now() >= deadline {
-            break;
-        }
-        tokio::time::sleep(CATCH_UP_POLL).await;
-    }
+    let caught_up = hold.head_satisfies(|head| match epoch.as_deref() {
+        None => after <= head.sequence,
+        Some(e) => e == head.epoch.as_str() && after <= head.sequence,
+    });
+    // After the wait the recovery decides (a replay, or `recovery_failed`).
+    let _ = tokio::time::timeout(CATCH_UP_WAIT, caught_up).await;
     let start = match hub.begin_recovery(session, &room) {
+        Ok(start) if join == Join::FromSnapshot => start.from_snapshot(),
         Ok(start) => start,
         Err(e) => {
             push_error(session, e.error_code(), &e.to_string(), id.as_ref());
@@ -206,4 +219,44 @@ pub(super) async fn subscribe(
         epoch,
     };
     super::connection::start_replay(state, session, replay).await;
+}
+
+/// Joins an arena stream's room on a cluster node: the snapshot (with its room position)
+/// first, then the room from that position (see the module docs). A gap the replay cannot
+/// cover ends in a fresh snapshot (`connection::start_replay`), never a skip.
+pub(super) async fn attach(state: &AppState, session: &Arc<Session>, a: super::dispatch::Attach) {
+    // The room policy (or the stream's own authentication) already decided that this
+    // session may read the room; the exchange is told the room's owner so it can show it.
+    let owner = state
+        .security
+        .policy
+        .owner_of(a.room.as_str())
+        .and_then(|o| roomcast_engine::auth::CollectiveId::parse(o).ok());
+    let snapshot = match crate::arena::cluster::snapshot(state, &a.room, owner.as_ref()).await {
+        Ok(snapshot) => snapshot,
+        Err(e) => return super::connection::attach_error(session, &a.room, a.id.as_ref(), &e),
+    };
+    session
+        .outbox
+        .push(Bytes::from(snapshot.frame(&a.room, None)));
+    ack_position(
+        session,
+        a.id.as_ref(),
+        &a.room,
+        snapshot.head.sequence,
+        &snapshot.head.epoch,
+    );
+    let since = (
+        snapshot.head.sequence,
+        Some(snapshot.head.epoch.as_str().to_owned()),
+    );
+    Box::pin(subscribe(
+        state,
+        session,
+        a.room,
+        Some(since),
+        None,
+        Join::FromSnapshot,
+    ))
+    .await
 }

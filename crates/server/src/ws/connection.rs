@@ -204,6 +204,14 @@ async fn open(ws: &mut WebSocket, handshake: Box<Handshake>) -> Option<Live> {
         // A stream starts on its own room, from a snapshot or from the client's position.
         if let Some(room) = stream.room() {
             match query.last_sequence {
+                // A cluster node loads the room from Redis first, then recovers.
+                Some(n) if state.cluster.is_some() => {
+                    replays.push_back(Job::Cluster(super::cluster::ClusterJob::Subscribe {
+                        room,
+                        since: Some((Sequence(n), query.epoch.clone())),
+                        id: None,
+                    }))
+                }
                 Some(n) => match hub.begin_recovery(&session, &room) {
                     Ok(start) => replays.push_back(Job::Replay(Replay {
                         room,
@@ -385,8 +393,10 @@ fn start_job(state: &AppState, session: &Arc<Session>, job: Job) -> JobFuture {
 
 /// Runs an [`Attach`]: the arena pushes the snapshot and joins the room; the request is
 /// then acked with the snapshot's position, or gets the one error.
-async fn attach(state: &AppState, session: &Arc<Session>, a: Attach) {
-    use roomcast_arena::AttachError;
+pub(super) async fn attach(state: &AppState, session: &Arc<Session>, a: Attach) {
+    if state.cluster.is_some() {
+        return super::cluster::attach(state, session, a).await;
+    }
     let Some(arena) = state.arena.as_ref() else {
         return;
     };
@@ -413,21 +423,30 @@ async fn attach(state: &AppState, session: &Arc<Session>, a: Attach) {
                 session.outbox.push(Bytes::from(ack.to_json()));
             }
         }
-        Err(e) => {
-            let code = match &e {
-                AttachError::Forbidden | AttachError::UnknownOrder => ErrorCode::Forbidden,
-                AttachError::NotArenaRoom
-                | AttachError::BadRoom(_)
-                | AttachError::UnknownSymbol => ErrorCode::InvalidRoom,
-                AttachError::Subscribe(_) | AttachError::Unavailable => ErrorCode::Unavailable,
-            };
-            let message = match code {
-                ErrorCode::Forbidden => format!("not allowed to read room {}", a.room),
-                _ => format!("room {}: {e}", a.room),
-            };
-            push_error(session, code, &message, a.id.as_ref());
-        }
+        Err(e) => attach_error(session, &a.room, a.id.as_ref(), &e),
     }
+}
+
+/// The one error an attach that failed answers.
+pub(super) fn attach_error(
+    session: &Session,
+    room: &RoomName,
+    id: Option<&RequestId>,
+    e: &roomcast_arena::AttachError,
+) {
+    use roomcast_arena::AttachError;
+    let code = match e {
+        AttachError::Forbidden | AttachError::UnknownOrder => ErrorCode::Forbidden,
+        AttachError::NotArenaRoom | AttachError::BadRoom(_) | AttachError::UnknownSymbol => {
+            ErrorCode::InvalidRoom
+        }
+        AttachError::Subscribe(_) | AttachError::Unavailable => ErrorCode::Unavailable,
+    };
+    let message = match code {
+        ErrorCode::Forbidden => format!("not allowed to read room {room}"),
+        _ => format!("room {room}: {e}"),
+    };
+    push_error(session, code, &message, id);
 }
 
 pub(super) fn start_replay(state: &AppState, session: &Arc<Session>, r: Replay) -> JobFuture {

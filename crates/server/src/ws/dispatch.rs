@@ -160,7 +160,7 @@ pub(super) fn leave_forbidden_rooms(state: &AppState, session: &Session, ctx: &C
 
 /// Whether `room` is joined through the arena (snapshot first) on this server.
 pub(super) fn attaches(state: &AppState, room: &RoomName) -> bool {
-    state.arena.is_some() && roomcast_arena::Arena::is_arena_room(room)
+    state.arena_present() && roomcast_arena::Arena::is_arena_room(room)
 }
 
 /// Handles one text frame; returns a job to run when the request asks for one.
@@ -272,6 +272,13 @@ pub(super) fn handle_text(
                 },
             );
         }
+        // A cluster does not publish per-order rooms (crates/arena/src/cluster.rs).
+        Request::SubscribeOrder { .. } if state.cluster.is_some() => push_error(
+            session,
+            ErrorCode::Unavailable,
+            "subscribe_order is not served by a cluster; the orders stream carries every event of your orders",
+            id,
+        ),
         Request::SubscribeOrder { order_id } => {
             let room = ctx.principal.collective_id.as_ref().and_then(|c| {
                 state

@@ -107,7 +107,7 @@ pub async fn upgrade_stream(
                 .into_response()
         }
     };
-    if state.arena.is_none() {
+    if !state.arena_present() {
         return (StatusCode::NOT_FOUND, "the trading arena is not running").into_response();
     }
     // The session's client id is `{collective}:{stream}`, so both must parse.

@@ -39,6 +39,15 @@ impl Trader {
         }
     }
 
+    /// The same collective talking to the server at `addr` (another node of a cluster);
+    /// both share the timestamp clock, so their signatures never repeat.
+    pub fn on(&self, addr: SocketAddr) -> Trader {
+        Trader {
+            addr,
+            ..self.clone()
+        }
+    }
+
     /// A timestamp for a new request: now, but always later than the previous one, so
     /// two identical requests never carry the same (single-use) signature.
     pub fn timestamp(&self) -> i64 {
