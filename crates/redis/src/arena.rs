@@ -7,10 +7,8 @@
 //! node does not run an exchange. A clean stop releases the lease, so a restarted arena
 //! node takes it at once; after a crash the lease expires within [`LEASE_TTL`].
 //!
-//! - [`Cluster::publish_batch`]: a batch of events in ONE pipeline (`SCRIPT LOAD`, then one
-//!   `EVALSHA` of the publish script per event, in order), so the exchange pays one round
-//!   trip per batch, not per event, and every node delivers the events from the rooms'
-//!   channels exactly like client publishes;
+//! - [`Cluster::publish_batch`] (in `batch.rs`, shared with client publishes): a batch of
+//!   events in ONE pipeline, so the exchange pays one round trip per batch;
 //! - [`Cluster::heads`]: the rooms' heads, read while the exchange publishes nothing, for
 //!   the snapshots it serves.
 
@@ -18,7 +16,6 @@ use std::time::Duration;
 
 use roomcast_engine::history::RoomHead;
 use roomcast_engine::hub::new_epoch;
-use roomcast_protocol::server::{encode_event_parts, EventBody, EVENT_EPOCH_INFIX};
 use roomcast_protocol::{Epoch, RoomName, Sequence};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -32,17 +29,6 @@ pub const LEASE_TTL: Duration = Duration::from_secs(5);
 const LEASE_RENEW: Duration = Duration::from_secs(1);
 /// How often a claimant retries while the lease is held.
 const CLAIM_RETRY: Duration = Duration::from_millis(250);
-
-/// One event of a batch the exchange publishes.
-#[derive(Debug)]
-pub struct BatchEvent<'a> {
-    /// The room.
-    pub room: &'a RoomName,
-    /// The event type.
-    pub event_type: &'a str,
-    /// The event's body.
-    pub body: EventBody,
-}
 
 /// What a claim found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,66 +121,6 @@ impl Cluster {
         get.arg(node.keys.arena_lease());
         node.timed(get.query_async::<Option<String>>(&mut conn))
             .await
-    }
-
-    /// Publishes `events` in order, in one pipeline; returns the (epoch, sequence) Redis
-    /// assigned to each. Fails at once while Redis is unreachable. On an error some of the
-    /// events may have been published and others not.
-    ///
-    /// # Errors
-    /// [`ClusterError::InvalidType`] before anything is sent; [`ClusterError::Unavailable`].
-    pub async fn publish_batch(
-        &self,
-        events: &[BatchEvent<'_>],
-    ) -> Result<Vec<(Epoch, Sequence)>, ClusterError> {
-        if events.is_empty() {
-            return Ok(Vec::new());
-        }
-        for e in events {
-            roomcast_protocol::server::check_event_type(e.event_type)?;
-        }
-        let node = &self.node;
-        node.health.check().map_err(ClusterError::Unavailable)?;
-        let timestamp = roomcast_protocol::time::now_rfc3339();
-        let unix_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
-        // Loading first means no call below can meet NOSCRIPT (a retry of one call would
-        // reorder the room's events).
-        let mut pipe = redis::pipe();
-        pipe.load_script(&scripts::PUBLISH_SCRIPT).ignore();
-        for e in events {
-            let parts = encode_event_parts(e.event_type, e.room, &timestamp, &e.body);
-            let (max_events, ttl_ms) = node.limits(e.room);
-            pipe.invoke_script(
-                scripts::PUBLISH_SCRIPT
-                    .key(node.keys.meta(e.room))
-                    .key(node.keys.stream(e.room))
-                    .arg(node.keys.channel(e.room))
-                    .arg(parts.prefix)
-                    .arg(EVENT_EPOCH_INFIX)
-                    .arg(parts.suffix)
-                    .arg(max_events)
-                    .arg(ttl_ms)
-                    .arg(new_epoch().as_str())
-                    .arg("")
-                    .arg(unix_ms),
-            );
-        }
-        let mut conn = node.conn.clone();
-        let replies: Vec<(String, u64)> = node.timed(pipe.query_async(&mut conn)).await?;
-        if replies.len() != events.len() {
-            return Err(ClusterError::Unavailable(format!(
-                "redis answered {} of {} publishes",
-                replies.len(),
-                events.len()
-            )));
-        }
-        Ok(replies
-            .into_iter()
-            .map(|(epoch, seq)| (Epoch::new(&epoch), Sequence(seq)))
-            .collect())
     }
 
     /// The heads of `rooms` in Redis (an epoch is created for a room that has none), in

@@ -20,6 +20,7 @@
 //! (no `--broker`) never builds any of it.
 
 mod arena;
+mod batch;
 mod broker;
 mod control;
 mod health;
@@ -30,7 +31,8 @@ mod rpc;
 mod scripts;
 mod subscriber;
 
-pub use arena::{BatchEvent, Claim, LEASE_TTL};
+pub use arena::{Claim, LEASE_TTL};
+pub use batch::BatchEvent;
 pub use broker::RedisBroker;
 pub use limits::ClusterSlot;
 pub use rpc::RpcHandler;

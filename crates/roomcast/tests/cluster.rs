@@ -575,3 +575,79 @@ async fn pubsub_channels_return_to_zero_after_every_client_leaves() {
     // Each node keeps only its control subscription.
     assert_eq!(redis.numsub("roomcast:control").await, 3);
 }
+
+/// A client that sends many messages without waiting for their acks: the node sends the
+/// ones queued behind the first to Redis in one pipeline. Every message still gets its own
+/// ack, in the order sent, with consecutive sequences; members on another node receive
+/// them all once, in order; the sender gets none of its own back.
+#[tokio::test]
+async fn back_to_back_messages_are_pipelined_in_order_with_one_ack_each() {
+    let redis = RedisServer::start().await;
+    let nodes = start_nodes(&redis, 2, &["--rate-limit", "0"]).await;
+    let mut sender = nodes[0].connect("sender").await;
+    let mut reader = nodes[1].connect("reader").await;
+    subscribe(&mut sender, "burst").await;
+    subscribe(&mut reader, "burst").await;
+    const N: u64 = 300;
+    for i in 0..N {
+        sender
+            .send_json(
+                &json!({"type":"message","room":"burst","content":{"n":i},"id":format!("m{i}")}),
+            )
+            .await
+            .expect("send");
+    }
+    let mut acks = Vec::new();
+    while acks.len() < N as usize {
+        let v = recv_event(&mut sender).await;
+        assert_ne!(
+            v["type"], "message",
+            "the sender got its own message back: {v}"
+        );
+        assert_ne!(v["type"], "error", "{v}");
+        if v["type"] == "ack" {
+            acks.push((
+                v["id"].as_str().expect("id").to_owned(),
+                v["sequence"].as_u64().expect("sequence"),
+            ));
+        }
+    }
+    let expected: Vec<(String, u64)> = (0..N).map(|i| (format!("m{i}"), i + 1)).collect();
+    assert_eq!(
+        acks, expected,
+        "one ack per message, in order, consecutive sequences"
+    );
+    let got = events(&mut reader, N as usize).await;
+    let seen: Vec<(u64, u64)> = got
+        .iter()
+        .map(|v| {
+            (
+                v["sequence"].as_u64().expect("sequence"),
+                v["content"]["n"].as_u64().expect("n"),
+            )
+        })
+        .collect();
+    let want: Vec<(u64, u64)> = (0..N).map(|i| (i + 1, i)).collect();
+    assert_eq!(seen, want);
+    // Fewer publish calls than messages reached Redis: they went in pipelines (each one
+    // `SCRIPT LOAD` and its `EVALSHA`s).
+    let mut conn = redis.connection().await.expect("redis");
+    let stats: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut conn)
+        .await
+        .expect("info");
+    let calls = |name: &str| -> u64 {
+        stats
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("cmdstat_{name}:calls=")))
+            .and_then(|rest| rest.split(',').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    let (pipelines, evalsha) = (calls("script|load"), calls("evalsha"));
+    assert!(
+        pipelines > 0 && pipelines < N,
+        "{pipelines} pipelines for {N} messages ({evalsha} EVALSHA)\n{stats}"
+    );
+}

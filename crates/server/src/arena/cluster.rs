@@ -56,6 +56,7 @@ impl Sequencer for RedisSequencer {
                     room: &e.room,
                     event_type: e.event_type,
                     body: EventBody::data(&e.data),
+                    origin: None,
                 })
                 .collect();
             let heads = self

@@ -4,7 +4,10 @@
 //!
 //! - `message`: Redis sequences the event ([`roomcast_redis::Cluster::publish`]); the ack
 //!   carries the (epoch, sequence) Redis assigned; the event itself reaches every member,
-//!   on every node, from the room's channel (the sender excluded, as on one node);
+//!   on every node, from the room's channel (the sender excluded, as on one node).
+//!   Messages the client sent while one was in Redis go together in one pipeline
+//!   ([`coalesce`]), still in order and each with its own ack: one at a time, a publisher
+//!   was bound by the round trip;
 //! - `subscribe` (with or without `since`): the room is held and, if this node has no
 //!   state for it yet, subscribed to and loaded from Redis before the session joins (or
 //!   recovers) exactly as on one node; a `since` beyond what this node has delivered so
@@ -53,6 +56,8 @@ pub(super) enum ClusterJob {
         body: EventBody,
         id: Option<RequestId>,
     },
+    /// Several `message`s queued back to back, sent to Redis in one pipeline.
+    PublishMany(Vec<(RoomName, EventBody, Option<RequestId>)>),
     /// `presence`.
     Presence {
         room: RoomName,
@@ -100,6 +105,28 @@ pub(super) fn route<'a>(
     Ok(Some(Job::Cluster(job)))
 }
 
+/// Most queued publishes of one connection sent in one pipeline.
+const MAX_PIPELINE: usize = 64;
+
+/// Merges a `message` job with the `message` jobs queued right behind it (the client sent
+/// them while the first was in Redis) into one pipelined job: one round trip for all,
+/// still in order, each still answered on its own. Any other job is returned as it is.
+pub(super) fn coalesce(job: Job, queue: &mut std::collections::VecDeque<Job>) -> Job {
+    let is_publish = |j: &Job| matches!(j, Job::Cluster(ClusterJob::Publish { .. }));
+    if !is_publish(&job) || !queue.front().is_some_and(is_publish) {
+        return job;
+    }
+    let mut batch = Vec::new();
+    let mut next = Some(job);
+    while let Some(Job::Cluster(ClusterJob::Publish { room, body, id })) = next {
+        batch.push((room, body, id));
+        next = (batch.len() < MAX_PIPELINE && queue.front().is_some_and(is_publish))
+            .then(|| queue.pop_front())
+            .flatten();
+    }
+    Job::Cluster(ClusterJob::PublishMany(batch))
+}
+
 /// Runs a job.
 pub(super) async fn run(state: &AppState, session: &Arc<Session>, job: ClusterJob) {
     let Some(cluster) = state.cluster.as_ref() else {
@@ -115,6 +142,34 @@ pub(super) async fn run(state: &AppState, session: &Arc<Session>, job: ClusterJo
                     ack_position(session, id.as_ref(), &room, sequence, &epoch)
                 }
                 Err(e) => push_error(session, e.error_code(), &e.to_string(), id.as_ref()),
+            }
+        }
+        ClusterJob::PublishMany(batch) => {
+            let (replies, bodies): (Vec<_>, Vec<_>) = batch
+                .into_iter()
+                .map(|(room, body, id)| ((room, id), body))
+                .unzip();
+            let events: Vec<roomcast_redis::BatchEvent<'_>> = replies
+                .iter()
+                .zip(bodies)
+                .map(|((room, _), body)| roomcast_redis::BatchEvent {
+                    room,
+                    event_type: "message",
+                    body,
+                    origin: Some(session.conn_id),
+                })
+                .collect();
+            match cluster.publish_batch(&events).await {
+                Ok(positions) => {
+                    for ((room, id), (epoch, sequence)) in replies.iter().zip(positions) {
+                        ack_position(session, id.as_ref(), room, sequence, &epoch);
+                    }
+                }
+                Err(e) => {
+                    for (_, id) in &replies {
+                        push_error(session, e.error_code(), &e.to_string(), id.as_ref());
+                    }
+                }
             }
         }
         ClusterJob::Presence { room, id } => match cluster.presence(&state.hub, &room).await {

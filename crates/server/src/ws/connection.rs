@@ -296,9 +296,9 @@ impl Endpoint for Live {
     }
 
     fn next_job(&mut self) -> Option<JobFuture> {
-        self.replays
-            .pop_front()
-            .map(|job| start_job(&self.state, &self.session, job))
+        let job = self.replays.pop_front()?;
+        let job = super::cluster::coalesce(job, &mut self.replays);
+        Some(start_job(&self.state, &self.session, job))
     }
 
     fn job_done(&mut self) {
