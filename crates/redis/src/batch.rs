@@ -10,7 +10,7 @@ use roomcast_engine::hub::{new_epoch, ConnId};
 use roomcast_protocol::server::{encode_event_parts, EventBody, EVENT_EPOCH_INFIX};
 use roomcast_protocol::{Epoch, RoomName, Sequence};
 
-use crate::{scripts, Cluster, ClusterError};
+use crate::{scripts, Cluster, ClusterError, Node};
 
 /// One event of a batch.
 #[derive(Debug)]
@@ -45,35 +45,20 @@ impl Cluster {
         let node = &self.node;
         node.health.check().map_err(ClusterError::Unavailable)?;
         let timestamp = roomcast_protocol::time::now_rfc3339();
-        let unix_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
+        let unix_ms = unix_ms();
         // Loading first means no call below can meet NOSCRIPT (a retry of one call would
         // reorder the room's events).
         let mut pipe = redis::pipe();
         pipe.load_script(&scripts::PUBLISH_SCRIPT).ignore();
         for e in events {
-            let parts = encode_event_parts(e.event_type, e.room, &timestamp, &e.body);
-            let (max_events, ttl_ms) = node.limits(e.room);
-            pipe.invoke_script(
-                scripts::PUBLISH_SCRIPT
-                    .key(node.keys.meta(e.room))
-                    .key(node.keys.stream(e.room))
-                    .arg(node.keys.channel(e.room))
-                    .arg(parts.prefix)
-                    .arg(EVENT_EPOCH_INFIX)
-                    .arg(parts.suffix)
-                    .arg(max_events)
-                    .arg(ttl_ms)
-                    .arg(new_epoch().as_str())
-                    .arg(
-                        e.origin
-                            .map(|c| format!("{}:{}", node.id, c.0))
-                            .unwrap_or_default(),
-                    )
-                    .arg(unix_ms),
-            );
+            pipe.invoke_script(&node.publish_invocation(
+                e.room,
+                e.event_type,
+                &e.body,
+                e.origin,
+                &timestamp,
+                unix_ms,
+            ));
         }
         let mut conn = node.conn.clone();
         let replies: Vec<(String, u64)> = node.timed(pipe.query_async(&mut conn)).await?;
@@ -88,5 +73,45 @@ impl Cluster {
             .into_iter()
             .map(|(epoch, seq)| (Epoch::new(&epoch), Sequence(seq)))
             .collect())
+    }
+}
+
+/// Milliseconds since the Unix epoch: the publish script's clock for the room's TTL.
+pub(crate) fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Node {
+    /// The publish script's call for one event, the same for a single publish and for each
+    /// event of a pipeline.
+    pub(crate) fn publish_invocation(
+        &self,
+        room: &RoomName,
+        event_type: &str,
+        body: &EventBody,
+        origin: Option<ConnId>,
+        timestamp: &str,
+        unix_ms: u64,
+    ) -> redis::ScriptInvocation<'static> {
+        let parts = encode_event_parts(event_type, room, timestamp, body);
+        let (max_events, ttl_ms) = self.limits(room);
+        let origin = origin
+            .map(|c| format!("{}:{}", self.id, c.0))
+            .unwrap_or_default();
+        let mut call = scripts::PUBLISH_SCRIPT.key(self.keys.meta(room));
+        call.key(self.keys.stream(room))
+            .arg(self.keys.channel(room))
+            .arg(parts.prefix)
+            .arg(EVENT_EPOCH_INFIX)
+            .arg(parts.suffix)
+            .arg(max_events)
+            .arg(ttl_ms)
+            .arg(new_epoch().as_str())
+            .arg(origin)
+            .arg(unix_ms);
+        call
     }
 }

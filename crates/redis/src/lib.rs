@@ -44,9 +44,7 @@ use redis::aio::ConnectionManager;
 use roomcast_engine::history::Retention;
 use roomcast_engine::hub::{new_epoch, ConnId, RemoteSnapshot};
 use roomcast_engine::Hub;
-use roomcast_protocol::server::{
-    check_event_type, encode_event_parts, EventBody, EVENT_EPOCH_INFIX,
-};
+use roomcast_protocol::server::{check_event_type, EventBody};
 use roomcast_protocol::{ClientId, Epoch, RoomName, Sequence};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -272,33 +270,10 @@ impl Cluster {
         let node = &self.node;
         node.health.check().map_err(ClusterError::Unavailable)?;
         let timestamp = roomcast_protocol::time::now_rfc3339();
-        let parts = encode_event_parts(event_type, room, &timestamp, body);
-        let (max_events, ttl_ms) = node.limits(room);
-        let origin = origin
-            .map(|c| format!("{}:{}", node.id, c.0))
-            .unwrap_or_default();
-        let unix_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
+        let call =
+            node.publish_invocation(room, event_type, body, origin, &timestamp, batch::unix_ms());
         let mut conn = node.conn.clone();
-        let reply: (String, u64) = node
-            .timed(
-                scripts::PUBLISH_SCRIPT
-                    .key(node.keys.meta(room))
-                    .key(node.keys.stream(room))
-                    .arg(node.keys.channel(room))
-                    .arg(parts.prefix)
-                    .arg(EVENT_EPOCH_INFIX)
-                    .arg(parts.suffix)
-                    .arg(max_events)
-                    .arg(ttl_ms)
-                    .arg(new_epoch().as_str())
-                    .arg(origin)
-                    .arg(unix_ms)
-                    .invoke_async(&mut conn),
-            )
-            .await?;
+        let reply: (String, u64) = node.timed(call.invoke_async(&mut conn)).await?;
         Ok((Epoch::new(&reply.0), Sequence(reply.1)))
     }
 
