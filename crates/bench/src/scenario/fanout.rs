@@ -125,16 +125,98 @@ struct PubResult {
     failure: Option<String>,
 }
 
-/// Runs the scenario.
+/// Runs the scenario: subscribers connect and join, publishers connect, the clock starts,
+/// publishers publish until the window ends, then everything owed is drained and counted.
 pub(crate) async fn run(args: FanoutArgs) -> anyhow::Result<Report> {
     let c = &args.common;
     check_args(&args)?;
     let total = (args.subscribers + args.publishers) as u64;
     let urls: Vec<&str> = c.url.iter().map(String::as_str).collect();
     let (connectors, base) = super::prepare_nodes("fanout", c, &urls, total, &args).await?;
-    let nodes = connectors.len();
     let tag = run_tag();
+    let shared = new_shared(&args, &tag);
+    // Whatever happens below, subscribers stop when this function returns.
+    let _stop_guard = shared.stop.clone().drop_guard();
+    let progress = show_progress(&shared, &args);
 
+    let sink = LatencySink::new(16)?;
+    let subscribers = start_subscribers(&args, &tag, &connectors, &shared, &sink).await;
+    if subscribers.members_at_start.iter().all(|&m| m == 0) {
+        progress.finish().await;
+        bail!(
+            "no subscriber could connect to {} ({})",
+            c.urls_text(),
+            failures_text(&subscribers.connect_failures)
+        );
+    }
+    let pubs =
+        match connect_publishers(&args, &tag, &connectors[args.publisher_node], &shared).await {
+            Ok(pubs) => pubs,
+            Err(e) => {
+                progress.finish().await;
+                return Err(e);
+            }
+        };
+
+    let window = Window::starting_now(c.warmup.get(), c.duration.get());
+    let _ = shared.window.set(window);
+    progress.phase(if c.warmup.get().is_zero() {
+        "measure"
+    } else {
+        "warmup"
+    });
+    let pub_handles = start_publishers(&args, &shared, window, pubs);
+    let (cpu_from, cpu_to) = super::measure_window(&window, &progress, c).await;
+    progress.phase("drain");
+
+    let drain = c.drain.get();
+    let pub_results = super::join_all(pub_handles, drain + Duration::from_secs(1)).await;
+    let (totals, holders) = tally_publishers(
+        pub_results,
+        args.publishers,
+        &subscribers.members_at_start,
+        &shared,
+    );
+    let (drain_complete, drain_seconds) = wait_drained(&shared, totals.expected, drain).await;
+    shared.stop.cancel();
+    let subs = super::join_all(subscribers.handles, Duration::from_secs(5)).await;
+    let _ = super::join_all(holders, Duration::from_secs(2)).await;
+    progress.finish().await;
+
+    let mut res = FanoutResults {
+        publishers: args.publishers as u64,
+        rooms: args.rooms as u64,
+        subscribers: subscribers.members_at_start.iter().sum(),
+        subscribers_per_node: subscribers.per_node,
+        publisher_node: args.publisher_node as u64,
+        connect_failures: subscribers.connect_failures,
+        published: totals.published,
+        published_total: totals.published_total,
+        expected: totals.expected,
+        server_errors: totals.server_errors,
+        drain_seconds,
+        drain_complete,
+        ..FanoutResults::default()
+    };
+    add_subscribers(&mut res, subs);
+    let unique = res.received - res.duplicated;
+    res.lost = totals.expected.saturating_sub(unique);
+    let secs = window.measured_secs();
+    res.publishes_per_sec = totals.published as f64 / secs;
+    res.deliveries_per_sec = unique as f64 / secs;
+    res.latency_us = Latency::from_ns(&sink.merged()?);
+    let mut report = base.finish(secs, (cpu_from, cpu_to), Results::Fanout(res));
+    let gen_cpu = report.generator_cpu_seconds;
+    if let Results::Fanout(r) = &mut report.results {
+        if unique > 0 {
+            r.generator_cpu_us_per_delivery = (gen_cpu * 1e9 / unique as f64).round() / 1000.0;
+        }
+    }
+    Ok(report)
+}
+
+/// The rooms (members assigned round-robin) and the counters every task shares.
+fn new_shared(args: &FanoutArgs, tag: &str) -> Arc<Shared> {
     let rooms = (0..args.rooms)
         .map(|r| RoomState {
             name: format!("bench-{tag}-{r}"),
@@ -146,7 +228,7 @@ pub(crate) async fn run(args: FanoutArgs) -> anyhow::Result<Report> {
             alive: AtomicU64::new(0),
         })
         .collect();
-    let shared = Arc::new(Shared {
+    Arc::new(Shared {
         rooms,
         publishers: args.publishers,
         window: OnceLock::new(),
@@ -155,39 +237,55 @@ pub(crate) async fn run(args: FanoutArgs) -> anyhow::Result<Report> {
         ready: AtomicU64::new(0),
         failed: AtomicU64::new(0),
         stop: CancellationToken::new(),
-    });
-    // Whatever happens below, subscribers stop when this function returns.
-    let _stop_guard = shared.stop.clone().drop_guard();
+    })
+}
 
-    let progress = {
-        let s = shared.clone();
-        let subs = args.subscribers;
-        let meter = RateMeter::default();
-        Progress::start("fanout", c.warmup.get() + c.duration.get(), move || {
-            let sent: u64 = s.rooms.iter().map(|r| r.sent.load(Ordering::Relaxed)).sum();
-            let got = s.total_received.load(Ordering::Relaxed);
-            format!(
-                "subscribers {}/{subs} (failed {}) published {} delivered {} ({}/s)",
-                s.ready.load(Ordering::Relaxed),
-                s.failed.load(Ordering::Relaxed),
-                si(sent as f64),
-                si(got as f64),
-                si(meter.rate(got))
-            )
-        })
-    };
+fn show_progress(shared: &Arc<Shared>, args: &FanoutArgs) -> Progress {
+    let s = shared.clone();
+    let subs = args.subscribers;
+    let meter = RateMeter::default();
+    let c = &args.common;
+    Progress::start("fanout", c.warmup.get() + c.duration.get(), move || {
+        let sent: u64 = s.rooms.iter().map(|r| r.sent.load(Ordering::Relaxed)).sum();
+        let got = s.total_received.load(Ordering::Relaxed);
+        format!(
+            "subscribers {}/{subs} (failed {}) published {} delivered {} ({}/s)",
+            s.ready.load(Ordering::Relaxed),
+            s.failed.load(Ordering::Relaxed),
+            si(sent as f64),
+            si(got as f64),
+            si(meter.rate(got))
+        )
+    })
+}
 
-    // Subscribers: connect, subscribe, report ready, then read until stopped.
-    let sink = LatencySink::new(16)?;
+/// The subscribers once every one has joined its room or failed.
+struct Subscribers {
+    handles: Vec<tokio::task::JoinHandle<SubResult>>,
+    connect_failures: BTreeMap<String, u64>,
+    per_node: Vec<u64>,
+    /// Members per room when the clock starts: what each publish owes.
+    members_at_start: Vec<u64>,
+}
+
+/// Subscribers: connect (spread over the nodes), subscribe, report ready, then read until
+/// stopped. Returns once each has reported.
+async fn start_subscribers(
+    args: &FanoutArgs,
+    tag: &str,
+    connectors: &[Arc<Connector>],
+    shared: &Arc<Shared>,
+    sink: &Arc<LatencySink>,
+) -> Subscribers {
+    let nodes = connectors.len();
     let permits = Arc::new(Semaphore::new(args.connect_concurrency));
     let (ready_tx, mut ready_rx) = mpsc::unbounded_channel::<Result<usize, String>>();
-    let mut sub_handles = Vec::with_capacity(args.subscribers);
+    let mut handles = Vec::with_capacity(args.subscribers);
     for i in 0..args.subscribers {
-        let room = i % args.rooms;
         let node = node_of(i, args.rooms, nodes);
         let sub = Subscriber {
             id: format!("bench-{tag}-s{i}"),
-            room,
+            room: i % args.rooms,
             slot: i / args.rooms,
             shared: shared.clone(),
             rec: sink.recorder(i),
@@ -196,36 +294,40 @@ pub(crate) async fn run(args: FanoutArgs) -> anyhow::Result<Report> {
         let connector = connectors[node].clone();
         let permits = permits.clone();
         let ready = ready_tx.clone();
-        sub_handles.push(tokio::spawn(async move {
+        handles.push(tokio::spawn(async move {
             sub.run(connector, permits, ready).await
         }));
     }
     drop(ready_tx);
     let mut connect_failures = BTreeMap::new();
-    let mut subscribers_per_node = vec![0u64; nodes];
+    let mut per_node = vec![0u64; nodes];
     for _ in 0..args.subscribers {
         match ready_rx.recv().await {
-            Some(Ok(node)) => subscribers_per_node[node] += 1,
+            Some(Ok(node)) => per_node[node] += 1,
             Some(Err(reason)) => bump(&mut connect_failures, reason),
             None => break,
         }
     }
-    let members_at_start: Vec<u64> = shared
+    let members_at_start = shared
         .rooms
         .iter()
         .map(|r| r.alive.load(Ordering::Relaxed))
         .collect();
-    if members_at_start.iter().all(|&m| m == 0) {
-        progress.finish().await;
-        bail!(
-            "no subscriber could connect to {} ({})",
-            c.urls_text(),
-            failures_text(&connect_failures)
-        );
+    Subscribers {
+        handles,
+        connect_failures,
+        per_node,
+        members_at_start,
     }
+}
 
-    // Publishers: connected and subscribed before the clock starts.
-    let connector = &connectors[args.publisher_node];
+/// Publishers: connected and subscribed before the clock starts.
+async fn connect_publishers(
+    args: &FanoutArgs,
+    tag: &str,
+    connector: &Connector,
+    shared: &Shared,
+) -> anyhow::Result<Vec<(usize, usize, WsConn)>> {
     let mut pubs = Vec::with_capacity(args.publishers);
     for j in 0..args.publishers {
         let room = j % args.rooms;
@@ -237,65 +339,79 @@ pub(crate) async fn run(args: FanoutArgs) -> anyhow::Result<Report> {
         };
         match setup.await {
             Ok(conn) => pubs.push((j, room, conn)),
-            Err(e) => {
-                progress.finish().await;
-                bail!("publisher {j} could not connect and subscribe: {e}");
-            }
+            Err(e) => bail!("publisher {j} could not connect and subscribe: {e}"),
         }
     }
+    Ok(pubs)
+}
 
-    let window = Window::starting_now(c.warmup.get(), c.duration.get());
-    let _ = shared.window.set(window);
-    progress.phase(if c.warmup.get().is_zero() {
-        "measure"
-    } else {
-        "warmup"
-    });
+fn start_publishers(
+    args: &FanoutArgs,
+    shared: &Arc<Shared>,
+    window: Window,
+    pubs: Vec<(usize, usize, WsConn)>,
+) -> Vec<tokio::task::JoinHandle<(PubResult, Option<WsConn>)>> {
     let rate_each = args.rate.per_sec().map(|r| r / args.publishers as f64);
     let pad = "x".repeat(
         args.payload_bytes
             .saturating_sub(r#"{"p":0,"n":1000000,"t":10000000000,"pad":""}"#.len()),
     );
     let pad: Arc<str> = Arc::from(pad);
-    let mut pub_handles = Vec::with_capacity(pubs.len());
-    for (j, room, conn) in pubs {
-        let p = Publisher {
-            index: j,
-            room,
-            shared: shared.clone(),
-            window,
-            schedule: rate_each.map(|r| Schedule::new(window.start, r, j, args.publishers)),
-            max_in_flight: args.max_in_flight,
-            pad: pad.clone(),
-        };
-        pub_handles.push(tokio::spawn(p.run(conn)));
+    pubs.into_iter()
+        .map(|(j, room, conn)| {
+            let p = Publisher {
+                index: j,
+                room,
+                shared: shared.clone(),
+                window,
+                schedule: rate_each.map(|r| Schedule::new(window.start, r, j, args.publishers)),
+                max_in_flight: args.max_in_flight,
+                pad: pad.clone(),
+            };
+            tokio::spawn(p.run(conn))
+        })
+        .collect()
+}
+
+/// What the publishers sent, and what that owes.
+struct PubTotals {
+    published: u64,
+    published_total: u64,
+    expected: u64,
+    server_errors: BTreeMap<String, u64>,
+}
+
+/// Sums the publishers' results; their connections are held open (and answered) until
+/// the subscribers stop, so closing them cannot disturb the drain.
+fn tally_publishers(
+    pub_results: Vec<(PubResult, Option<WsConn>)>,
+    publishers: usize,
+    members_at_start: &[u64],
+    shared: &Shared,
+) -> (PubTotals, Vec<tokio::task::JoinHandle<()>>) {
+    let mut totals = PubTotals {
+        published: 0,
+        published_total: 0,
+        expected: 0,
+        server_errors: BTreeMap::new(),
+    };
+    if pub_results.len() < publishers {
+        bump(
+            &mut totals.server_errors,
+            "publisher: did not finish in time",
+        );
     }
-
-    let (cpu_from, cpu_to) = super::measure_window(&window, &progress, c).await;
-    progress.phase("drain");
-
-    let drain = c.drain.get();
-    let pub_results = super::join_all(pub_handles, drain + Duration::from_secs(1)).await;
-    let mut published = 0;
-    let mut published_total = 0;
-    let mut expected = 0;
-    let mut server_errors = BTreeMap::new();
     let mut holders = Vec::new();
-    for (r, _) in pub_results.iter() {
-        published += r.sent_measured;
-        published_total += r.sent_total;
-        expected += r.sent_measured * members_at_start[r.room];
+    for (r, conn) in pub_results {
+        totals.published += r.sent_measured;
+        totals.published_total += r.sent_total;
+        totals.expected += r.sent_measured * members_at_start[r.room];
         for (k, v) in &r.errors {
-            *server_errors.entry(k.clone()).or_insert(0) += v;
+            *totals.server_errors.entry(k.clone()).or_insert(0) += v;
         }
         if let Some(f) = &r.failure {
-            bump(&mut server_errors, format!("publisher: {f}"));
+            bump(&mut totals.server_errors, format!("publisher: {f}"));
         }
-    }
-    if pub_results.len() < args.publishers {
-        bump(&mut server_errors, "publisher: did not finish in time");
-    }
-    for (_, conn) in pub_results {
         if let Some(mut conn) = conn {
             let stop = shared.stop.clone();
             holders.push(tokio::spawn(async move {
@@ -303,45 +419,7 @@ pub(crate) async fn run(args: FanoutArgs) -> anyhow::Result<Report> {
             }));
         }
     }
-
-    let (drain_complete, drain_seconds) = wait_drained(&shared, expected, drain).await;
-
-    shared.stop.cancel();
-    let subs = super::join_all(sub_handles, Duration::from_secs(5)).await;
-    let _ = super::join_all(holders, Duration::from_secs(2)).await;
-    progress.finish().await;
-
-    let mut res = FanoutResults {
-        publishers: args.publishers as u64,
-        rooms: args.rooms as u64,
-        subscribers: members_at_start.iter().sum(),
-        subscribers_per_node,
-        publisher_node: args.publisher_node as u64,
-        connect_failures,
-        published,
-        published_total,
-        expected,
-        server_errors,
-        drain_seconds,
-        drain_complete,
-        ..FanoutResults::default()
-    };
-    add_subscribers(&mut res, subs);
-    let unique = res.received - res.duplicated;
-    res.lost = expected.saturating_sub(unique);
-    let secs = window.measured_secs();
-    res.publishes_per_sec = published as f64 / secs;
-    res.deliveries_per_sec = unique as f64 / secs;
-    res.latency_us = Latency::from_ns(&sink.merged()?);
-    let report = base.finish(secs, (cpu_from, cpu_to), Results::Fanout(res));
-    let gen_cpu = report.generator_cpu_seconds;
-    let mut report = report;
-    if let Results::Fanout(r) = &mut report.results {
-        if unique > 0 {
-            r.generator_cpu_us_per_delivery = (gen_cpu * 1e9 / unique as f64).round() / 1000.0;
-        }
-    }
-    Ok(report)
+    (totals, holders)
 }
 
 /// Refuses argument combinations the scenario cannot run.
