@@ -32,133 +32,34 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
 use redb::Durability;
 use roomcast_engine::auth::CollectiveId;
-use roomcast_engine::history::RoomHead;
-use roomcast_engine::{Hub, Session};
-use roomcast_protocol::request::RequestId;
+use roomcast_engine::Hub;
 use roomcast_protocol::server::EventBody;
 use roomcast_protocol::RoomName;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::account::Funding;
 use crate::arena::{ArenaStats, SymbolStats};
 use crate::checkpoint::Checkpointer;
 use crate::cluster::{RoomSnapshot, Sequencer};
 use crate::config::FsyncPolicy;
-use crate::error::{ArenaError, AttachError, OrderError};
-use crate::rooms::ArenaRoom;
+use crate::error::{AttachError, OrderError};
 use crate::state::{Command, Emit, ExchangeState, Mode, Placed};
 use crate::store::{Batch, Store};
-use crate::views::{OrderRequest, OrderView, PortfolioView};
+use crate::views::{OrderRequest, OrderView};
+
+mod request;
+mod streams;
+
+pub(crate) use request::{fail, gather, Reply, Request};
+pub(crate) use streams::snapshot_frame;
 
 /// Most commands handled as one batch (one write transaction); each order of a
 /// `PlaceMany` counts. With the batch's summaries merged, its burst into a market room is
 /// about one `trade` per fill plus one `book_update` and one `ticker`, well under a
 /// connection's default outbox of 1,024 frames.
 pub const MAX_BATCH: usize = 512;
-
-/// A read of the state, run by the task after the batch it arrived in is durable.
-pub(crate) type Read = Box<dyn FnOnce(&ExchangeState) + Send>;
-
-/// What the exchange task is asked to do.
-pub(crate) enum Request {
-    Open {
-        id: CollectiveId,
-        funding: Funding,
-        reply: oneshot::Sender<Result<(), ArenaError>>,
-    },
-    Place {
-        id: CollectiveId,
-        request: OrderRequest,
-        reply: oneshot::Sender<Result<OrderView, OrderError>>,
-    },
-    /// Several orders of one collective, applied in order inside one batch (one commit).
-    PlaceMany {
-        id: CollectiveId,
-        requests: Vec<OrderRequest>,
-        reply: oneshot::Sender<Vec<Result<OrderView, OrderError>>>,
-    },
-    Cancel {
-        id: CollectiveId,
-        order_id: u64,
-        reply: oneshot::Sender<Result<OrderView, OrderError>>,
-    },
-    Read(Read),
-    Attach {
-        session: Arc<Session>,
-        room: RoomName,
-        principal: Option<CollectiveId>,
-        request_id: Option<RequestId>,
-        reply: oneshot::Sender<Result<RoomHead, AttachError>>,
-    },
-    /// A stream's snapshot and its room position, without joining (a cluster node joins
-    /// the session itself, from that position).
-    Snapshot {
-        room: RoomName,
-        principal: Option<CollectiveId>,
-        reply: oneshot::Sender<Result<RoomSnapshot, AttachError>>,
-    },
-}
-
-impl Request {
-    /// How many commands it holds.
-    fn weight(&self) -> usize {
-        match self {
-            Request::PlaceMany { requests, .. } => requests.len().max(1),
-            _ => 1,
-        }
-    }
-
-    /// Whether it may change the state (and so cause events).
-    fn writes(&self) -> bool {
-        matches!(
-            self,
-            Request::Open { .. }
-                | Request::Place { .. }
-                | Request::PlaceMany { .. }
-                | Request::Cancel { .. }
-        )
-    }
-}
-
-pub(crate) enum Reply {
-    Open(
-        oneshot::Sender<Result<(), ArenaError>>,
-        Result<(), ArenaError>,
-    ),
-    Order(
-        oneshot::Sender<Result<OrderView, OrderError>>,
-        Result<OrderView, OrderError>,
-    ),
-    Orders(
-        oneshot::Sender<Vec<Result<OrderView, OrderError>>>,
-        Vec<Result<OrderView, OrderError>>,
-    ),
-}
-
-impl Reply {
-    pub(crate) fn send(self) {
-        // A dropped receiver (the caller went away) is not an error: the command stands.
-        match self {
-            Reply::Open(tx, r) => drop(tx.send(r)),
-            Reply::Order(tx, r) => drop(tx.send(r)),
-            Reply::Orders(tx, r) => drop(tx.send(r)),
-        }
-    }
-
-    fn fail(self) {
-        match self {
-            Reply::Open(tx, _) => drop(tx.send(Err(ArenaError::Unavailable))),
-            Reply::Order(tx, _) => drop(tx.send(Err(OrderError::Unavailable))),
-            Reply::Orders(tx, r) => {
-                drop(tx.send(r.iter().map(|_| Err(OrderError::Unavailable)).collect()))
-            }
-        }
-    }
-}
 
 /// The task's state.
 pub(crate) struct Exchange {
@@ -620,74 +521,6 @@ impl Exchange {
         stats.accounts = self.state.account_count() as u64;
         stats.symbols = symbols;
     }
-
-    /// Pushes the room's snapshot into `session`'s outbox and joins it to the room; see the
-    /// module docs for why nothing can fall between the two.
-    fn attach(
-        &self,
-        session: &Arc<Session>,
-        room: &RoomName,
-        principal: Option<&CollectiveId>,
-        request_id: Option<&RequestId>,
-    ) -> Result<RoomHead, AttachError> {
-        let (ty, data) = self.view(room, principal)?;
-        let head = self
-            .hub
-            .subscribe(session, room)
-            .map_err(|e| AttachError::Subscribe(e.to_string()))?;
-        let frame = snapshot_frame(ty, room, &head, request_id, &data);
-        session.outbox.push(Bytes::from(frame));
-        Ok(head)
-    }
-
-    /// A room's snapshot event type and data, for `principal` (a private room of another
-    /// collective is [`AttachError::Forbidden`]).
-    pub(crate) fn view(
-        &self,
-        room: &RoomName,
-        principal: Option<&CollectiveId>,
-    ) -> Result<(&'static str, String), AttachError> {
-        let kind = ArenaRoom::parse(room)?.ok_or(AttachError::NotArenaRoom)?;
-        if let Some(owner) = kind.owner() {
-            if principal != Some(owner) {
-                return Err(AttachError::Forbidden);
-            }
-        }
-        let (ty, data) = match &kind {
-            ArenaRoom::Portfolio(c) => {
-                let view = self
-                    .state
-                    .portfolio_view(c)
-                    .unwrap_or_else(|| PortfolioView {
-                        collective_id: c.clone(),
-                        balances: Vec::new(),
-                        positions: Vec::new(),
-                        equity: Vec::new(),
-                    });
-                ("portfolio_snapshot", serde_json::to_string(&view))
-            }
-            ArenaRoom::Orders(c) => (
-                "orders_snapshot",
-                serde_json::to_string(&self.state.orders_snapshot(c)),
-            ),
-            ArenaRoom::Order(c, id) => {
-                let view = self
-                    .state
-                    .order_of(c, *id)
-                    .ok_or(AttachError::UnknownOrder)?;
-                ("order_snapshot", serde_json::to_string(&view))
-            }
-            ArenaRoom::Market(symbol) => {
-                let view = self
-                    .state
-                    .book_view(symbol, usize::MAX)
-                    .ok_or(AttachError::UnknownSymbol)?;
-                ("book_snapshot", serde_json::to_string(&view))
-            }
-        };
-        let data = data.map_err(|e| AttachError::Subscribe(e.to_string()))?;
-        Ok((ty, data))
-    }
 }
 
 /// The write in progress, if any (never resolves without one; the branch is guarded).
@@ -696,72 +529,4 @@ async fn wait(writing: Option<&mut Writing>) -> bool {
         Some(w) => w.await,
         None => std::future::pending().await,
     }
-}
-
-/// `first` and whatever else is queued, at most `max` requests.
-/// The first request and what else is queued, up to `max` commands (a batch of orders
-/// counts each order), so a batch's burst of events stays bounded.
-pub(crate) fn gather(first: Request, rx: &mut mpsc::Receiver<Request>, max: usize) -> Vec<Request> {
-    let mut weight = first.weight();
-    let mut batch = vec![first];
-    while weight < max {
-        match rx.try_recv() {
-            Ok(m) => {
-                weight += m.weight();
-                batch.push(m);
-            }
-            Err(_) => break,
-        }
-    }
-    batch
-}
-
-pub(crate) fn fail(request: Request) {
-    match request {
-        Request::Open { reply, .. } => drop(reply.send(Err(ArenaError::Unavailable))),
-        Request::Place { reply, .. } | Request::Cancel { reply, .. } => {
-            drop(reply.send(Err(OrderError::Unavailable)))
-        }
-        Request::PlaceMany {
-            requests, reply, ..
-        } => drop(
-            reply.send(
-                requests
-                    .iter()
-                    .map(|_| Err(OrderError::Unavailable))
-                    .collect(),
-            ),
-        ),
-        Request::Read(_) => {}
-        Request::Attach { reply, .. } => drop(reply.send(Err(AttachError::Unavailable))),
-        Request::Snapshot { reply, .. } => drop(reply.send(Err(AttachError::Unavailable))),
-    }
-}
-
-/// `{"type":T,"room":R,"sequence":n,"epoch":E[,"id":I],"data":D}`.
-pub(crate) fn snapshot_frame(
-    ty: &str,
-    room: &RoomName,
-    head: &RoomHead,
-    id: Option<&RequestId>,
-    data: &str,
-) -> String {
-    let quote = |s: &str| serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_owned());
-    let mut s = String::with_capacity(data.len() + 128);
-    s.push_str("{\"type\":\"");
-    s.push_str(ty);
-    s.push_str("\",\"room\":");
-    s.push_str(&quote(room.as_str()));
-    s.push_str(",\"sequence\":");
-    s.push_str(&head.sequence.0.to_string());
-    s.push_str(",\"epoch\":");
-    s.push_str(&quote(head.epoch.as_str()));
-    if let Some(id) = id {
-        s.push_str(",\"id\":");
-        s.push_str(id.as_json());
-    }
-    s.push_str(",\"data\":");
-    s.push_str(data);
-    s.push('}');
-    s
 }
