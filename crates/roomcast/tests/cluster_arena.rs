@@ -52,6 +52,21 @@ fn has_order_event(events: &[Value], ty: &str, id: u64) -> bool {
         .any(|e| e["type"] == ty && e["data"]["order_id"] == id)
 }
 
+/// Checks that `events` continue `snap` with no gap, and returns the ids of the orders
+/// they report created, in order.
+fn created_after(events: &[Value], snap: &Value) -> Vec<u64> {
+    assert_contiguous(
+        events,
+        snap["sequence"].as_u64().expect("seq"),
+        &snap["epoch"],
+    );
+    events
+        .iter()
+        .filter(|e| e["type"] == "order_created")
+        .map(|e| e["data"]["order_id"].as_u64().expect("id"))
+        .collect()
+}
+
 /// Sequences of one room's events strictly increase by one, in one epoch.
 fn assert_contiguous(events: &[Value], after: u64, epoch: &Value) {
     for (expected, e) in (after + 1..).zip(events) {
@@ -330,16 +345,7 @@ async fn kill9_of_a_node_without_the_exchange_does_not_disturb_trading() {
     );
     let last = *ids.last().expect("an id");
     let events = read_until(&mut orders_c, |s| has_order_event(s, "order_created", last)).await;
-    assert_contiguous(
-        &events,
-        snap["sequence"].as_u64().expect("seq"),
-        &snap["epoch"],
-    );
-    let created: Vec<u64> = events
-        .iter()
-        .filter(|e| e["type"] == "order_created")
-        .map(|e| e["data"]["order_id"].as_u64().expect("id"))
-        .collect();
+    let created = created_after(&events, &snap);
     assert_eq!(created, ids);
 }
 
@@ -426,16 +432,7 @@ async fn a_stopped_node_does_not_slow_trading_or_delivery_on_the_others() {
     let elapsed = started.elapsed();
     signal(stopped, "CONT");
 
-    assert_contiguous(
-        &events,
-        snap["sequence"].as_u64().expect("seq"),
-        &snap["epoch"],
-    );
-    let created: Vec<u64> = events
-        .iter()
-        .filter(|e| e["type"] == "order_created")
-        .map(|e| e["data"]["order_id"].as_u64().expect("id"))
-        .collect();
+    let created = created_after(&events, &snap);
     assert_eq!(created, [before, during].concat());
     // A stalled node costs the others nothing: no reply waits on it (a wait would be a
     // Redis command timeout, 2 s).
