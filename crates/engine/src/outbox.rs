@@ -8,10 +8,16 @@
 //! Closing is a state of the outbox, not a separate channel: once [`Outbox::close`] runs,
 //! no later push is accepted. That is what guarantees a superseded session never receives
 //! a message meant for its replacement.
+//!
+//! A connection whose transport allows it attaches a [`DirectWrite`]: then
+//! [`Outbox::push_direct`] writes a frame straight to the socket from the publisher's
+//! thread when nothing is queued and the writer is not mid-batch, the way µWS sends from
+//! `publish`. An isolated event then costs one `send` and no task wake-up, poll or
+//! timer; under load frames still queue, and the writer coalesces them into one write.
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
 use roomcast_protocol::CloseCode;
@@ -42,6 +48,29 @@ pub enum Pushed {
     /// The queue was full and the frame was best-effort ([`Outbox::push_lossy`]): it was
     /// dropped and the connection kept.
     Skipped,
+}
+
+/// What a [`DirectWrite`] did with a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DirectWritten {
+    /// The kernel took the whole frame.
+    All,
+    /// The kernel took part of it; the transport keeps the rest, which goes out before
+    /// anything else, once the connection's writer flushes.
+    Partly,
+    /// Nothing was written (the socket is full, or earlier bytes are still pending): the
+    /// frame must be queued.
+    Not,
+}
+
+/// A socket a publisher may write a text frame to without waiting.
+///
+/// Implementations keep every byte stream whole: a frame is written only when no earlier
+/// bytes of another writer are pending on the socket, and a partial write keeps its
+/// remainder ahead of everything written later.
+pub trait DirectWrite: Send + Sync + std::fmt::Debug {
+    /// Writes `payload` as one unfragmented text frame, never waiting.
+    fn try_write_text(&self, payload: &[u8]) -> DirectWritten;
 }
 
 /// What the writer gets from [`Outbox::drain`].
@@ -110,7 +139,11 @@ struct State {
     /// Set once the writer has taken the close request.
     close_taken: bool,
     dropped: u64,
-    /// Frames handed to the writer so far.
+    /// Set while the writer holds a drained batch: until [`Outbox::written`], frames queue.
+    writing: bool,
+    /// A direct write left bytes on the transport: the writer must flush them.
+    flush_needed: bool,
+    /// Frames handed to the writer (or written directly) so far.
     delivered: u64,
     /// Bytes of those frames.
     delivered_bytes: u64,
@@ -158,6 +191,7 @@ pub struct Outbox {
     space: Notify,
     limits: OutboxLimits,
     policy: SlowConsumerPolicy,
+    direct: OnceLock<Arc<dyn DirectWrite>>,
 }
 
 impl Outbox {
@@ -172,7 +206,48 @@ impl Outbox {
                 bytes: limits.bytes.max(1),
             },
             policy,
+            direct: OnceLock::new(),
         }
+    }
+
+    /// Lets [`Outbox::push_direct`] write to this socket. Set once, by the connection.
+    pub fn set_direct(&self, sink: Arc<dyn DirectWrite>) {
+        let _ = self.direct.set(sink);
+    }
+
+    /// [`Outbox::push`], except that when nothing is queued, the writer holds no batch and
+    /// a [`DirectWrite`] is attached, the frame is written to the socket right away (text
+    /// frames only). Falls back to queueing when the socket does not take it.
+    pub fn push_direct(&self, frame: Bytes) -> Pushed {
+        let Some(sink) = self.direct.get() else {
+            return self.push(frame);
+        };
+        let mut st = self.lock();
+        if st.close.is_none() && st.queue.is_empty() && !st.writing && !st.flush_needed {
+            match sink.try_write_text(&frame) {
+                DirectWritten::All => {
+                    st.delivered += 1;
+                    st.delivered_bytes += frame.len() as u64;
+                    return Pushed::Queued;
+                }
+                DirectWritten::Partly => {
+                    st.delivered += 1;
+                    st.delivered_bytes += frame.len() as u64;
+                    st.flush_needed = true;
+                    drop(st);
+                    self.ready.notify_one();
+                    return Pushed::Queued;
+                }
+                DirectWritten::Not => {}
+            }
+        }
+        drop(st);
+        self.push(frame)
+    }
+
+    /// The writer finished writing the batch [`Outbox::drain`] gave it.
+    pub fn written(&self) {
+        self.lock().writing = false;
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -429,12 +504,16 @@ impl Outbox {
                 if let Some(close) = st.close.clone() {
                     if !st.close_taken {
                         st.close_taken = true;
+                        st.writing = true;
+                        st.flush_needed = false;
                         drop(st);
                         self.space.notify_waiters();
                         return Outgoing::Close(close);
                     }
                 }
-                if !out.is_empty() {
+                if !out.is_empty() || st.flush_needed {
+                    st.writing = true;
+                    st.flush_needed = false;
                     drop(st);
                     self.space.notify_waiters();
                     return Outgoing::Frames;

@@ -445,3 +445,64 @@ async fn readers_that_stop_reading_are_closed_by_the_byte_bound_and_memory_stays
         assert_eq!(reason, "slow consumer");
     }
 }
+
+/// Publishes one `tick` event `n` (with `pad`) through `POST /api/publish`.
+async fn publish_one(server: &TestServer, room: &str, n: u64, pad: &str) {
+    let body = json!({"room": room, "type": "tick", "data": {"n": n, "pad": pad}});
+    let (status, reply) = post_json(server, "/api/publish", Some(KEY), &body).await;
+    assert_eq!(status, 200, "{reply}");
+}
+
+/// Issue 16: an event published on its own (no other in the room for 1 ms) is written
+/// straight to each idle member's socket from the publisher, with a fallback to the queue
+/// when the socket is full, and the remainder of a partial write ahead of everything after
+/// it. A reader with a 4 KiB receive buffer that reads nothing while isolated 60 KiB events
+/// (written directly until its socket fills, then partly, then queued) alternate with
+/// bursts (always queued) must then read every event whole and in order, like a reader
+/// that keeps up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_writes_and_queued_bursts_reach_a_stalled_reader_whole_and_in_order() {
+    const ISOLATED: u64 = 40;
+    const BURST: u64 = 10;
+    // Queues large enough for what the stalled reader is owed (~9 MiB): the kernel's
+    // send buffer takes a few MiB, then direct writes go partly and queue.
+    let server = TestServer::start(&[
+        "--api-key",
+        KEY,
+        "--history",
+        "memory",
+        "--outbox-max-bytes",
+        "67108864",
+    ])
+    .await;
+    let mut stalled = connect_small_buffer(&server, "stalled").await;
+    subscribe(&mut stalled, "direct").await;
+    let mut live = server.connect("live").await;
+    subscribe(&mut live, "direct").await;
+    let pad = "d".repeat(60 * 1024);
+    let mut n = 0;
+    while n < 3 * ISOLATED {
+        for _ in 0..ISOLATED / 2 {
+            publish_one(&server, "direct", n, &pad).await;
+            n += 1;
+            // The input pattern under test, not a wait for an event: a pause longer than
+            // the 1 ms coalescing gap makes the next publish an isolated one.
+            tokio::time::sleep(Duration::from_millis(3)).await;
+        }
+        publish_ticks(&server, KEY, "direct", n, BURST, &pad).await;
+        n += BURST;
+    }
+    for (name, reader) in [("live", &mut live), ("stalled", &mut stalled)] {
+        let mut last_seq = None;
+        for want in 0..n {
+            let event = recv_event(reader).await;
+            assert_eq!(event["data"]["n"], want, "{name}: {event}");
+            assert_eq!(event["data"]["pad"].as_str().map(str::len), Some(pad.len()));
+            let seq = event["sequence"].as_u64().expect("sequence");
+            if let Some(prev) = last_seq {
+                assert_eq!(seq, prev + 1, "{name}: sequence gap");
+            }
+            last_seq = Some(seq);
+        }
+    }
+}

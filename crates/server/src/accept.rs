@@ -35,6 +35,23 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
+/// A connection's transport: a stream, and a handle for writing WebSocket frames straight
+/// to its socket where the transport allows (plain TCP; see [`crate::wire`]).
+pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send + 'static {
+    /// The direct-write handle, if the transport has one.
+    fn direct(&self) -> Option<crate::wire::DirectSocket> {
+        None
+    }
+}
+
+impl Transport for crate::wire::Wire {
+    fn direct(&self) -> Option<crate::wire::DirectSocket> {
+        Some(crate::wire::Wire::direct(self))
+    }
+}
+
+impl Transport for tokio_rustls::server::TlsStream<tokio::net::TcpStream> {}
+
 /// What the loop needs to know about each connection.
 #[derive(Debug, Clone)]
 pub struct AcceptConfig {
@@ -57,7 +74,7 @@ const REFUSE_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
 pub async fn serve<L>(mut listener: L, app: Router, config: AcceptConfig, stop: CancellationToken)
 where
     L: Listener<Addr = SocketAddr>,
-    L::Io: Unpin,
+    L::Io: Transport,
 {
     // The pending-authentication budget type is exactly a per-address counter with
     // permits; with no total bound it is the per-IP connection budget.
@@ -78,12 +95,14 @@ where
                 continue;
             }
         };
+        let direct = io.direct();
         let io = Counted {
             io,
             _permit: permit,
         };
         conns.spawn(serve_one(
             io,
+            direct,
             remote,
             app.clone(),
             config.header_read_timeout,
@@ -107,6 +126,7 @@ async fn refuse<I: AsyncWrite + Unpin>(mut io: I) {
 /// One HTTP/1.1 connection, upgrades included.
 async fn serve_one<I>(
     io: I,
+    direct: Option<crate::wire::DirectSocket>,
     remote: SocketAddr,
     app: Router,
     header_read_timeout: Duration,
@@ -116,6 +136,9 @@ async fn serve_one<I>(
 {
     let service = app.map_request(move |mut req: Request<Incoming>| {
         req.extensions_mut().insert(ConnectInfo(remote));
+        if let Some(direct) = &direct {
+            req.extensions_mut().insert(direct.clone());
+        }
         req
     });
     let mut builder = hyper::server::conn::http1::Builder::new();

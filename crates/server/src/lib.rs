@@ -32,6 +32,7 @@ pub mod security;
 pub mod serve;
 pub mod tls;
 pub mod tools;
+pub mod wire;
 pub mod ws;
 
 pub use app::{router, AppState};

@@ -10,7 +10,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
-use axum::serve::ListenerExt;
 use roomcast_engine::history::{
     DurableConfig, DurableHistory, History, MemoryHistory, RoutedHistory,
 };
@@ -200,11 +199,7 @@ pub async fn serve_on(
             // Real-time traffic is many small frames: without TCP_NODELAY, Nagle's
             // algorithm holds a reply (e.g. an ack right after the welcome) until the
             // peer's delayed ACK, ~40 ms.
-            let listener = listener.tap_io(|tcp| {
-                if let Err(e) = tcp.set_nodelay(true) {
-                    tracing::debug!(error = %e, "could not set TCP_NODELAY");
-                }
-            });
+            let listener = crate::wire::WireListener(listener);
             let serve = crate::accept::serve(listener, app, accept, stopped);
             (tokio::spawn(serve), "ws")
         }

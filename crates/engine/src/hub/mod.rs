@@ -426,7 +426,12 @@ impl Hub {
             None
         };
         log.head.sequence = sequence;
-        let delivery = room.fan_out(&frame, exclude, Reliability::Reliable);
+        let reliability = if log.isolated(started) {
+            Reliability::ReliableNow
+        } else {
+            Reliability::Reliable
+        };
+        let delivery = room.fan_out(&frame, exclude, reliability);
         if let Err(e) = self.inner.broker.publish(name, sequence, &frame) {
             self.inner
                 .stats
@@ -501,6 +506,7 @@ impl Hub {
             for s in shard.values() {
                 d.count(match reliability {
                     Reliability::Reliable => s.outbox.push(frame.clone()),
+                    Reliability::ReliableNow => s.outbox.push_direct(frame.clone()),
                     Reliability::BestEffort => s.outbox.push_lossy(frame.clone()),
                 });
             }

@@ -51,14 +51,40 @@ impl Delivery {
 pub(crate) enum Reliability {
     /// Room events: a full queue applies the slow-consumer policy.
     Reliable,
+    /// A room event published on its own (see [`RoomLog::isolated`]): written straight
+    /// to each idle member's socket where the transport allows, queued otherwise.
+    ReliableNow,
     /// Presence notices and heartbeats: a full queue skips the frame.
     BestEffort,
 }
+
+/// A publish that follows the room's previous one within this gap is queued, so the
+/// writers coalesce a burst into few writes; one after a longer pause is written straight
+/// to the members' sockets (nothing would coalesce with it anyway).
+const COALESCE_GAP: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// Rooms larger than this always queue: a direct fan-out runs on the publisher's thread
+/// alone, while queued writes spread over every worker.
+const DIRECT_MAX_MEMBERS: usize = 4096;
 
 #[derive(Debug)]
 pub(crate) struct RoomLog {
     pub(crate) head: RoomHead,
     pub(crate) keeps_history: bool,
+    /// When the room last fanned out an event.
+    last_fan_out: Option<std::time::Instant>,
+}
+
+impl RoomLog {
+    /// Whether a publish at `now` stands alone (no other within [`COALESCE_GAP`] before
+    /// it); records `now` as the room's last publish.
+    pub(crate) fn isolated(&mut self, now: std::time::Instant) -> bool {
+        let alone = self
+            .last_fan_out
+            .is_none_or(|t| now.saturating_duration_since(t) >= COALESCE_GAP);
+        self.last_fan_out = Some(now);
+        alone
+    }
 }
 
 #[derive(Debug)]
@@ -81,6 +107,7 @@ impl Room {
             log: Mutex::new(RoomLog {
                 head,
                 keeps_history,
+                last_fan_out: None,
             }),
             synced: AtomicBool::new(synced),
             changed: tokio::sync::Notify::new(),
@@ -168,6 +195,10 @@ impl Room {
         reliability: Reliability,
     ) -> Delivery {
         let members = self.members.read().unwrap_or_else(|p| p.into_inner());
+        let reliability = match reliability {
+            Reliability::ReliableNow if members.len() > DIRECT_MAX_MEMBERS => Reliability::Reliable,
+            r => r,
+        };
         let mut d = Delivery::default();
         for (conn, session) in members.iter() {
             if Some(*conn) == exclude {
@@ -175,6 +206,7 @@ impl Room {
             }
             d.count(match reliability {
                 Reliability::Reliable => session.outbox.push(frame.clone()),
+                Reliability::ReliableNow => session.outbox.push_direct(frame.clone()),
                 Reliability::BestEffort => session.outbox.push_lossy(frame.clone()),
             });
         }

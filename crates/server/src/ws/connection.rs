@@ -53,6 +53,8 @@ pub(super) struct Handshake {
     /// The place this connection holds in the pending-authentication budget, for
     /// connections that authenticate by challenge; given back once authentication ends.
     pub(super) pending: Option<PendingPermit>,
+    /// Lets publishers write text frames straight to the socket (plain TCP only).
+    pub(super) direct: Option<crate::wire::DirectSocket>,
 }
 
 /// An open session: what the connection task keeps for as long as the connection lives.
@@ -100,6 +102,7 @@ async fn open(ws: &mut WebSocket, handshake: Box<Handshake>) -> Option<Live> {
         credentials,
         stream,
         pending,
+        direct,
     } = *handshake;
     let security = state.security.clone();
     // Nothing is delivered before authentication succeeds.
@@ -166,6 +169,9 @@ async fn open(ws: &mut WebSocket, handshake: Box<Handshake>) -> Option<Live> {
             .map(|c| Arc::from(c.as_str())),
     };
     let session = hub.connect(client_id, meta);
+    if let Some(direct) = direct {
+        session.outbox.set_direct(direct.into_sink());
+    }
     if let Some(cluster) = &state.cluster {
         // The same client id on another node is superseded there (4011).
         if let Err(e) = cluster.announce_connect(&session.client_id).await {

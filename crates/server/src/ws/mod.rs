@@ -23,6 +23,7 @@ use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::header::RETRY_AFTER;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use roomcast_engine::auth::CollectiveId;
 use roomcast_engine::limits::{HandshakeDecision, PendingLimit};
 use roomcast_protocol::{ClientId, RoomName};
@@ -30,6 +31,7 @@ use serde::Deserialize;
 
 use crate::app::AppState;
 use crate::config::ServerConfig;
+use crate::wire::DirectSocket;
 use auth::Credentials;
 
 /// Initial read buffer per connection, bytes. It is also the most the codec reads per
@@ -92,6 +94,7 @@ pub async fn upgrade_stream(
     Path((collective_id, stream)): Path<(String, String)>,
     query: Result<Query<WsQuery>, axum::extract::rejection::QueryRejection>,
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    direct: Option<Extension<DirectSocket>>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
@@ -128,11 +131,15 @@ pub async fn upgrade_stream(
         Ok(q) => q,
         Err(e) => return (StatusCode::BAD_REQUEST, format!("invalid query: {e}")).into_response(),
     };
+    let conn = Conn {
+        remote,
+        direct: direct.map(|Extension(d)| d),
+    };
     accept(
         state,
         client_id,
         query,
-        remote,
+        conn,
         headers,
         ws,
         Some(Stream { kind, collective }),
@@ -148,6 +155,7 @@ pub async fn upgrade(
     Path(client_id): Path<String>,
     query: Result<Query<WsQuery>, axum::extract::rejection::QueryRejection>,
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    direct: Option<Extension<DirectSocket>>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
@@ -161,7 +169,17 @@ pub async fn upgrade(
         Ok(q) => q,
         Err(e) => return (StatusCode::BAD_REQUEST, format!("invalid query: {e}")).into_response(),
     };
-    accept(state, client_id, query, remote, headers, ws, None)
+    let conn = Conn {
+        remote,
+        direct: direct.map(|Extension(d)| d),
+    };
+    accept(state, client_id, query, conn, headers, ws, None)
+}
+
+/// Where a connection comes from and how publishers may write to it.
+struct Conn {
+    remote: SocketAddr,
+    direct: Option<DirectSocket>,
 }
 
 /// The checks every WebSocket endpoint makes before upgrading: the refusal to answer
@@ -204,11 +222,12 @@ fn accept(
     state: AppState,
     client_id: ClientId,
     query: WsQuery,
-    remote: SocketAddr,
+    conn: Conn,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
     stream: Option<Stream>,
 ) -> Response {
+    let Conn { remote, direct } = conn;
     if let Some(refused) = refusal(&state, remote, &headers) {
         return refused;
     }
@@ -264,6 +283,7 @@ fn accept(
         credentials,
         stream,
         pending,
+        direct,
     });
     ws.on_upgrade(move |socket| {
         let tasks = handshake.state.tasks.clone();

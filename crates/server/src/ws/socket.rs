@@ -91,6 +91,7 @@ pub(super) async fn pump<E: Endpoint>(ws: &mut WebSocket, endpoint: &mut E) {
                 if !matches!(written, Ok(Ok(()))) {
                     return;
                 }
+                endpoint.outbox().written();
                 if let Outgoing::Close(close) = out {
                     Box::pin(close_socket(ws, close.code, &close.reason)).await;
                     return;
@@ -167,9 +168,6 @@ async fn write_batch(
     batch: &mut VecDeque<Bytes>,
     encoding: FrameEncoding,
 ) -> Result<(), axum::Error> {
-    if batch.is_empty() {
-        return Ok(());
-    }
     while let Some(frame) = batch.pop_front() {
         match message(frame, encoding) {
             Some(msg) => ws.feed(msg).await?,

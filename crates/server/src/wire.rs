@@ -1,0 +1,264 @@
+//! The plain-TCP transport of every connection, shared between the connection's task and
+//! the publishers that write to it directly.
+//!
+//! hyper, then the WebSocket codec, read and write the socket through [`Wire`] as through
+//! any stream. A publisher holding the connection's [`DirectSocket`] (attached to its
+//! outbox, see [`roomcast_engine::outbox::DirectWrite`]) writes a whole text frame with
+//! one `send` when the socket has room, without waking the connection's task. One mutex
+//! per socket keeps the byte stream whole: a direct write happens only when the codec has
+//! no partly written bytes, and the remainder of a partial direct write is sent before
+//! anything the codec writes next. TLS connections have no direct path (the frame would
+//! have to be encrypted in order with the codec's records).
+
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{ready, Context, Poll};
+
+use bytes::{Buf, Bytes};
+use roomcast_engine::outbox::{DirectWrite, DirectWritten};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+/// What keeps the byte stream whole between the codec and direct writers.
+#[derive(Debug, Default)]
+struct Pending {
+    /// Bytes of a direct write the kernel has not taken yet; they go out first.
+    remainder: Bytes,
+    /// The codec has handed bytes to [`Wire::poll_write`] that are not all written yet.
+    codec_partial: bool,
+}
+
+#[derive(Debug)]
+struct Shared {
+    tcp: TcpStream,
+    pending: Mutex<Pending>,
+}
+
+impl Shared {
+    fn pending(&self) -> MutexGuard<'_, Pending> {
+        // Every mutation is a single assignment: a poisoned lock is still consistent.
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A connection's TCP stream, readable and writable by hyper and the codec.
+#[derive(Debug)]
+pub struct Wire {
+    shared: Arc<Shared>,
+}
+
+/// A handle that writes text frames straight to a [`Wire`]'s socket.
+#[derive(Debug, Clone)]
+pub struct DirectSocket {
+    shared: Arc<Shared>,
+}
+
+impl Wire {
+    /// Wraps an accepted stream.
+    pub fn new(tcp: TcpStream) -> Wire {
+        Wire {
+            shared: Arc::new(Shared {
+                tcp,
+                pending: Mutex::new(Pending::default()),
+            }),
+        }
+    }
+
+    /// The handle publishers write through.
+    pub fn direct(&self) -> DirectSocket {
+        DirectSocket {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+/// Sends as much of the direct-write remainder as the socket takes now: Ready(Ok) once
+/// none is left, Pending (write readiness registered) while some is.
+fn flush_remainder(
+    tcp: &TcpStream,
+    pending: &mut Pending,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<()>> {
+    while !pending.remainder.is_empty() {
+        match tcp.try_write(&pending.remainder) {
+            Ok(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+            Ok(n) => pending.remainder.advance(n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                ready!(tcp.poll_write_ready(cx))?;
+            }
+            Err(e) => return Poll::Ready(Err(e)),
+        }
+    }
+    Poll::Ready(Ok(()))
+}
+
+impl AsyncRead for Wire {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let tcp = &self.shared.tcp;
+        loop {
+            ready!(tcp.poll_read_ready(cx))?;
+            match tcp.try_read(buf.initialize_unfilled()) {
+                Ok(n) => {
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
+impl AsyncWrite for Wire {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let shared = &self.shared;
+        let mut pending = shared.pending();
+        // From here until all of `buf` is written, direct writers stay off the socket.
+        pending.codec_partial = true;
+        ready!(flush_remainder(&shared.tcp, &mut pending, cx))?;
+        loop {
+            match shared.tcp.try_write(buf) {
+                Ok(n) => {
+                    pending.codec_partial = n < buf.len();
+                    return Poll::Ready(Ok(n));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    ready!(shared.tcp.poll_write_ready(cx))?;
+                }
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let shared = &self.shared;
+        flush_remainder(&shared.tcp, &mut shared.pending(), cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.as_mut().poll_flush(cx))?;
+        let sock = socket2::SockRef::from(&self.shared.tcp);
+        match sock.shutdown(std::net::Shutdown::Write) {
+            // The peer may have gone already; the socket is dropped next either way.
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => Poll::Ready(Ok(())),
+            r => Poll::Ready(r),
+        }
+    }
+}
+
+/// A TCP listener whose connections are [`Wire`]s with `TCP_NODELAY` set: real-time
+/// traffic is many small frames, and without it Nagle's algorithm holds a reply (e.g. an
+/// ack right after the welcome) until the peer's delayed ACK, ~40 ms.
+#[derive(Debug)]
+pub struct WireListener(pub tokio::net::TcpListener);
+
+impl axum::serve::Listener for WireListener {
+    type Io = Wire;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        let (tcp, addr) = axum::serve::Listener::accept(&mut self.0).await;
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+        (Wire::new(tcp), addr)
+    }
+
+    fn local_addr(&self) -> io::Result<Self::Addr> {
+        self.0.local_addr()
+    }
+}
+
+/// Payloads up to this size are copied behind their header and sent with one `send`;
+/// larger ones go out with `writev` straight from the shared frame.
+const SMALL_FRAME: usize = 1024;
+
+/// The header of an unmasked, unfragmented server text frame (RFC 6455 §5.2).
+fn text_header(len: usize, out: &mut [u8; 10]) -> usize {
+    out[0] = 0x81;
+    if len < 126 {
+        out[1] = len as u8;
+        2
+    } else if let Ok(short) = u16::try_from(len) {
+        out[1] = 126;
+        out[2..4].copy_from_slice(&short.to_be_bytes());
+        4
+    } else {
+        out[1] = 127;
+        out[2..10].copy_from_slice(&(len as u64).to_be_bytes());
+        10
+    }
+}
+
+impl DirectSocket {
+    /// The handle as an outbox's direct writer.
+    pub fn into_sink(self) -> Arc<dyn DirectWrite> {
+        self.shared
+    }
+}
+
+impl DirectWrite for Shared {
+    fn try_write_text(&self, payload: &[u8]) -> DirectWritten {
+        let mut pending = self.pending();
+        if pending.codec_partial || !pending.remainder.is_empty() {
+            return DirectWritten::Not;
+        }
+        let mut header = [0u8; 10];
+        let h = text_header(payload.len(), &mut header);
+        let written = if payload.len() <= SMALL_FRAME {
+            // One `send` of a stack copy: cheaper than `writev`'s trip through the VFS.
+            let mut frame = [0u8; SMALL_FRAME + 4];
+            frame[..h].copy_from_slice(&header[..h]);
+            frame[h..h + payload.len()].copy_from_slice(payload);
+            self.tcp.try_write(&frame[..h + payload.len()])
+        } else {
+            let bufs = [IoSlice::new(&header[..h]), IoSlice::new(payload)];
+            self.tcp.try_write_vectored(&bufs)
+        };
+        match written {
+            Ok(n) if n == h + payload.len() => DirectWritten::All,
+            Ok(0) => DirectWritten::Not,
+            Ok(n) => {
+                // Rare: the socket took part of the frame. Keep the rest; it goes first.
+                let mut rest = Vec::with_capacity(h + payload.len() - n);
+                if n < h {
+                    rest.extend_from_slice(&header[n..h]);
+                    rest.extend_from_slice(payload);
+                } else {
+                    rest.extend_from_slice(&payload[n - h..]);
+                }
+                pending.remainder = Bytes::from(rest);
+                DirectWritten::Partly
+            }
+            // WouldBlock, or an error the connection's own reads and writes will report.
+            Err(_) => DirectWritten::Not,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_follow_rfc6455_length_forms() {
+        let mut h = [0u8; 10];
+        assert_eq!(text_header(125, &mut h), 2);
+        assert_eq!(&h[..2], &[0x81, 125]);
+        assert_eq!(text_header(126, &mut h), 4);
+        assert_eq!(&h[..4], &[0x81, 126, 0, 126]);
+        assert_eq!(text_header(65_535, &mut h), 4);
+        assert_eq!(&h[..4], &[0x81, 126, 0xff, 0xff]);
+        assert_eq!(text_header(65_536, &mut h), 10);
+        assert_eq!(&h[..10], &[0x81, 127, 0, 0, 0, 0, 0, 1, 0, 0]);
+    }
+}
