@@ -218,13 +218,14 @@ impl Outbox {
     /// [`Outbox::push`], except that when nothing is queued, the writer holds no batch and
     /// a [`DirectWrite`] is attached, the frame is written to the socket right away (text
     /// frames only). Falls back to queueing when the socket does not take it.
-    pub fn push_direct(&self, frame: Bytes) -> Pushed {
+    /// Takes the frame by reference: a direct write needs no reference of its own.
+    pub fn push_direct(&self, frame: &Bytes) -> Pushed {
         let Some(sink) = self.direct.get() else {
-            return self.push(frame);
+            return self.push(frame.clone());
         };
         let mut st = self.lock();
         if st.close.is_none() && st.queue.is_empty() && !st.writing && !st.flush_needed {
-            match sink.try_write_text(&frame) {
+            match sink.try_write_text(frame) {
                 DirectWritten::All => {
                     st.delivered += 1;
                     st.delivered_bytes += frame.len() as u64;
@@ -242,7 +243,7 @@ impl Outbox {
             }
         }
         drop(st);
-        self.push(frame)
+        self.push(frame.clone())
     }
 
     /// The writer finished writing the batch [`Outbox::drain`] gave it.

@@ -219,7 +219,10 @@ impl DirectWrite for Shared {
             let mut frame = [0u8; SMALL_FRAME + 4];
             frame[..h].copy_from_slice(&header[..h]);
             frame[h..h + payload.len()].copy_from_slice(payload);
-            self.tcp.try_write(&frame[..h + payload.len()])
+            // Straight to the socket, not through tokio's readiness check: a direct write
+            // never waits, and a `WouldBlock` here leaves the readiness the codec's next
+            // write clears itself.
+            socket2::SockRef::from(&self.tcp).send(&frame[..h + payload.len()])
         } else {
             let bufs = [IoSlice::new(&header[..h]), IoSlice::new(payload)];
             self.tcp.try_write_vectored(&bufs)

@@ -432,6 +432,7 @@ impl Hub {
             Reliability::Reliable
         };
         let delivery = room.fan_out(&frame, exclude, reliability);
+        log.fanned_out(std::time::Instant::now());
         if let Err(e) = self.inner.broker.publish(name, sequence, &frame) {
             self.inner
                 .stats
@@ -506,7 +507,7 @@ impl Hub {
             for s in shard.values() {
                 d.count(match reliability {
                     Reliability::Reliable => s.outbox.push(frame.clone()),
-                    Reliability::ReliableNow => s.outbox.push_direct(frame.clone()),
+                    Reliability::ReliableNow => s.outbox.push_direct(frame),
                     Reliability::BestEffort => s.outbox.push_lossy(frame.clone()),
                 });
             }

@@ -58,9 +58,11 @@ pub(crate) enum Reliability {
     BestEffort,
 }
 
-/// A publish that follows the room's previous one within this gap is queued, so the
-/// writers coalesce a burst into few writes; one after a longer pause is written straight
-/// to the members' sockets (nothing would coalesce with it anyway).
+/// A publish that starts within this gap after the room's previous fan-out ended is
+/// queued, so the writers coalesce a burst into few writes; one after a longer pause is
+/// written straight to the members' sockets (nothing would coalesce with it anyway).
+/// Measured from the end of the fan-out, not its start: a direct fan-out to many members
+/// takes milliseconds, and a publisher that is queueing behind it must not look idle.
 const COALESCE_GAP: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// Rooms larger than this always queue: a direct fan-out runs on the publisher's thread
@@ -71,19 +73,21 @@ const DIRECT_MAX_MEMBERS: usize = 4096;
 pub(crate) struct RoomLog {
     pub(crate) head: RoomHead,
     pub(crate) keeps_history: bool,
-    /// When the room last fanned out an event.
+    /// When the room's last fan-out ended.
     last_fan_out: Option<std::time::Instant>,
 }
 
 impl RoomLog {
-    /// Whether a publish at `now` stands alone (no other within [`COALESCE_GAP`] before
-    /// it); records `now` as the room's last publish.
-    pub(crate) fn isolated(&mut self, now: std::time::Instant) -> bool {
-        let alone = self
-            .last_fan_out
-            .is_none_or(|t| now.saturating_duration_since(t) >= COALESCE_GAP);
-        self.last_fan_out = Some(now);
-        alone
+    /// Whether a publish starting at `now` stands alone: the room's previous fan-out
+    /// ended at least [`COALESCE_GAP`] before it.
+    pub(crate) fn isolated(&self, now: std::time::Instant) -> bool {
+        self.last_fan_out
+            .is_none_or(|t| now.saturating_duration_since(t) >= COALESCE_GAP)
+    }
+
+    /// Records the end of a fan-out.
+    pub(crate) fn fanned_out(&mut self, at: std::time::Instant) {
+        self.last_fan_out = Some(at);
     }
 }
 
@@ -206,7 +210,7 @@ impl Room {
             }
             d.count(match reliability {
                 Reliability::Reliable => session.outbox.push(frame.clone()),
-                Reliability::ReliableNow => session.outbox.push_direct(frame.clone()),
+                Reliability::ReliableNow => session.outbox.push_direct(frame),
                 Reliability::BestEffort => session.outbox.push_lossy(frame.clone()),
             });
         }
