@@ -29,19 +29,20 @@ REF = "roomcast"
 GEN_BOUND = 90.0  # generator CPU, % of a core, from which a figure may be the generator's
 
 
+def decimals(x, steps, rest):
+    """The places of the first (bound, places) step that `x` reaches, else `rest`."""
+    return next((places for bound, places in steps if x >= bound), rest)
+
+
 def si(v):
     if v is None:
         return "–"
     a = abs(v)
     if a >= 1e6:
         return f"{v / 1e6:.2f}M"
-    if a >= 1e4:
-        return f"{v / 1e3:.1f}k"
     if a >= 1e3:
-        return f"{v / 1e3:.2f}k"
-    if a >= 100:
-        return f"{v:.0f}"
-    return f"{v:.1f}"
+        return f"{v / 1e3:.{decimals(a, [(1e4, 1)], 2)}f}k"
+    return f"{v:.{decimals(a, [(100, 0)], 1)}f}"
 
 
 def count(n):
@@ -54,11 +55,7 @@ def ms(us):
     if us is None:
         return "–"
     v = us / 1000.0
-    if v >= 100:
-        return f"{v:.0f}"
-    if v >= 10:
-        return f"{v:.1f}"
-    return f"{v:.2f}"
+    return f"{v:.{decimals(v, [(100, 0), (10, 1)], 2)}f}"
 
 
 def kib(b):
@@ -73,13 +70,7 @@ def ratio(v, ref, places=2):
     if v is None or not ref:
         return ""
     r = v / ref
-    if r >= 100:
-        return f" ({r:.0f}×)"
-    if r >= 10:
-        return f" ({r:.1f}×)"
-    if r >= 0.1:
-        return f" ({r:.{places}f}×)"
-    return f" ({r:.3f}×)"
+    return f" ({r:.{decimals(r, [(100, 0), (10, 1), (0.1, places)], 3)}f}×)"
 
 
 def load(out, row, sc):
@@ -99,6 +90,24 @@ def load(out, row, sc):
         except ValueError:
             report = None
     return report, status
+
+
+def report_or_cell(out, t, row, sc):
+    """(report, None) or (None, measured cell saying why there is no report)."""
+    r, st = load(out, row, sc)
+    if r is not None:
+        return r, None
+    if st is None:
+        return None, "–"  # not run in this mode or selection
+    reason = st[4:].strip() if st.startswith("n/a:") else st
+    return None, t.note(f"{row}, {sc}: {reason}")
+
+
+def shortfall(counts):
+    """Of (count, text) pairs, text a function (called only for a nonzero count): " (text,
+    text)" for the nonzero counts (or ""), and whether every count was zero."""
+    extra = [text() for n, text in counts if n]
+    return ("" if not extra else " (" + ", ".join(extra) + ")"), not extra
 
 
 def server_cpu_percent(r):
@@ -316,14 +325,7 @@ def targets(out, t, quick):
     gen_bound = []
 
     def run(row, sc):
-        """(report, None) or (None, measured cell saying why there is no report)."""
-        r, st = load(out, row, sc)
-        if r is not None:
-            return r, None
-        if st is None:
-            return None, "–"  # not run in this mode or selection
-        reason = st[4:].strip() if st.startswith("n/a:") else st
-        return None, t.note(f"{row}, {sc}: {reason}")
+        return report_or_cell(out, t, row, sc)
 
     def add(what, measured, wanted, ok):
         met = "n/a" if ok is None else ("yes" if ok else "**no**")
@@ -359,15 +361,13 @@ def targets(out, t, quick):
 
     def fanout_complete(r):
         """Text about owed deliveries that did not arrive, and whether there were none."""
-        extra = []
-        if r["lost"]:
-            extra.append(f'{r["lost"]} lost of {si(r["expected"])}')
-        if r.get("subscribers_failed"):
-            extra.append(f'{r["subscribers_failed"]} subs failed')
-        if r.get("subscribers_disconnected"):
-            extra.append(f'{r["subscribers_disconnected"]} disconnected')
-        complete = not extra and r["latency_us"].get("count", 0) > 0
-        return ("" if not extra else " (" + ", ".join(extra) + ")"), complete
+        text, none = shortfall([
+            (r["lost"], lambda: f'{r["lost"]} lost of {si(r["expected"])}'),
+            (r.get("subscribers_failed"), lambda: f'{r["subscribers_failed"]} subs failed'),
+            (r.get("subscribers_disconnected"),
+             lambda: f'{r["subscribers_disconnected"]} disconnected'),
+        ])
+        return text, none and r["latency_us"].get("count", 0) > 0
 
     def latency_target(row, sc, q, limit_ms, nominal_subs, nominal_rate, suffix=""):
         def fn(r):
@@ -381,13 +381,11 @@ def targets(out, t, quick):
                f"≤ {limit_ms:g} ms", fn)
 
     def connect_complete(r):
-        extra = []
-        if r["failed"]:
-            extra.append(f'{r["failed"]} failed')
-        if r.get("dropped"):
-            extra.append(f'{r["dropped"]} dropped')
-        ok = not extra and r["connected"] == r["connections"] and r["connected"] > 0
-        return ("" if not extra else " (" + ", ".join(extra) + ")"), ok
+        text, none = shortfall([
+            (r["failed"], lambda: f'{r["failed"]} failed'),
+            (r.get("dropped"), lambda: f'{r["dropped"]} dropped'),
+        ])
+        return text, none and r["connected"] == r["connections"] and r["connected"] > 0
 
     # Fan-out throughput (comparison runs).
     def fan1k(r):
@@ -536,13 +534,7 @@ def issue16(out, t, quick):
     rows = []
 
     def run(row, sc):
-        r, st = load(out, row, sc)
-        if r is not None:
-            return r, None
-        if st is None:
-            return None, "–"
-        reason = st[4:].strip() if st.startswith("n/a:") else st
-        return None, t.note(f"{row}, {sc}: {reason}")
+        return report_or_cell(out, t, row, sc)
 
     def add(what, a, b, wanted, ok):
         met = "n/a" if ok is None else ("yes" if ok else "**no**")

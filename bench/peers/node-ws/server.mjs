@@ -7,10 +7,10 @@
 
 import http from 'node:http';
 import { WebSocketServer, WebSocket } from 'ws';
+import { chatMessage, serveText, welcome } from '../common/protocol.mjs';
 
 const HOST = process.env.HOST || '127.0.0.1';
 const PORT = Number(process.argv[2] || process.env.PORT || 8080);
-const HEARTBEAT_INTERVAL = 30;
 
 /** room name -> sockets in it */
 const rooms = new Map();
@@ -49,16 +49,6 @@ function reply(ws, message) {
   ws.send(JSON.stringify(message));
 }
 
-function error(ws, code, message, id) {
-  const e = { type: 'error', code, message };
-  if (id !== undefined) e.id = id;
-  reply(ws, e);
-}
-
-function ack(ws, id) {
-  if (id !== undefined) reply(ws, { type: 'ack', id });
-}
-
 const server = http.createServer((req, res) => {
   res.writeHead(404).end();
 });
@@ -82,59 +72,17 @@ function onConnection(ws, clientId) {
   if (old) old.close(4000, 'Superseded');
   clients.set(clientId, ws);
 
-  reply(ws, {
-    type: 'welcome',
-    client_id: clientId,
-    heartbeat_interval: HEARTBEAT_INTERVAL,
-    server_time: new Date().toISOString(),
-  });
+  reply(ws, welcome(clientId));
   join(ws, 'general');
 
-  ws.on('message', (raw, isBinary) => {
-    let data;
-    try {
-      data = JSON.parse(isBinary ? raw : raw.toString());
-    } catch {
-      error(ws, 'INVALID_JSON', 'the frame is not valid JSON');
-      return;
-    }
-    if (data === null || typeof data !== 'object' || Array.isArray(data)) {
-      error(ws, 'INVALID_MESSAGE', 'expected a JSON object');
-      return;
-    }
-    const id = data.id;
-    switch (data.type) {
-      case 'subscribe':
-        join(ws, data.room);
-        ack(ws, id);
-        break;
-      case 'unsubscribe':
-        leave(ws, data.room);
-        ack(ws, id);
-        break;
-      case 'message':
-        broadcast(
-          data.room,
-          {
-            type: 'message',
-            room: data.room,
-            from: clientId,
-            content: data.content,
-            timestamp: new Date().toISOString(),
-          },
-          ws,
-        );
-        ack(ws, id);
-        break;
-      case 'ping':
-        reply(ws, id === undefined ? { type: 'pong' } : { type: 'pong', id });
-        break;
-      case 'pong':
-        break;
-      default:
-        error(ws, 'UNKNOWN_TYPE', `unknown message type ${JSON.stringify(data.type)}`, id);
-    }
-  });
+  // The protocol is shared (../common/protocol.mjs); the rooms are this peer's own.
+  const peer = {
+    reply: (message) => reply(ws, message),
+    join: (room) => join(ws, room),
+    leave: (room) => leave(ws, room),
+    publish: (room, content) => broadcast(room, chatMessage(room, clientId, content), ws),
+  };
+  ws.on('message', (raw, isBinary) => serveText(isBinary ? raw : raw.toString(), peer));
 
   ws.on('close', () => {
     for (const room of ws.rooms) leave(ws, room);

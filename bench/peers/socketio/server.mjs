@@ -18,10 +18,10 @@
 
 import http from 'node:http';
 import { Server } from 'socket.io';
+import { serve, chatMessage, welcome } from '../common/protocol.mjs';
 
 const HOST = process.env.HOST || '127.0.0.1';
 const PORT = Number(process.argv[2] || process.env.PORT || 8080);
-const HEARTBEAT_INTERVAL = 30;
 
 /** client id -> its socket (one session per client id) */
 const clients = new Map();
@@ -40,65 +40,28 @@ function reply(socket, message) {
   socket.emit('m', message);
 }
 
-function error(socket, code, message, id) {
-  const e = { type: 'error', code, message };
-  if (id !== undefined) e.id = id;
-  reply(socket, e);
-}
-
-function ack(socket, id) {
-  if (id !== undefined) reply(socket, { type: 'ack', id });
-}
-
 io.on('connection', (socket) => {
   const clientId = String(socket.handshake.query.client_id || socket.id);
   const old = clients.get(clientId);
   clients.set(clientId, socket);
   if (old) old.disconnect(true);
-  reply(socket, {
-    type: 'welcome',
-    client_id: clientId,
-    heartbeat_interval: HEARTBEAT_INTERVAL,
-    server_time: new Date().toISOString(),
-  });
+  reply(socket, welcome(clientId));
   socket.join('general');
 
-  socket.on('m', (data) => {
-    if (data === null || typeof data !== 'object' || Array.isArray(data)) {
-      error(socket, 'INVALID_MESSAGE', 'expected a JSON object');
-      return;
-    }
-    const id = data.id;
-    switch (data.type) {
-      case 'subscribe':
-        if (typeof data.room === 'string') socket.join(data.room);
-        ack(socket, id);
-        break;
-      case 'unsubscribe':
-        if (typeof data.room === 'string') socket.leave(data.room);
-        ack(socket, id);
-        break;
-      case 'message':
-        if (typeof data.room === 'string') {
-          socket.to(data.room).emit('m', {
-            type: 'message',
-            room: data.room,
-            from: clientId,
-            content: data.content,
-            timestamp: new Date().toISOString(),
-          });
-        }
-        ack(socket, id);
-        break;
-      case 'ping':
-        reply(socket, id === undefined ? { type: 'pong' } : { type: 'pong', id });
-        break;
-      case 'pong':
-        break;
-      default:
-        error(socket, 'UNKNOWN_TYPE', `unknown message type ${JSON.stringify(data.type)}`, id);
-    }
-  });
+  // The protocol is shared (../common/protocol.mjs); the rooms are Socket.IO rooms.
+  const peer = {
+    reply: (message) => reply(socket, message),
+    join: (room) => {
+      if (typeof room === 'string') socket.join(room);
+    },
+    leave: (room) => {
+      if (typeof room === 'string') socket.leave(room);
+    },
+    publish: (room, content) => {
+      if (typeof room === 'string') socket.to(room).emit('m', chatMessage(room, clientId, content));
+    },
+  };
+  socket.on('m', (data) => serve(data, peer));
 
   socket.on('disconnect', () => {
     if (clients.get(clientId) === socket) {

@@ -17,13 +17,13 @@
 
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { createRequire } from 'node:module';
+import { HEARTBEAT_INTERVAL, chatMessage, serveText, welcome } from '../common/protocol.mjs';
 
 const require = createRequire(import.meta.url);
 const uWS = require('uwebsockets');
 
 const HOST = process.env.HOST || '127.0.0.1';
 const PORT = Number(process.argv[2] || process.env.PORT || 8080);
-const HEARTBEAT_INTERVAL = 30;
 const decoder = new TextDecoder();
 const JWT_SECRET = process.env.JWT_SECRET || '';
 
@@ -50,16 +50,6 @@ const clients = new Map();
 
 function reply(ws, message) {
   ws.send(JSON.stringify(message), false);
-}
-
-function error(ws, code, message, id) {
-  const e = { type: 'error', code, message };
-  if (id !== undefined) e.id = id;
-  reply(ws, e);
-}
-
-function ack(ws, id) {
-  if (id !== undefined) reply(ws, { type: 'ack', id });
 }
 
 const app = uWS.App();
@@ -101,62 +91,26 @@ app.ws('/ws/:id', {
     const old = clients.get(data.clientId);
     clients.set(data.clientId, ws);
     if (old) old.end(4000, 'Superseded');
-    reply(ws, {
-      type: 'welcome',
-      client_id: data.clientId,
-      heartbeat_interval: HEARTBEAT_INTERVAL,
-      server_time: new Date().toISOString(),
-    });
+    reply(ws, welcome(data.clientId));
     ws.subscribe('general');
+    // The protocol is shared (../common/protocol.mjs); the rooms are µWS topics.
+    data.peer = {
+      reply: (message) => reply(ws, message),
+      join: (room) => {
+        if (typeof room === 'string') ws.subscribe(room);
+      },
+      leave: (room) => {
+        if (typeof room === 'string') ws.unsubscribe(room);
+      },
+      publish: (room, content) => {
+        if (typeof room === 'string') {
+          ws.publish(room, JSON.stringify(chatMessage(room, data.clientId, content)), false);
+        }
+      },
+    };
   },
 
-  message: (ws, raw, isBinary) => {
-    let data;
-    try {
-      data = JSON.parse(decoder.decode(raw));
-    } catch {
-      error(ws, 'INVALID_JSON', 'the frame is not valid JSON');
-      return;
-    }
-    if (data === null || typeof data !== 'object' || Array.isArray(data)) {
-      error(ws, 'INVALID_MESSAGE', 'expected a JSON object');
-      return;
-    }
-    const id = data.id;
-    switch (data.type) {
-      case 'subscribe':
-        if (typeof data.room === 'string') ws.subscribe(data.room);
-        ack(ws, id);
-        break;
-      case 'unsubscribe':
-        if (typeof data.room === 'string') ws.unsubscribe(data.room);
-        ack(ws, id);
-        break;
-      case 'message':
-        if (typeof data.room === 'string') {
-          ws.publish(
-            data.room,
-            JSON.stringify({
-              type: 'message',
-              room: data.room,
-              from: ws.getUserData().clientId,
-              content: data.content,
-              timestamp: new Date().toISOString(),
-            }),
-            false,
-          );
-        }
-        ack(ws, id);
-        break;
-      case 'ping':
-        reply(ws, id === undefined ? { type: 'pong' } : { type: 'pong', id });
-        break;
-      case 'pong':
-        break;
-      default:
-        error(ws, 'UNKNOWN_TYPE', `unknown message type ${JSON.stringify(data.type)}`, id);
-    }
-  },
+  message: (ws, raw) => serveText(decoder.decode(raw), ws.getUserData().peer),
 
   close: (ws) => {
     const data = ws.getUserData();

@@ -18,7 +18,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from roomcast import Ed25519Credentials
+from roomcast import ClientOptions, Ed25519Credentials, RoomcastClient
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -190,3 +190,24 @@ class Recorder:
     def of_type(self, *kinds: str) -> list[dict[str, Any]]:
         """The recorded JSON events whose `type` is one of `kinds`."""
         return [e for e in self.items if isinstance(e, dict) and e.get("type") in kinds]
+
+
+async def connected(
+    url: str, client_id: str, options: ClientOptions, on: str | None = None
+) -> tuple[RoomcastClient, Recorder]:
+    """A connected client; with `on`, its events of that kind (registered before connecting)
+    go to the returned recorder."""
+    client = RoomcastClient(url, client_id=client_id, options=options)
+    events = Recorder()
+    if on is not None:
+        client.on(on, events)
+    await client.connect()
+    return client, events
+
+
+async def member(url: str, client_id: str, room: str, options: ClientOptions) -> RoomcastClient:
+    """A connected client subscribed to `room` (its events unread): a publisher."""
+    client = RoomcastClient(url, client_id=client_id, options=options)
+    await client.connect()
+    await client.subscribe(room, Recorder())
+    return client

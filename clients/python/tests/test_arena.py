@@ -11,12 +11,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Recorder, Server, ServerFactory, new_credentials, write_collectives
+from conftest import (
+    Recorder,
+    Server,
+    ServerFactory,
+    connected,
+    new_credentials,
+    write_collectives,
+)
 
 from roomcast import ArenaError, ClientOptions, Ed25519Credentials, RequestError, RoomcastClient
 from roomcast.arena import (
     ArenaRest,
     BookState,
+    OrdersState,
     follow_market,
     follow_order,
     follow_orders,
@@ -33,6 +41,16 @@ async def arena_server(
     collectives = write_collectives(tmp_path / "collectives.toml", [(acme, 10_000_000)])
     server: Server = await make_server("--collectives", str(collectives), *extra)
     return server, acme
+
+
+async def followed_orders(
+    server: Server, acme: Ed25519Credentials
+) -> tuple[RoomcastClient, OrdersState, Recorder]:
+    """acme's orders stream followed from its snapshot, and a recorder of its events."""
+    client, orders = await follow_orders(server.ws_url, acme, options=FAST)
+    events = Recorder()
+    client.listen("orders:acme", events)
+    return client, orders, events
 
 
 def open_ids(listing: Any) -> set[int]:
@@ -90,9 +108,7 @@ async def test_rejected_orders_raise_with_reason_and_reach_the_orders_stream(
     make_server: ServerFactory, tmp_path: Path, quantity: str, price: str, reason: str
 ) -> None:
     server, acme = await arena_server(make_server, tmp_path)
-    client, orders = await follow_orders(server.ws_url, acme, options=FAST)
-    events = Recorder()
-    client.listen("orders:acme", events)
+    client, orders, events = await followed_orders(server, acme)
     async with ArenaRest(server.http_url, acme) as rest:
         with pytest.raises(ArenaError) as err:
             await rest.place_order("BTC-USD", "buy", quantity, price=price)
@@ -123,15 +139,13 @@ async def test_orders_stream_after_kill_9_resets_from_a_fresh_snapshot(
     make_server: ServerFactory, tmp_path: Path
 ) -> None:
     server, acme = await arena_server(make_server, tmp_path)
-    client, orders = await follow_orders(server.ws_url, acme, options=FAST)
-    events = Recorder()
-    client.listen("orders:acme", events)
+    client, orders, events = await followed_orders(server, acme)
     async with ArenaRest(server.http_url, acme) as rest:
         first = await rest.place_order("BTC-USD", "buy", "0.1", price="40000")
         await until(lambda: first["order_id"] in orders.open, events)
 
         await server.restart(signal.SIGKILL)
-        await events.wait_until(snapshot_after_recovery_failed)
+        await events.wait_until(snapshot_after_recovery_failed("orders_snapshot"))
         assert set(orders.open) == open_ids(await rest.orders()) == {first["order_id"]}
 
         second = await rest.place_order("BTC-USD", "buy", "0.2", price="39000")
@@ -140,11 +154,14 @@ async def test_orders_stream_after_kill_9_resets_from_a_fresh_snapshot(
     await client.close()
 
 
-def snapshot_after_recovery_failed(items: list[Any]) -> bool:
-    kinds = [e.get("type") for e in items]
-    return (
-        "recovery_failed" in kinds and "orders_snapshot" in kinds[kinds.index("recovery_failed") :]
-    )
+def snapshot_after_recovery_failed(snapshot: str) -> Callable[[list[Any]], bool]:
+    """Whether a `snapshot` event came after the first `recovery_failed`."""
+
+    def seen(items: list[Any]) -> bool:
+        kinds = [e.get("type") for e in items]
+        return "recovery_failed" in kinds and snapshot in kinds[kinds.index("recovery_failed") :]
+
+    return seen
 
 
 def at_least(rec: Recorder, kind: str, n: int) -> Callable[[list[Any]], bool]:
@@ -171,8 +188,7 @@ async def test_order_book_follows_rest_under_demo_traffic(
     make_server: ServerFactory, tmp_path: Path
 ) -> None:
     server, acme = await arena_server(make_server, tmp_path, "--demo", "--demo-rate", "40")
-    watcher = RoomcastClient(server.ws_url, client_id="watcher", options=FAST)
-    await watcher.connect()
+    watcher, _ = await connected(server.ws_url, "watcher", FAST)
     seen: set[str] = set()
     changes = Recorder()
     book = BookState()
@@ -200,8 +216,7 @@ async def test_order_book_after_kill_9_is_rebuilt_from_a_fresh_snapshot(
     make_server: ServerFactory, tmp_path: Path
 ) -> None:
     server, acme = await arena_server(make_server, tmp_path, "--demo", "--demo-rate", "40")
-    watcher = RoomcastClient(server.ws_url, client_id="watcher", options=FAST)
-    await watcher.connect()
+    watcher, _ = await connected(server.ws_url, "watcher", FAST)
     events = Recorder()
     seen: set[str] = set()
     book = BookState()
@@ -218,14 +233,7 @@ async def test_order_book_after_kill_9_is_rebuilt_from_a_fresh_snapshot(
 
     await server.restart(signal.SIGKILL)
 
-    def resnapshot(items: list[Any]) -> bool:
-        kinds = [e.get("type") for e in items]
-        return (
-            "recovery_failed" in kinds
-            and "book_snapshot" in kinds[kinds.index("recovery_failed") :]
-        )
-
-    await events.wait_until(resnapshot)
+    await events.wait_until(snapshot_after_recovery_failed("book_snapshot"))
     failed = events.of_type("recovery_failed")[0]
     assert failed["reason"] == "epoch_changed"
     async with ArenaRest(server.http_url, acme) as rest:
@@ -259,9 +267,7 @@ async def test_orders_stream_after_sigterm_gets_a_fresh_snapshot(
     make_server: ServerFactory, tmp_path: Path
 ) -> None:
     server, acme = await arena_server(make_server, tmp_path)
-    client, orders = await follow_orders(server.ws_url, acme, options=FAST)
-    events = Recorder()
-    client.listen("orders:acme", events)
+    client, orders, events = await followed_orders(server, acme)
     states = Recorder()
     client.on("state", states)
     async with ArenaRest(server.http_url, acme) as rest:

@@ -13,6 +13,7 @@ from conftest import (
     Recorder,
     Server,
     ServerFactory,
+    connected,
     new_credentials,
     roomcast_bin,
     write_collectives,
@@ -58,10 +59,7 @@ async def test_error_reply_rejects_the_awaitable(server: Server) -> None:
 
 
 async def test_superseded_session_stops_and_does_not_reconnect(server: Server) -> None:
-    first = RoomcastClient(server.ws_url, client_id="dup", options=FAST)
-    states = Recorder()
-    first.on("state", states)
-    await first.connect()
+    first, states = await connected(server.ws_url, "dup", FAST, on="state")
     second = RoomcastClient(server.ws_url, client_id="dup", options=FAST)
     await second.connect()
 

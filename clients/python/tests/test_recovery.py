@@ -12,7 +12,7 @@ import time
 
 import httpx
 import pytest
-from conftest import Recorder, Server, ServerFactory
+from conftest import Recorder, Server, ServerFactory, connected, member
 
 from roomcast import Backoff, ClientClosed, ClientOptions, RoomcastClient
 
@@ -23,19 +23,23 @@ def seqs(rec: Recorder) -> list[int]:
     return [e["sequence"] for e in rec.of_type("message")]
 
 
-async def test_sigterm_restart_replays_missed_events_exactly_once(server: Server) -> None:
-    alice = RoomcastClient(server.ws_url, client_id="alice", options=FAST)
+async def chat_with_three_events(
+    server: Server, on: str
+) -> tuple[RoomcastClient, Recorder, Recorder, RoomcastClient]:
+    """alice in `chat` (her `on` events and her room's events recorded), after bob published
+    1, 2 and 3 there and alice got them; bob is returned still connected."""
+    alice, events = await connected(server.ws_url, "alice", FAST, on=on)
     got = Recorder()
-    states = Recorder()
-    alice.on("state", states)
-    await alice.connect()
     await alice.subscribe("chat", got)
-    bob = RoomcastClient(server.ws_url, client_id="bob", options=FAST)
-    await bob.connect()
-    await bob.subscribe("chat", Recorder())
+    bob = await member(server.ws_url, "bob", "chat", FAST)
     for n in range(1, 4):
         await bob.publish("chat", n)
     await got.wait_until(lambda _: seqs(got) == [1, 2, 3])
+    return alice, events, got, bob
+
+
+async def test_sigterm_restart_replays_missed_events_exactly_once(server: Server) -> None:
+    alice, states, got, bob = await chat_with_three_events(server, on="state")
     await bob.close()
 
     # Stop cleanly, publish 4..8 on a server alice cannot reach (other port, same data),
@@ -44,9 +48,7 @@ async def test_sigterm_restart_replays_missed_events_exactly_once(server: Server
     await server.stop(signal.SIGTERM)
     await states.wait_until(lambda items: "reconnecting" in items)
     await server.start("127.0.0.1:0")
-    carol = RoomcastClient(server.ws_url, client_id="carol", options=FAST)
-    await carol.connect()
-    await carol.subscribe("chat", Recorder())
+    carol = await member(server.ws_url, "carol", "chat", FAST)
     for n in range(4, 9):
         await carol.publish("chat", n)
     await carol.close()
@@ -57,9 +59,7 @@ async def test_sigterm_restart_replays_missed_events_exactly_once(server: Server
     replayed = [e["sequence"] for e in got.of_type("message") if e.get("replayed")]
     assert replayed == [4, 5, 6, 7, 8]
     assert alice.state == "connected"
-    dave = RoomcastClient(server.ws_url, client_id="dave", options=FAST)
-    await dave.connect()
-    await dave.subscribe("chat", Recorder())
+    dave = await member(server.ws_url, "dave", "chat", FAST)
     await dave.publish("chat", 9)
     await got.wait_until(lambda _: seqs(got)[-1:] == [9])
     assert seqs(got) == list(range(1, 10))
@@ -70,18 +70,7 @@ async def test_sigterm_restart_replays_missed_events_exactly_once(server: Server
 
 
 async def test_kill_9_restart_surfaces_recovery_failed_and_goes_on_live(server: Server) -> None:
-    alice = RoomcastClient(server.ws_url, client_id="alice", options=FAST)
-    failed = Recorder()
-    alice.on("recovery_failed", failed)
-    await alice.connect()
-    got = Recorder()
-    await alice.subscribe("chat", got)
-    bob = RoomcastClient(server.ws_url, client_id="bob", options=FAST)
-    await bob.connect()
-    await bob.subscribe("chat", Recorder())
-    for n in range(1, 4):
-        await bob.publish("chat", n)
-    await got.wait_until(lambda _: seqs(got) == [1, 2, 3])
+    alice, failed, got, bob = await chat_with_three_events(server, on="recovery_failed")
     old_epoch = got.items[-1]["epoch"]
     await bob.close()
 
@@ -92,9 +81,7 @@ async def test_kill_9_restart_surfaces_recovery_failed_and_goes_on_live(server: 
     assert failed.items[0]["reason"] == "epoch_changed"
     assert failed.items[0]["epoch"] != old_epoch
     assert got.of_type("recovery_failed") == failed.items  # the room's handler sees it too
-    bob = RoomcastClient(server.ws_url, client_id="bob", options=FAST)
-    await bob.connect()
-    await bob.subscribe("chat", Recorder())
+    bob = await member(server.ws_url, "bob", "chat", FAST)
     ack = await bob.publish("chat", "after crash")
     await got.wait_until(lambda items: items[-1].get("content") == "after crash")
     assert got.items[-1]["epoch"] == ack["epoch"] == failed.items[0]["epoch"]
@@ -105,10 +92,7 @@ async def test_kill_9_restart_surfaces_recovery_failed_and_goes_on_live(server: 
 async def test_silent_server_is_detected_by_heartbeat_and_left(make_server: ServerFactory) -> None:
     server: Server = await make_server("--heartbeat-interval", "1")
     options = ClientOptions(backoff_base=0.05, backoff_cap=0.3, heartbeat_timeout=0.5)
-    alice = RoomcastClient(server.ws_url, client_id="alice", options=options)
-    states = Recorder()
-    alice.on("state", states)
-    await alice.connect()
+    alice, states = await connected(server.ws_url, "alice", options, on="state")
     assert server.proc is not None
     server.proc.send_signal(signal.SIGSTOP)
     try:
@@ -155,10 +139,7 @@ async def test_unreachable_server_backs_off_within_bounds_then_gives_up() -> Non
 
 
 async def test_queued_publish_is_sent_after_reconnect(server: Server) -> None:
-    alice = RoomcastClient(server.ws_url, client_id="alice", options=FAST)
-    states = Recorder()
-    alice.on("state", states)
-    await alice.connect()
+    alice, states = await connected(server.ws_url, "alice", FAST, on="state")
     await alice.subscribe("chat", Recorder())
     bob = RoomcastClient(server.ws_url, client_id="bob", options=FAST)
     await bob.connect()
@@ -190,15 +171,10 @@ async def test_gapless_while_another_client_publishes_and_the_link_keeps_droppin
     make_server: ServerFactory,
 ) -> None:
     server: Server = await make_server("--rate-limit", "100000", "--rate-burst", "100000")
-    alice = RoomcastClient(server.ws_url, client_id="alice", options=FAST)
-    states = Recorder()
-    alice.on("state", states)
-    await alice.connect()
+    alice, states = await connected(server.ws_url, "alice", FAST, on="state")
     got = Recorder()
     await alice.subscribe("feed", got)
-    bob = RoomcastClient(server.ws_url, client_id="bob", options=FAST)
-    await bob.connect()
-    await bob.subscribe("feed", Recorder())
+    bob = await member(server.ws_url, "bob", "feed", FAST)
 
     async with httpx.AsyncClient(base_url=server.http_url) as admin:
         for n in range(1, 301):

@@ -13,14 +13,14 @@
 //! view included), `events` 21-27 µs per order; the stream makes 757 trades and 10.8 events
 //! (2.7 KB of JSON) per order, so building event views is most of an order's CPU.
 
-use std::time::Duration;
-
-use criterion::{BatchSize, Criterion, Throughput};
+use criterion::{BatchSize, Throughput};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use roomcast_arena::state::{Emit, ExchangeState, Mode, StateLimits};
 use roomcast_arena::{ArenaConfig, Funding, OrderRequest, OrderSide, OrderType, TimeInForce};
 use roomcast_engine::auth::CollectiveId;
+
+mod support;
 
 const ACCOUNTS: usize = 100;
 
@@ -85,11 +85,7 @@ fn base() -> ExchangeState {
 }
 
 fn main() {
-    let mut c = Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-        .sample_size(30)
-        .configure_from_args();
+    let mut c = support::criterion();
     let base = base();
     let ids = ids();
     let mut rng = StdRng::seed_from_u64(2);

@@ -30,6 +30,8 @@ use roomcast_arena::matching::{
     TimeInForce,
 };
 
+mod support;
+
 const LEVELS_PER_SIDE: u64 = 500;
 const ORDERS_PER_LEVEL: u64 = 10;
 const BEST_BID: u64 = 99_998;
@@ -309,13 +311,7 @@ fn mixed(c: &mut Criterion, base: &OrderBook) {
 }
 
 fn main() {
-    // What `criterion_group!`/`criterion_main!` expand to, minus an undocumented `pub fn`;
-    // short timings keep the whole run near a minute on a shared machine.
-    let mut c = Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-        .sample_size(30)
-        .configure_from_args();
+    let mut c = support::criterion();
     let base = base_book();
     rest(&mut c, &base);
     cross(&mut c, &base);

@@ -30,11 +30,11 @@ use std::time::Duration;
 use roomcast_engine::history::RoomHead;
 use roomcast_protocol::request::RequestId;
 use roomcast_protocol::RoomName;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::AttachError;
-use crate::exchange::{Exchange, Reply, Request};
+use crate::exchange::{Attaches, Exchange, Pending, Request};
 use crate::rooms::ArenaRoom;
 use crate::state::DomainEvent;
 
@@ -77,13 +77,6 @@ impl RoomSnapshot {
     pub fn frame(&self, room: &RoomName, id: Option<&RequestId>) -> String {
         crate::exchange::snapshot_frame(&self.event_type, room, &self.head, id, &self.data)
     }
-}
-
-/// A snapshot request waiting for the heads of its batch.
-pub(crate) struct Pending {
-    room: RoomName,
-    view: Result<(&'static str, String), AttachError>,
-    reply: oneshot::Sender<Result<RoomSnapshot, AttachError>>,
 }
 
 impl Exchange {
@@ -161,24 +154,14 @@ impl Exchange {
                 "arena events could not be published; the exchange refuses changes until their rooms start new epochs");
             self.stale.extend(missed);
         }
-        committed.replies.into_iter().for_each(Reply::send);
-        self.after_replies(committed.later);
         let mut snapshots = Vec::new();
-        for request in committed.deferred {
-            match request {
-                Request::Read(read) => read(&self.state),
-                Request::Snapshot {
-                    room,
-                    principal,
-                    reply,
-                } => snapshots.push(Pending {
-                    view: self.view(&room, principal.as_ref()),
-                    room,
-                    reply,
-                }),
-                other => crate::exchange::fail(other),
-            }
-        }
+        self.answer(
+            committed.replies,
+            committed.later,
+            committed.deferred,
+            Attaches::Refused,
+            |_, pending| snapshots.push(pending),
+        );
         self.answer_snapshots(sequencer, snapshots).await;
     }
 

@@ -9,29 +9,11 @@
 
 use serde::{Deserialize, Serialize};
 
-/// When an accepted command counts as durable. Mirrors the history store's policy of the
-/// same name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum FsyncPolicy {
-    /// Commands queued together share one transaction and one fsync; replies follow it.
-    #[default]
-    Batch,
-    /// One transaction and one fsync per command.
-    Always,
-    /// Commit without fsync (snapshots and shutdown sync): a crash can lose recent commands.
-    Never,
-}
-
-impl From<roomcast_engine::history::FsyncPolicy> for FsyncPolicy {
-    fn from(p: roomcast_engine::history::FsyncPolicy) -> FsyncPolicy {
-        match p {
-            roomcast_engine::history::FsyncPolicy::Batch => FsyncPolicy::Batch,
-            roomcast_engine::history::FsyncPolicy::Always => FsyncPolicy::Always,
-            roomcast_engine::history::FsyncPolicy::Never => FsyncPolicy::Never,
-        }
-    }
-}
+/// When an accepted command counts as durable: the history store's policy, applied to the
+/// arena's command log (`Batch`: commands queued together share one transaction and one
+/// fsync, replies follow it; `Always`: one per command; `Never`: commit without fsync, a
+/// crash can lose recent commands).
+pub use roomcast_engine::history::FsyncPolicy;
 
 /// The arena's configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -11,8 +11,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use roomcast_arena::store::{Batch, Store};
 use roomcast_arena::{
-    Arena, ArenaConfig, ArenaError, AttachError, Funding, OrderRequest, OrderSide, OrderType,
-    TimeInForce,
+    Arena, ArenaConfig, ArenaError, AttachError, BookView, Funding, OrderRequest, OrderSide,
+    OrderType, TimeInForce,
 };
 use roomcast_engine::auth::CollectiveId;
 use roomcast_engine::history::{MemoryHistory, Retention};
@@ -55,6 +55,23 @@ fn limit(side: OrderSide, qty: &str, price: &str) -> OrderRequest {
         time_in_force: TimeInForce::Gtc,
         client_order_id: None,
     }
+}
+
+/// A random limit order on either side: a price in `whole` with random cents, a random
+/// quantity below 1.
+fn random_limit(rng: &mut StdRng, whole: std::ops::Range<i32>) -> OrderRequest {
+    let side = if rng.random_bool(0.5) {
+        OrderSide::Buy
+    } else {
+        OrderSide::Sell
+    };
+    let price = format!(
+        "{}.{:02}",
+        rng.random_range(whole),
+        rng.random_range(0..100)
+    );
+    let qty = format!("0.{:04}", rng.random_range(1..9999));
+    limit(side, &qty, &price)
 }
 
 async fn start(
@@ -254,6 +271,44 @@ struct Rebuilt {
 }
 
 impl Rebuilt {
+    /// Asserts that what the frames rebuilt is the arena's book, `watched`'s portfolio and
+    /// its open orders now; returns the book.
+    async fn assert_is(&self, arena: &Arena, watched: &CollectiveId) -> BookView {
+        let book = arena
+            .book("BTC-USD", usize::MAX)
+            .await
+            .expect("book")
+            .expect("symbol");
+        let as_map = |levels: &[roomcast_arena::LevelView]| -> BTreeMap<String, String> {
+            levels
+                .iter()
+                .map(|l| (l.price.clone(), l.quantity.clone()))
+                .collect()
+        };
+        assert_eq!(self.bids, as_map(&book.bids));
+        assert_eq!(self.asks, as_map(&book.asks));
+        let portfolio = arena.portfolio(watched).await.expect("p").expect("account");
+        for b in &portfolio.balances {
+            assert_eq!(
+                self.balances.get(&b.currency),
+                Some(&serde_json::to_value(b).expect("json"))
+            );
+        }
+        for p in &portfolio.positions {
+            assert_eq!(
+                self.positions.get(&p.symbol),
+                Some(&serde_json::to_value(p).expect("json"))
+            );
+        }
+        let open = arena.orders(watched, true).await.expect("orders");
+        let open: BTreeMap<u64, Value> = open
+            .iter()
+            .map(|o| (o.order_id, serde_json::to_value(o).expect("json")))
+            .collect();
+        assert_eq!(self.open, open);
+        book
+    }
+
     fn apply(&mut self, f: &Value) {
         let room = f["room"].as_str().expect("room").to_owned();
         let seq = f["sequence"].as_u64().expect("sequence");
@@ -368,20 +423,9 @@ async fn snapshot_plus_events_rebuilds_the_state_exactly() {
                     .expect("cancel open order");
             }
         } else {
-            let side = if rng.random_bool(0.5) {
-                OrderSide::Buy
-            } else {
-                OrderSide::Sell
-            };
-            let price = format!(
-                "{}.{:02}",
-                rng.random_range(95..105),
-                rng.random_range(0..100)
-            );
-            let qty = format!("0.{:04}", rng.random_range(1..9999));
+            let mut r = random_limit(&mut rng, 95..105);
             let tif =
                 [TimeInForce::Gtc, TimeInForce::Gtc, TimeInForce::Ioc][rng.random_range(0..3)];
-            let mut r = limit(side, &qty, &price);
             r.time_in_force = tif;
             if rng.random_bool(0.05) {
                 r.order_type = OrderType::Market;
@@ -396,46 +440,11 @@ async fn snapshot_plus_events_rebuilds_the_state_exactly() {
             }
         }
     }
-    let book = arena
-        .book("BTC-USD", usize::MAX)
-        .await
-        .expect("book")
-        .expect("symbol");
-    let as_map = |levels: &[roomcast_arena::LevelView]| -> BTreeMap<String, String> {
-        levels
-            .iter()
-            .map(|l| (l.price.clone(), l.quantity.clone()))
-            .collect()
-    };
-    assert_eq!(rebuilt.bids, as_map(&book.bids));
-    assert_eq!(rebuilt.asks, as_map(&book.asks));
+    let book = rebuilt.assert_is(&arena, &watched).await;
     assert!(
         !book.bids.is_empty() && !book.asks.is_empty(),
         "the test traded something"
     );
-    let portfolio = arena
-        .portfolio(&watched)
-        .await
-        .expect("p")
-        .expect("account");
-    for b in &portfolio.balances {
-        assert_eq!(
-            rebuilt.balances.get(&b.currency),
-            Some(&serde_json::to_value(b).expect("json"))
-        );
-    }
-    for p in &portfolio.positions {
-        assert_eq!(
-            rebuilt.positions.get(&p.symbol),
-            Some(&serde_json::to_value(p).expect("json"))
-        );
-    }
-    let open = arena.orders(&watched, true).await.expect("orders");
-    let open: BTreeMap<u64, Value> = open
-        .iter()
-        .map(|o| (o.order_id, serde_json::to_value(o).expect("json")))
-        .collect();
-    assert_eq!(rebuilt.open, open);
     assert!(arena.stats().trades > 0);
     cancel.cancel();
     tasks.close();
@@ -715,18 +724,9 @@ async fn concurrent_traders_and_a_mid_stream_attach_still_line_up() {
                     }
                     continue;
                 }
-                let side = if rng.random_bool(0.5) {
-                    OrderSide::Buy
-                } else {
-                    OrderSide::Sell
-                };
-                let price = format!(
-                    "{}.{:02}",
-                    rng.random_range(98..102),
-                    rng.random_range(0..100)
-                );
-                let qty = format!("0.{:04}", rng.random_range(1..9999));
-                let _ = arena.place_order(&who, limit(side, &qty, &price)).await;
+                let _ = arena
+                    .place_order(&who, random_limit(&mut rng, 98..102))
+                    .await;
             }
         }));
     }
@@ -746,42 +746,7 @@ async fn concurrent_traders_and_a_mid_stream_attach_still_line_up() {
     for f in frames(&watcher).await {
         rebuilt.apply(&f);
     }
-    let book = arena
-        .book("BTC-USD", usize::MAX)
-        .await
-        .expect("book")
-        .expect("symbol");
-    let as_map = |levels: &[roomcast_arena::LevelView]| -> BTreeMap<String, String> {
-        levels
-            .iter()
-            .map(|l| (l.price.clone(), l.quantity.clone()))
-            .collect()
-    };
-    assert_eq!(rebuilt.bids, as_map(&book.bids));
-    assert_eq!(rebuilt.asks, as_map(&book.asks));
-    let portfolio = arena
-        .portfolio(&watched)
-        .await
-        .expect("p")
-        .expect("account");
-    for b in &portfolio.balances {
-        assert_eq!(
-            rebuilt.balances.get(&b.currency),
-            Some(&serde_json::to_value(b).expect("json"))
-        );
-    }
-    for p in &portfolio.positions {
-        assert_eq!(
-            rebuilt.positions.get(&p.symbol),
-            Some(&serde_json::to_value(p).expect("json"))
-        );
-    }
-    let open = arena.orders(&watched, true).await.expect("orders");
-    let open: BTreeMap<u64, Value> = open
-        .iter()
-        .map(|o| (o.order_id, serde_json::to_value(o).expect("json")))
-        .collect();
-    assert_eq!(rebuilt.open, open);
+    let book = rebuilt.assert_is(&arena, &watched).await;
     assert!(arena.stats().trades > 0);
     cancel.cancel();
     tasks.close();

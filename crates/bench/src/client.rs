@@ -2,6 +2,8 @@
 //! for its `ack` (subscribe), and keep an otherwise idle connection alive by answering
 //! server heartbeats until told to stop.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -76,6 +78,8 @@ pub(crate) enum HoldEnd {
 /// Keeps a connection alive until `stop`: reads everything, answers heartbeats and
 /// WebSocket pings, ignores the rest.
 pub(crate) async fn hold(conn: &mut WsConn, stop: &CancellationToken) -> HoldEnd {
+    let stopped = stop.cancelled();
+    tokio::pin!(stopped);
     loop {
         let mut heartbeat = false;
         loop {
@@ -94,19 +98,32 @@ pub(crate) async fn hold(conn: &mut WsConn, stop: &CancellationToken) -> HoldEnd
                 Err(_) => return HoldEnd::Dropped(None),
             }
         }
-        if heartbeat {
-            conn.queue_text(PONG);
+        if let Some(end) = end_round(conn, heartbeat, stopped.as_mut()).await {
+            return end;
         }
-        if conn.queued() > 0 && conn.flush().await.is_err() {
-            return HoldEnd::Dropped(None);
-        }
-        tokio::select! {
-            biased;
-            _ = stop.cancelled() => return HoldEnd::Stopped,
-            r = conn.fill() => match r {
-                Ok(0) | Err(_) => return HoldEnd::Dropped(None),
-                Ok(_) => {}
-            },
-        }
+    }
+}
+
+/// The end of one read round of a held connection: answers a heartbeat seen in it,
+/// flushes what is queued, then waits for more input or for `stopped`; `Some` when the
+/// connection is done.
+pub(crate) async fn end_round<F: Future<Output = ()>>(
+    conn: &mut WsConn,
+    heartbeat: bool,
+    stopped: Pin<&mut F>,
+) -> Option<HoldEnd> {
+    if heartbeat {
+        conn.queue_text(PONG);
+    }
+    if conn.queued() > 0 && conn.flush().await.is_err() {
+        return Some(HoldEnd::Dropped(None));
+    }
+    tokio::select! {
+        biased;
+        _ = stopped => Some(HoldEnd::Stopped),
+        r = conn.fill() => match r {
+            Ok(0) | Err(_) => Some(HoldEnd::Dropped(None)),
+            Ok(_) => None,
+        },
     }
 }

@@ -144,4 +144,9 @@ impl RateMeter {
         *last = Some((now, total));
         r
     }
+
+    /// `total (rate/s)`, both in SI units, the rate as [`RateMeter::rate`].
+    pub(crate) fn total_and_rate(&self, total: u64) -> String {
+        format!("{} ({}/s)", si(total as f64), si(self.rate(total)))
+    }
 }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use roomcast_client::{ClientEvent, ClientOptions, Error, RoomcastClient, State, Subscription};
 use serde_json::{json, Value};
+use tokio::sync::broadcast;
 use util::{client, fast, until_state, TestServer, WAIT};
 
 async fn next(sub: &mut Subscription) -> Value {
@@ -16,6 +17,26 @@ async fn next(sub: &mut Subscription) -> Value {
         .await
         .expect("an event in time")
         .expect("subscription open")
+}
+
+/// bob in `chat`: his client, its events (subscribed first) and his subscription; then
+/// alice in `chat` to publish, with her subscription (dropping a Subscription leaves the
+/// room, so she keeps hers).
+async fn chat_pair(
+    server: &TestServer,
+) -> (
+    RoomcastClient,
+    broadcast::Receiver<ClientEvent>,
+    Subscription,
+    RoomcastClient,
+    Subscription,
+) {
+    let bob = client(server, "bob").await;
+    let events = bob.events();
+    let chat = bob.subscribe("chat").await.expect("subscribe");
+    let alice = client(server, "alice").await;
+    let alice_chat = alice.subscribe("chat").await.expect("subscribe");
+    (bob, events, chat, alice, alice_chat)
 }
 
 /// The next `message` event's `content.n`, skipping control events (replay_complete).
@@ -72,12 +93,7 @@ async fn publish_and_subscribe_deliver_in_order_with_acks() {
 #[tokio::test]
 async fn a_sigterm_restart_replays_exactly_what_was_missed() {
     let server = TestServer::start(&[]).await;
-    let bob = client(&server, "bob").await;
-    let mut events = bob.events();
-    let mut chat = bob.subscribe("chat").await.expect("subscribe");
-    let alice = client(&server, "alice").await;
-    // Dropping a Subscription leaves the room, so alice keeps hers to publish.
-    let _alice_chat = alice.subscribe("chat").await.expect("subscribe");
+    let (_bob, mut events, mut chat, alice, _alice_chat) = chat_pair(&server).await;
     let mut fifth = Value::Null;
     for n in 1..=5 {
         fifth = alice.publish("chat", json!({"n": n})).await.expect("ack");
@@ -150,11 +166,7 @@ async fn a_sigterm_restart_replays_exactly_what_was_missed() {
 #[tokio::test]
 async fn kill_9_surfaces_recovery_failed_and_the_room_continues() {
     let server = TestServer::start(&[]).await;
-    let bob = client(&server, "bob").await;
-    let mut events = bob.events();
-    let mut chat = bob.subscribe("chat").await.expect("subscribe");
-    let alice = client(&server, "alice").await;
-    let _alice_chat = alice.subscribe("chat").await.expect("subscribe");
+    let (_bob, mut events, mut chat, alice, _alice_chat) = chat_pair(&server).await;
     let mut alice_events = alice.events();
     alice.publish("chat", json!({"n": 1})).await.expect("ack");
     assert_eq!(next_n(&mut chat).await, 1);

@@ -290,7 +290,6 @@ fn top_by_rate(rows: &[RoomRow]) -> Vec<RoomRow> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stats::rooms_from_json;
     use serde_json::json;
 
     fn data(messages_in: u64, deliveries: u64, chat_seq: u64) -> NodeData {
@@ -300,12 +299,7 @@ mod tests {
             {"room": "lobby", "members": 4, "sequence": 7, "epoch": "e1"},
             {"room": "chat", "members": 2, "sequence": chat_seq, "epoch": "e1"}
         ]});
-        NodeData {
-            stats: Stats::from_json(&stats_raw).expect("fixture stats"),
-            rooms: rooms_from_json(&rooms_raw).expect("fixture rooms"),
-            stats_raw,
-            rooms_raw: rooms_raw["rooms"].clone(),
-        }
+        NodeData::from_json(stats_raw, rooms_raw).expect("fixture parses")
     }
 
     #[test]

@@ -82,20 +82,31 @@ pub async fn poll_node(client: &Client, node: &NodeUrl) -> Result<NodeData, Node
         path: ROOMS_PATH,
         source,
     })?;
-    let stats = Stats::from_json(&stats_raw).map_err(|source| NodeError::Shape {
-        path: STATS_PATH,
-        source,
-    })?;
-    let rooms = rooms_from_json(&rooms_raw).map_err(|source| NodeError::Shape {
-        path: ROOMS_PATH,
-        source,
-    })?;
-    Ok(NodeData {
-        stats,
-        rooms,
-        stats_raw,
-        rooms_raw: rooms_raw["rooms"].clone(),
-    })
+    NodeData::from_json(stats_raw, rooms_raw)
+}
+
+impl NodeData {
+    /// Types what a node's stats and rooms endpoints returned (`rooms_raw` is the whole
+    /// `{"rooms": [...]}` body), keeping the JSON as sent.
+    ///
+    /// # Errors
+    /// [`NodeError::Shape`] naming the endpoint whose JSON does not have the expected shape.
+    pub fn from_json(stats_raw: Value, rooms_raw: Value) -> Result<NodeData, NodeError> {
+        let stats = Stats::from_json(&stats_raw).map_err(|source| NodeError::Shape {
+            path: STATS_PATH,
+            source,
+        })?;
+        let rooms = rooms_from_json(&rooms_raw).map_err(|source| NodeError::Shape {
+            path: ROOMS_PATH,
+            source,
+        })?;
+        Ok(NodeData {
+            stats,
+            rooms,
+            stats_raw,
+            rooms_raw: rooms_raw["rooms"].clone(),
+        })
+    }
 }
 
 /// Reads every node concurrently; the result is in the order of `nodes`.

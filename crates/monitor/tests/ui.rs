@@ -7,7 +7,6 @@ use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 use roomcast_monitor::model::Model;
 use roomcast_monitor::poll::NodeData;
-use roomcast_monitor::stats::{rooms_from_json, Stats};
 use roomcast_monitor::ui;
 use serde_json::{json, Value};
 
@@ -28,12 +27,7 @@ fn fixture(messages_in: u64, deliveries: u64, chat_sequence: u64) -> NodeData {
         {"room": "lobby", "members": 1200, "sequence": 9, "epoch": "e"},
         {"room": "trading-floor", "members": 300, "sequence": chat_sequence, "epoch": "e"}
     ]});
-    NodeData {
-        stats: Stats::from_json(&stats_raw).expect("fixture stats parse"),
-        rooms: rooms_from_json(&rooms_raw).expect("fixture rooms parse"),
-        stats_raw,
-        rooms_raw: rooms_raw["rooms"].clone(),
-    }
+    NodeData::from_json(stats_raw, rooms_raw).expect("fixture parses")
 }
 
 fn render(model: &Model) -> String {

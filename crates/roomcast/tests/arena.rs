@@ -62,20 +62,8 @@ async fn a_signed_order_reaches_the_owners_streams_and_the_market_and_rest_agree
     settle(&mut globex_market_ws, |e| globex_market.apply(e)).await;
 
     // The orders stream: created then filled for the taker, created for the maker.
-    let kinds: Vec<(&str, u64)> = orders
-        .events
-        .iter()
-        .map(|e| (e["type"].as_str().unwrap_or(""), id_of(&e["data"])))
-        .collect();
     let (t, m) = (id_of(&taker), id_of(&maker));
-    assert_eq!(
-        kinds,
-        vec![
-            ("order_created", t),
-            ("order_filled", t),
-            ("order_created", m)
-        ]
-    );
+    assert_taker_filled_then_maker(&orders.events, t, m);
     let fill = &orders.events[1]["data"]["fill"];
     assert_eq!(units(&fill["price"]), units(&json!("100")), "{fill}");
     assert_eq!(fill["liquidity"], "taker", "{fill}");
@@ -179,33 +167,16 @@ async fn another_collective_can_neither_see_nor_cancel_an_order() {
 
     // Subscribing, replaying and presence from globex's own stream are refused (a fresh
     // connection each time: repeated refusals close a connection with 4031).
-    for (req, what) in [
-        (
-            json!({"type":"subscribe","room":"orders:acme"}),
-            "subscribe",
-        ),
-        (
-            json!({"type":"subscribe","room":"portfolio:acme"}),
-            "subscribe portfolio",
-        ),
-        (
-            json!({"type":"subscribe","room":format!("order:acme/{id}")}),
-            "subscribe order",
-        ),
-        (
-            json!({"type":"subscribe","room":"orders:acme","since":{"sequence":0,"epoch":epoch}}),
-            "replay",
-        ),
-        (json!({"type":"presence","room":"orders:acme"}), "presence"),
-        (
-            json!({"type":"subscribe_order","order_id":id}),
-            "subscribe_order",
-        ),
-    ] {
+    let mut reads = acme_private_reads(id, &epoch);
+    reads.push((
+        json!({"type":"subscribe","room":format!("order:acme/{id}")}),
+        "subscribe order",
+    ));
+    reads.push((json!({"type":"presence","room":"orders:acme"}), "presence"));
+    for (req, what) in reads {
         let mut g = globex.open_stream("market", "").await;
         let reply = request(&mut g, req, json!(what)).await;
-        assert_eq!(reply["type"], "error", "{what}: {reply}");
-        assert_eq!(reply["code"], "FORBIDDEN", "{what}: {reply}");
+        assert_forbidden(&reply, what);
     }
     // The same from a plain client connection.
     let mut w = arena.watcher("globex-watcher").await;

@@ -148,6 +148,17 @@ async fn subscribe_forbidden(c: &mut Connection, room: &str) {
     .await;
 }
 
+/// Subscribes `c` to each of `allowed` (each acked), then to each of `forbidden` (each
+/// refused with FORBIDDEN), in that order.
+async fn subscriptions(c: &mut Connection, allowed: &[&str], forbidden: &[&str]) {
+    for room in allowed {
+        subscribe(c, room).await;
+    }
+    for room in forbidden {
+        subscribe_forbidden(c, room).await;
+    }
+}
+
 /// A ping that must be answered with a pong (the connection is alive and served).
 async fn ping_pong(c: &mut Connection, what: &str) {
     let pong = request(c, json!({"type":"ping"}), json!(format!("ping-{what}"))).await;
@@ -317,6 +328,16 @@ async fn listed_collectives(server: &TestServer) -> Vec<Value> {
 
 fn find_collective<'a>(list: &'a [Value], id: &str) -> Option<&'a Value> {
     list.iter().find(|c| c["id"] == id)
+}
+
+/// The list holds acme with its public key and a starting cash of 100,000.
+fn acme_listed_with_its_cash(list: &[Value]) {
+    let entry = find_collective(list, "acme").expect("acme listed");
+    assert_eq!(entry["starting_cash"], 100_000, "{entry}");
+    assert!(
+        entry["public_key"].as_str().is_some_and(|k| !k.is_empty()),
+        "{entry}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -496,13 +517,7 @@ async fn token_is_accepted_from_query_header_and_subprotocol() {
     for c in [&mut query, &mut header, &mut sub] {
         subscribe(c, "chat").await;
     }
-    let ack = request(
-        &mut query,
-        json!({"type":"message","room":"chat","content":"hello"}),
-        json!("m"),
-    )
-    .await;
-    assert_eq!(ack["type"], "ack", "{ack}");
+    send_message(&mut query, "chat", json!("hello"), "m").await;
     for c in [&mut header, &mut sub] {
         let m = recv_event(c).await;
         assert_eq!(m["type"], "message", "{m}");
@@ -543,12 +558,7 @@ async fn ed25519_collectives_from_file_authenticate_with_base64_and_pem_keys() {
 
     // The file's entries are listed by the admin API, starting cash included.
     let list = listed_collectives(&server).await;
-    let entry = find_collective(&list, "acme").expect("acme listed");
-    assert_eq!(entry["starting_cash"], 100_000, "{entry}");
-    assert!(
-        entry["public_key"].as_str().is_some_and(|k| !k.is_empty()),
-        "{entry}"
-    );
+    acme_listed_with_its_cash(&list);
     let entry = find_collective(&list, "globex").expect("globex listed");
     assert!(
         entry.get("starting_cash").is_none_or(Value::is_null),
@@ -566,10 +576,12 @@ async fn ed25519_collective_owns_its_private_rooms() {
     let path = path.to_str().expect("utf-8 path").to_owned();
     let server = secure(&["--collectives", &path]).await;
     let mut c = ed_login(&server, "acme", &acme).await;
-    subscribe(&mut c, "portfolio:acme").await;
-    subscribe(&mut c, "orders:acme").await;
-    subscribe_forbidden(&mut c, "portfolio:globex").await;
-    subscribe_forbidden(&mut c, "orders:globex").await;
+    subscriptions(
+        &mut c,
+        &["portfolio:acme", "orders:acme"],
+        &["portfolio:globex", "orders:globex"],
+    )
+    .await;
     ping_pong(&mut c, "after refusals").await;
 }
 
@@ -734,12 +746,7 @@ async fn admin_api_registers_lists_and_removes_collectives() {
     assert_eq!(status, 409, "{reply}");
 
     let list = listed_collectives(&server).await;
-    let entry = find_collective(&list, "acme").expect("acme listed");
-    assert_eq!(entry["starting_cash"], 100_000, "{entry}");
-    assert!(
-        entry["public_key"].as_str().is_some_and(|k| !k.is_empty()),
-        "{entry}"
-    );
+    acme_listed_with_its_cash(&list);
     assert!(find_collective(&list, "globex").is_some(), "{list:?}");
 
     // Both can authenticate now.
@@ -774,13 +781,12 @@ async fn reserved_rooms_are_private_to_their_collective() {
     let server = secure(&[]).await;
     // No claims: the collective is the client id.
     let mut alice = login(&server, "alice", &token("alice")).await;
-    subscribe(&mut alice, "general").await;
-    subscribe(&mut alice, "chat").await;
-    subscribe(&mut alice, "portfolio:alice").await;
-    subscribe(&mut alice, "orders:alice").await;
-    subscribe_forbidden(&mut alice, "portfolio:bob").await;
-    subscribe_forbidden(&mut alice, "orders:bob").await;
-    subscribe_forbidden(&mut alice, "order:bob/17").await;
+    subscriptions(
+        &mut alice,
+        &["general", "chat", "portfolio:alice", "orders:alice"],
+        &["portfolio:bob", "orders:bob", "order:bob/17"],
+    )
+    .await;
     ping_pong(&mut alice, "alice kept").await;
 
     // A collective_id claim makes that the collective, not the client id.
@@ -830,23 +836,14 @@ async fn wildcard_room_and_publish_claims_are_honoured() {
     let mut alice = login(&server, "alice", &mint(&claims)).await;
     let mut bob = login(&server, "bob", &token("bob")).await;
 
-    subscribe(&mut alice, "chat:lobby").await;
-    subscribe(&mut alice, "chat:x").await;
-    subscribe(&mut alice, "general").await;
-    subscribe_forbidden(&mut alice, "news").await;
+    subscriptions(&mut alice, &["chat:lobby", "chat:x", "general"], &["news"]).await;
     // The wildcard is a prefix match on "chat:", not on "chat".
     subscribe_forbidden(&mut alice, "chat").await;
 
     // Publishing: allowed in chat:lobby only.
     subscribe(&mut bob, "chat:lobby").await;
     subscribe(&mut bob, "chat:x").await;
-    let ack = request(
-        &mut alice,
-        json!({"type":"message","room":"chat:lobby","content":"hi"}),
-        json!("pub-ok"),
-    )
-    .await;
-    assert_eq!(ack["type"], "ack", "{ack}");
+    send_message(&mut alice, "chat:lobby", json!("hi"), "pub-ok").await;
     let m = recv_event(&mut bob).await;
     assert_eq!(
         (m["type"].as_str(), m["room"].as_str()),
@@ -879,20 +876,15 @@ async fn presence_of_a_room_one_may_not_subscribe_to_is_forbidden() {
     subscribe(&mut alice, "secret").await;
     subscribe(&mut alice, "portfolio:alice").await;
 
-    expect_error(
-        &mut carol,
-        json!({"type":"presence","room":"secret"}),
-        "p1",
-        "FORBIDDEN",
-    )
-    .await;
-    expect_error(
-        &mut carol,
-        json!({"type":"presence","room":"portfolio:alice"}),
-        "p2",
-        "FORBIDDEN",
-    )
-    .await;
+    for (room, id) in [("secret", "p1"), ("portfolio:alice", "p2")] {
+        expect_error(
+            &mut carol,
+            json!({"type":"presence","room":room}),
+            id,
+            "FORBIDDEN",
+        )
+        .await;
+    }
     let p = request(
         &mut carol,
         json!({"type":"presence","room":"chat:a"}),

@@ -10,19 +10,9 @@ use std::time::{Duration, Instant};
 use roomcast_engine::auth::jwt::{mint_hs256, MintRequest};
 use serde_json::{json, Value};
 use util::cluster::{start_nodes, start_secure_nodes, wait_ready, RedisServer};
-use util::{barrier, post_json, recv_close, recv_event, request, subscribe, TestServer, WAIT};
-
-/// Sends a chat message and returns its ack.
-async fn send(c: &mut roomcast_client::Connection, room: &str, content: Value, id: &str) -> Value {
-    let ack = request(
-        c,
-        json!({"type":"message","room":room,"content":content}),
-        json!(id),
-    )
-    .await;
-    assert_eq!(ack["type"], "ack", "{ack}");
-    ack
-}
+use util::{
+    barrier, post_json, recv_close, recv_event, request, send_message, subscribe, TestServer, WAIT,
+};
 
 /// Publishes through the HTTP API of `node` (dev mode: no key) and returns the reply.
 async fn publish(node: &TestServer, room: &str, data: Value) -> (u16, Value) {
@@ -60,9 +50,9 @@ async fn a_client_on_one_node_receives_publishes_from_the_others_in_sequence_ord
     }
     let mut acked = Vec::new();
     for i in 0..5 {
-        let ack = send(&mut b, "chat", json!({"n": i * 2}), &format!("b{i}")).await;
+        let ack = send_message(&mut b, "chat", json!({"n": i * 2}), &format!("b{i}")).await;
         acked.push(ack["sequence"].as_u64().expect("sequence"));
-        let ack = send(&mut c, "chat", json!({"n": i * 2 + 1}), &format!("c{i}")).await;
+        let ack = send_message(&mut c, "chat", json!({"n": i * 2 + 1}), &format!("c{i}")).await;
         acked.push(ack["sequence"].as_u64().expect("sequence"));
     }
     assert_eq!(
@@ -148,7 +138,7 @@ async fn a_thousand_subscribers_over_three_nodes_get_every_message_exactly_once_
         let mine: Vec<u64> = (0..MESSAGES).filter(|m| m % 3 == p as u64).collect();
         publishers.push(tokio::spawn(async move {
             for m in mine {
-                send(&mut conn, "fan", json!({"m": m}), &format!("m{m}")).await;
+                send_message(&mut conn, "fan", json!({"m": m}), &format!("m{m}")).await;
             }
         }));
     }

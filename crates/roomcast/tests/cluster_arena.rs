@@ -111,23 +111,7 @@ async fn an_order_on_the_arena_node_reaches_streams_on_another_node_in_sequence_
         &orders_snap["epoch"],
     );
     order_events.iter().for_each(|e| orders.apply(e));
-    let kinds: Vec<(&str, u64)> = order_events
-        .iter()
-        .map(|e| {
-            (
-                e["type"].as_str().unwrap_or(""),
-                e["data"]["order_id"].as_u64().unwrap_or(0),
-            )
-        })
-        .collect();
-    assert_eq!(
-        kinds,
-        vec![
-            ("order_created", t),
-            ("order_filled", t),
-            ("order_created", m)
-        ]
-    );
+    assert_taker_filled_then_maker(&order_events, t, m);
     // The market: the trade, then the book as both nodes' REST shows it.
     let market_events = read_until(&mut market_ws, |s| {
         s.iter().any(|e| e["type"] == "trade")
@@ -268,8 +252,7 @@ async fn another_collective_cannot_see_private_events_on_any_node() {
         .enumerate()
         {
             let reply = request(&mut ws, req.clone(), json!(i)).await;
-            assert_eq!(reply["type"], "error", "{req} -> {reply}");
-            assert_eq!(reply["code"], "FORBIDDEN", "{req} -> {reply}");
+            assert_forbidden(&reply, &req.to_string());
         }
         // A plain client connection cannot read them either.
         let mut watcher = node.watcher("watcher").await;

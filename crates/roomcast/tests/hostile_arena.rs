@@ -76,27 +76,10 @@ async fn another_collective_cannot_subscribe_replay_read_history_or_cancel() {
     let seen = barrier(&mut acme_orders).await;
     let epoch = seen[0]["epoch"].as_str().expect("epoch").to_owned();
 
-    for (req, what) in [
-        (
-            json!({"type":"subscribe","room":"orders:acme"}),
-            "subscribe",
-        ),
-        (
-            json!({"type":"subscribe","room":"portfolio:acme"}),
-            "subscribe portfolio",
-        ),
-        (
-            json!({"type":"subscribe","room":"orders:acme","since":{"sequence":0,"epoch":epoch}}),
-            "replay",
-        ),
-        (
-            json!({"type":"subscribe_order","order_id":id}),
-            "subscribe_order",
-        ),
-    ] {
+    for (req, what) in acme_private_reads(id, &epoch) {
         let mut g = globex.open_stream("orders", "").await;
         let reply = bystander.during(request(&mut g, req, json!(what))).await;
-        assert_eq!(reply["code"], "FORBIDDEN", "{what}: {reply}");
+        assert_forbidden(&reply, what);
     }
     // History of another collective's room: a private room's history needs the admin key;
     // a collective's token or signature is not it.

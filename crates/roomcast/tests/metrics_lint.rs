@@ -10,7 +10,6 @@ use std::collections::BTreeSet;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use futures_util::SinkExt;
 use serde_json::Value;
 use util::*;
 
@@ -20,12 +19,7 @@ use util::*;
 async fn exposition() -> String {
     let server = TestServer::start(&["--admin-key", "admin-key-123", "--demo"]).await;
     let _members = two_members_exchange(&server, "m").await;
-    let mut bin = server.connect("bin").await;
-    bin.stream_mut()
-        .send(tokio_tungstenite::tungstenite::Message::binary(vec![0u8]))
-        .await
-        .expect("send");
-    assert_eq!(recv_close(&mut bin).await.0, Some(1003));
+    binary_closes_1003(&server, "bin").await;
     // The demo bots trade: follow the market until a trade, then until it is counted.
     let mut market = server.connect("ticker").await;
     let _ = util::arena::attach_busy(&mut market, "market:BTC-USD").await;

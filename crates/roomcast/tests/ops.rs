@@ -52,13 +52,7 @@ async fn metrics_and_readiness() {
         "{text}"
     );
     // A close shows up by code.
-    let mut bin = server.connect("bin").await;
-    use futures_util::SinkExt;
-    bin.stream_mut()
-        .send(tokio_tungstenite::tungstenite::Message::binary(vec![0u8]))
-        .await
-        .expect("send");
-    assert_eq!(recv_close(&mut bin).await.0, Some(1003));
+    binary_closes_1003(&server, "bin").await;
     let (_, text) = server.http_request("GET", "/metrics", None, None).await;
     assert!(
         text.contains("roomcast_connections_closed_total{code=\"1003\"} 1"),

@@ -871,11 +871,7 @@ fn validate_arena(
     }
     let mut config = roomcast_arena::ArenaConfig {
         allow_shorts: raw.allow_shorts.unwrap_or(false),
-        fsync: match fsync {
-            FsyncPolicy::Always => roomcast_arena::FsyncPolicy::Always,
-            FsyncPolicy::Batch => roomcast_arena::FsyncPolicy::Batch,
-            FsyncPolicy::Never => roomcast_arena::FsyncPolicy::Never,
-        },
+        fsync,
         ..roomcast_arena::ArenaConfig::default()
     };
     if let Some(instruments) = raw.instruments {

@@ -37,7 +37,7 @@ use roomcast_engine::auth::CollectiveId;
 use roomcast_engine::Hub;
 use roomcast_protocol::server::EventBody;
 use roomcast_protocol::RoomName;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::arena::{ArenaStats, SymbolStats};
@@ -94,6 +94,25 @@ pub(crate) struct Committed {
 pub(crate) struct Later {
     logged: Option<(u64, Vec<Command>)>,
     tally: Tally,
+}
+
+/// Where a deferred `Attach` is served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Attaches {
+    /// Joined to the room on this node's hub.
+    Here,
+    /// Refused as unavailable: a cluster node joins sessions itself, from a snapshot's
+    /// position, through the cluster's recovery.
+    Refused,
+}
+
+/// A snapshot request whose view is taken: what is left is the room's head, which the
+/// local exchange reads from its hub and a cluster node from its sequencer, for the whole
+/// batch at once.
+pub(crate) struct Pending {
+    pub(crate) room: RoomName,
+    pub(crate) view: Result<(&'static str, String), AttachError>,
+    pub(crate) reply: oneshot::Sender<Result<RoomSnapshot, AttachError>>,
 }
 
 fn now_ms() -> i64 {
@@ -440,9 +459,43 @@ impl Exchange {
             return;
         };
         self.publish(committed.emit);
-        committed.replies.into_iter().for_each(Reply::send);
-        self.after_replies(committed.later);
-        for request in committed.deferred {
+        self.answer(
+            committed.replies,
+            committed.later,
+            committed.deferred,
+            Attaches::Here,
+            |ex, pending| {
+                let result = pending.view.and_then(|(ty, data)| {
+                    let head = ex
+                        .hub
+                        .room_head(&pending.room)
+                        .map_err(|e| AttachError::Subscribe(e.to_string()))?;
+                    Ok(RoomSnapshot {
+                        event_type: ty.to_owned(),
+                        data,
+                        head,
+                    })
+                });
+                drop(pending.reply.send(result));
+            },
+        );
+    }
+
+    /// Answers a committed batch: sends its replies, hands it on
+    /// ([`Exchange::after_replies`]), then serves its deferred requests in order: reads
+    /// here, a snapshot's view through `snapshot`, an attach as `attaches` says, anything
+    /// else fails.
+    pub(crate) fn answer(
+        &mut self,
+        replies: Vec<Reply>,
+        later: Later,
+        deferred: Vec<Request>,
+        attaches: Attaches,
+        mut snapshot: impl FnMut(&Self, Pending),
+    ) {
+        replies.into_iter().for_each(Reply::send);
+        self.after_replies(later);
+        for request in deferred {
             match request {
                 Request::Read(read) => read(&self.state),
                 Request::Snapshot {
@@ -450,18 +503,8 @@ impl Exchange {
                     principal,
                     reply,
                 } => {
-                    let result = self.view(&room, principal.as_ref()).and_then(|(ty, data)| {
-                        let head = self
-                            .hub
-                            .room_head(&room)
-                            .map_err(|e| AttachError::Subscribe(e.to_string()))?;
-                        Ok(RoomSnapshot {
-                            event_type: ty.to_owned(),
-                            data,
-                            head,
-                        })
-                    });
-                    drop(reply.send(result));
+                    let view = self.view(&room, principal.as_ref());
+                    snapshot(self, Pending { room, view, reply });
                 }
                 Request::Attach {
                     session,
@@ -469,7 +512,7 @@ impl Exchange {
                     principal,
                     request_id,
                     reply,
-                } => {
+                } if attaches == Attaches::Here => {
                     let r = self.attach(&session, &room, principal.as_ref(), request_id.as_ref());
                     drop(reply.send(r));
                 }

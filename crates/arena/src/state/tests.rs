@@ -57,6 +57,22 @@ fn place(s: &mut ExchangeState, who: &str, r: OrderRequest) -> Result<OrderView,
     }
 }
 
+/// A good-till-cancelled limit order.
+fn gtc(side: OrderSide, qty: &str, price: &str) -> OrderRequest {
+    req(side, qty, Some(price), TimeInForce::Gtc)
+}
+
+/// Places a good-till-cancelled limit order for `who`.
+fn limit(
+    s: &mut ExchangeState,
+    who: &str,
+    side: OrderSide,
+    qty: &str,
+    price: &str,
+) -> Result<OrderView, OrderError> {
+    place(s, who, gtc(side, qty, price))
+}
+
 fn reason(r: Result<OrderView, OrderError>) -> Option<&'static str> {
     r.err().map(|e| e.reason())
 }
@@ -72,19 +88,9 @@ fn position(s: &ExchangeState, who: &str) -> crate::views::PositionView {
 #[test]
 fn a_buy_at_a_better_price_releases_the_difference() {
     let (mut s, _) = funded(&ArenaConfig::default());
-    place(
-        &mut s,
-        "a",
-        req(OrderSide::Sell, "1", Some("100"), TimeInForce::Gtc),
-    )
-    .expect("sell rests");
+    limit(&mut s, "a", OrderSide::Sell, "1", "100").expect("sell rests");
     assert_eq!(position(&s, "a").reserved, "1");
-    let buy = place(
-        &mut s,
-        "b",
-        req(OrderSide::Buy, "2", Some("101"), TimeInForce::Gtc),
-    )
-    .expect("buy");
+    let buy = limit(&mut s, "b", OrderSide::Buy, "2", "101").expect("buy");
     assert_eq!(buy.filled_quantity, "1");
     assert_eq!(buy.status, OrderStatus::PartiallyFilled);
     assert_eq!(buy.average_fill_price.as_deref(), Some("100"));
@@ -113,80 +119,32 @@ fn every_reject_reason_of_the_checks() {
         ..InstrumentConfig::new("SHUT", "1", "1")
     });
     let (mut s, _) = funded(&config);
+    // A good limit buy of 1 at 1, changed in one field.
+    let buy_one = |tweak: fn(&mut OrderRequest)| {
+        let mut r = gtc(OrderSide::Buy, "1", "1");
+        tweak(&mut r);
+        r
+    };
     let cases = [
+        (gtc(OrderSide::Buy, "1", "1000000"), "insufficient_funds"),
+        (gtc(OrderSide::Sell, "11", "1"), "insufficient_position"),
+        (gtc(OrderSide::Buy, "1", "1.001"), "invalid_tick"),
+        (gtc(OrderSide::Buy, "0.00001", "1"), "invalid_lot"),
+        (gtc(OrderSide::Buy, "0", "1"), "invalid_quantity"),
+        (gtc(OrderSide::Buy, "-1", "1"), "invalid_quantity"),
+        (gtc(OrderSide::Buy, "1e2", "1"), "invalid_quantity"),
+        (gtc(OrderSide::Buy, "1", "0"), "invalid_price"),
+        (gtc(OrderSide::Buy, "1", "abc"), "invalid_price"),
+        (gtc(OrderSide::Buy, "101", "1"), "order_too_large"),
+        (buy_one(|r| r.price = None), "invalid_price"),
         (
-            req(OrderSide::Buy, "1", Some("1000000"), TimeInForce::Gtc),
-            "insufficient_funds",
-        ),
-        (
-            req(OrderSide::Sell, "11", Some("1"), TimeInForce::Gtc),
-            "insufficient_position",
-        ),
-        (
-            req(OrderSide::Buy, "1", Some("1.001"), TimeInForce::Gtc),
-            "invalid_tick",
-        ),
-        (
-            req(OrderSide::Buy, "0.00001", Some("1"), TimeInForce::Gtc),
-            "invalid_lot",
-        ),
-        (
-            req(OrderSide::Buy, "0", Some("1"), TimeInForce::Gtc),
-            "invalid_quantity",
-        ),
-        (
-            req(OrderSide::Buy, "-1", Some("1"), TimeInForce::Gtc),
-            "invalid_quantity",
-        ),
-        (
-            req(OrderSide::Buy, "1e2", Some("1"), TimeInForce::Gtc),
-            "invalid_quantity",
-        ),
-        (
-            req(OrderSide::Buy, "1", Some("0"), TimeInForce::Gtc),
+            buy_one(|r| r.order_type = OrderType::Market),
             "invalid_price",
         ),
+        (buy_one(|r| r.symbol = "DOGE".into()), "unknown_symbol"),
+        (buy_one(|r| r.symbol = "SHUT".into()), "market_closed"),
         (
-            req(OrderSide::Buy, "1", Some("abc"), TimeInForce::Gtc),
-            "invalid_price",
-        ),
-        (
-            req(OrderSide::Buy, "101", Some("1"), TimeInForce::Gtc),
-            "order_too_large",
-        ),
-        (
-            OrderRequest {
-                order_type: OrderType::Limit,
-                ..req(OrderSide::Buy, "1", None, TimeInForce::Gtc)
-            },
-            "invalid_price",
-        ),
-        (
-            OrderRequest {
-                order_type: OrderType::Market,
-                ..req(OrderSide::Buy, "1", Some("1"), TimeInForce::Gtc)
-            },
-            "invalid_price",
-        ),
-        (
-            OrderRequest {
-                symbol: "DOGE".into(),
-                ..req(OrderSide::Buy, "1", Some("1"), TimeInForce::Gtc)
-            },
-            "unknown_symbol",
-        ),
-        (
-            OrderRequest {
-                symbol: "SHUT".into(),
-                ..req(OrderSide::Buy, "1", Some("1"), TimeInForce::Gtc)
-            },
-            "market_closed",
-        ),
-        (
-            OrderRequest {
-                client_order_id: Some("bad id!".into()),
-                ..req(OrderSide::Buy, "1", Some("1"), TimeInForce::Gtc)
-            },
+            buy_one(|r| r.client_order_id = Some("bad id!".into())),
             "invalid_client_order_id",
         ),
     ];
@@ -204,11 +162,7 @@ fn every_reject_reason_of_the_checks() {
         assert!(emit.events[0].data.get().contains(want));
     }
     assert_eq!(
-        reason(place(
-            &mut s,
-            "nobody",
-            req(OrderSide::Buy, "1", Some("1"), TimeInForce::Gtc)
-        )),
+        reason(limit(&mut s, "nobody", OrderSide::Buy, "1", "1")),
         Some("unknown_account")
     );
     assert_eq!(s.next_order_id(), 1, "rejects consume no order id");
@@ -222,18 +176,8 @@ fn shorts_need_the_flag() {
         ..ArenaConfig::default()
     };
     let (mut s, _) = funded(&config);
-    place(
-        &mut s,
-        "a",
-        req(OrderSide::Sell, "15", Some("100"), TimeInForce::Gtc),
-    )
-    .expect("short allowed");
-    place(
-        &mut s,
-        "b",
-        req(OrderSide::Buy, "15", Some("100"), TimeInForce::Gtc),
-    )
-    .expect("fills");
+    limit(&mut s, "a", OrderSide::Sell, "15", "100").expect("short allowed");
+    limit(&mut s, "b", OrderSide::Buy, "15", "100").expect("fills");
     assert_eq!(position(&s, "a").quantity, "-5");
     assert_eq!(
         position(&s, "a").average_entry_price.as_deref(),
@@ -265,12 +209,7 @@ fn client_order_id_returns_the_first_order() {
 #[test]
 fn ioc_remainder_is_cancelled_and_released() {
     let (mut s, _) = funded(&ArenaConfig::default());
-    place(
-        &mut s,
-        "a",
-        req(OrderSide::Sell, "1", Some("100"), TimeInForce::Gtc),
-    )
-    .expect("rests");
+    limit(&mut s, "a", OrderSide::Sell, "1", "100").expect("rests");
     let ioc = place(
         &mut s,
         "b",
@@ -301,18 +240,8 @@ fn ioc_remainder_is_cancelled_and_released() {
 #[test]
 fn market_buys_reserve_what_the_book_would_cost() {
     let (mut s, _) = funded(&ArenaConfig::default());
-    place(
-        &mut s,
-        "a",
-        req(OrderSide::Sell, "1", Some("6000"), TimeInForce::Gtc),
-    )
-    .expect("rests");
-    place(
-        &mut s,
-        "a",
-        req(OrderSide::Sell, "1", Some("6000.5"), TimeInForce::Gtc),
-    )
-    .expect("rests");
+    limit(&mut s, "a", OrderSide::Sell, "1", "6000").expect("rests");
+    limit(&mut s, "a", OrderSide::Sell, "1", "6000.5").expect("rests");
     // 2 BTC would cost 12000.50 > 10000 free.
     assert_eq!(
         reason(place(
@@ -348,12 +277,7 @@ fn market_buys_reserve_what_the_book_would_cost() {
 #[test]
 fn cancel_releases_and_knows_the_owner() {
     let (mut s, _) = funded(&ArenaConfig::default());
-    let o = place(
-        &mut s,
-        "a",
-        req(OrderSide::Buy, "1", Some("100"), TimeInForce::Gtc),
-    )
-    .expect("rests");
+    let o = limit(&mut s, "a", OrderSide::Buy, "1", "100").expect("rests");
     assert_eq!(balance(&s, "a").reserved, "100");
     assert_eq!(
         s.cancel(&cid("b"), o.order_id, 2, &mut Emit::new()).err(),
@@ -395,40 +319,15 @@ fn realised_pnl_and_average_entry() {
         ..Funding::default()
     };
     s.open_account(&cid("d"), &d, &mut Emit::discard());
-    place(
-        &mut s,
-        "a",
-        req(OrderSide::Sell, "1", Some("100"), TimeInForce::Gtc),
-    )
-    .expect("rests");
-    place(
-        &mut s,
-        "a",
-        req(OrderSide::Sell, "1", Some("120"), TimeInForce::Gtc),
-    )
-    .expect("rests");
-    place(
-        &mut s,
-        "d",
-        req(OrderSide::Buy, "2", Some("120"), TimeInForce::Gtc),
-    )
-    .expect("buys both");
+    limit(&mut s, "a", OrderSide::Sell, "1", "100").expect("rests");
+    limit(&mut s, "a", OrderSide::Sell, "1", "120").expect("rests");
+    limit(&mut s, "d", OrderSide::Buy, "2", "120").expect("buys both");
     assert_eq!(
         position(&s, "d").average_entry_price.as_deref(),
         Some("110")
     );
-    place(
-        &mut s,
-        "c",
-        req(OrderSide::Buy, "1", Some("130"), TimeInForce::Gtc),
-    )
-    .expect("rests");
-    place(
-        &mut s,
-        "d",
-        req(OrderSide::Sell, "1", Some("130"), TimeInForce::Gtc),
-    )
-    .expect("sells");
+    limit(&mut s, "c", OrderSide::Buy, "1", "130").expect("rests");
+    limit(&mut s, "d", OrderSide::Sell, "1", "130").expect("sells");
     let d = position(&s, "d");
     assert_eq!((d.quantity.as_str(), d.realised_pnl.as_str()), ("1", "20"));
     assert_eq!(d.average_entry_price.as_deref(), Some("110"));
@@ -442,18 +341,8 @@ fn realised_pnl_and_average_entry() {
 #[test]
 fn self_trade_cancels_the_resting_order() {
     let (mut s, _) = funded(&ArenaConfig::default());
-    let rest = place(
-        &mut s,
-        "a",
-        req(OrderSide::Sell, "1", Some("100"), TimeInForce::Gtc),
-    )
-    .expect("rests");
-    place(
-        &mut s,
-        "a",
-        req(OrderSide::Buy, "1", Some("100"), TimeInForce::Gtc),
-    )
-    .expect("rests after stp");
+    let rest = limit(&mut s, "a", OrderSide::Sell, "1", "100").expect("rests");
+    limit(&mut s, "a", OrderSide::Buy, "1", "100").expect("rests after stp");
     let old = s.order_of(&cid("a"), rest.order_id).expect("known");
     assert_eq!(old.cancel_reason, Some(CancelReason::SelfTrade));
     assert_eq!(position(&s, "a").reserved, "0");

@@ -14,7 +14,7 @@ use crate::args::ChurnArgs;
 use crate::client;
 use crate::clock::{self, Schedule, Window};
 use crate::conn::{run_tag, Connector};
-use crate::progress::{si, Progress, RateMeter};
+use crate::progress::{Progress, RateMeter};
 use crate::report::{bump, ChurnResults, Latency, Report, Results};
 use crate::stats::{LatencySink, Recorder};
 use crate::ws::BufferSize;
@@ -53,9 +53,8 @@ pub(crate) async fn run(args: ChurnArgs) -> anyhow::Result<Report> {
         Progress::start("churn", c.warmup.get() + c.duration.get(), move || {
             let n = live.cycles.load(Ordering::Relaxed);
             format!(
-                "cycles {} ({}/s) failed {}",
-                si(n as f64),
-                si(meter.rate(n)),
+                "cycles {} failed {}",
+                meter.total_and_rate(n),
                 live.failed.load(Ordering::Relaxed)
             )
         })

@@ -15,7 +15,7 @@ use crate::args::EchoArgs;
 use crate::clock::{self, Schedule, Window};
 use crate::conn::run_tag;
 use crate::parse::{classify, Msg, PONG};
-use crate::progress::{si, Progress, RateMeter};
+use crate::progress::{Progress, RateMeter};
 use crate::report::{EchoResults, Latency, Report, Results};
 use crate::stats::{LatencySink, Recorder};
 use crate::ws::{BufferSize, Kind, WsConn};
@@ -53,10 +53,9 @@ pub(crate) async fn run(args: EchoArgs) -> anyhow::Result<Report> {
         Progress::start("echo", c.warmup.get() + c.duration.get(), move || {
             let rt = live.round_trips.load(Ordering::Relaxed);
             format!(
-                "connections {}/{n} round trips {} ({}/s)",
+                "connections {}/{n} round trips {}",
                 live.ready.load(Ordering::Relaxed),
-                si(rt as f64),
-                si(meter.rate(rt))
+                meter.total_and_rate(rt)
             )
         })
     };

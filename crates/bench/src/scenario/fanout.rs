@@ -32,7 +32,7 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::args::FanoutArgs;
-use crate::client::{self, HoldEnd};
+use crate::client::{self, end_round, HoldEnd};
 use crate::clock::{self, Schedule, Window};
 use crate::conn::{run_tag, Connector};
 use crate::parse::{classify, Msg, PONG};
@@ -676,19 +676,8 @@ impl Subscriber {
                     .fetch_add(batch_measured, Ordering::Relaxed);
             }
             self.rec.flush();
-            if heartbeat {
-                conn.queue_text(PONG);
-            }
-            if conn.queued() > 0 && conn.flush().await.is_err() {
-                return HoldEnd::Dropped(None);
-            }
-            tokio::select! {
-                biased;
-                _ = &mut stopped => return HoldEnd::Stopped,
-                r = conn.fill() => match r {
-                    Ok(0) | Err(_) => return HoldEnd::Dropped(None),
-                    Ok(_) => {}
-                },
+            if let Some(end) = end_round(&mut conn, heartbeat, stopped.as_mut()).await {
+                return end;
             }
         }
     }

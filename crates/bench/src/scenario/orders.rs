@@ -81,10 +81,9 @@ pub(crate) async fn run(args: OrdersArgs) -> anyhow::Result<Report> {
         Progress::start("orders", c.warmup.get() + c.duration.get(), move || {
             let n = live.accepted.load(Ordering::Relaxed);
             format!(
-                "ready {} accepted {} ({}/s) fills {}",
+                "ready {} accepted {} fills {}",
                 live.ready.load(Ordering::Relaxed),
-                si(n as f64),
-                si(meter.rate(n)),
+                meter.total_and_rate(n),
                 si(live.fills.load(Ordering::Relaxed) as f64)
             )
         })

@@ -22,7 +22,7 @@ use crate::clock;
 use crate::conn::{run_tag, Connector, Target};
 use crate::http::dechunk;
 use crate::parse::{classify, classify_replay, Msg, Replay, PONG};
-use crate::progress::{si, Progress, RateMeter};
+use crate::progress::{Progress, RateMeter};
 use crate::report::{CpuMark, DoneMs, ReplayResults, Report, Results};
 use crate::ws::{BufferSize, Kind, WsConn};
 
@@ -79,10 +79,9 @@ pub(crate) async fn run(args: ReplayArgs) -> anyhow::Result<Report> {
         Progress::start("replay", args.replay_timeout.get(), move || {
             let r = live.replayed.load(Ordering::Relaxed);
             format!(
-                "clients {}/{n} replayed {} ({}/s)",
+                "clients {}/{n} replayed {}",
                 live.ready.load(Ordering::Relaxed),
-                si(r as f64),
-                si(meter.rate(r))
+                meter.total_and_rate(r)
             )
         })
     };

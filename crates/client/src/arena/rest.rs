@@ -4,9 +4,7 @@
 //! strictly increasing timestamp, so a retry is never a `replayed_signature`. Plain
 //! HTTP/1.1 over hyper (already in the tree for the server); one connection per call.
 
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -15,6 +13,7 @@ use hyper::Request;
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 
+use super::SignatureClock;
 use crate::auth::Ed25519Credentials;
 use crate::error::Error;
 
@@ -28,7 +27,7 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 pub struct ArenaRest {
     host: String,
     credentials: Ed25519Credentials,
-    last_ts: Arc<AtomicI64>,
+    clock: SignatureClock,
 }
 
 fn http_error(status: u16, body: impl ToString) -> Error {
@@ -49,7 +48,7 @@ impl ArenaRest {
         ArenaRest {
             host,
             credentials,
-            last_ts: Arc::new(AtomicI64::new(0)),
+            clock: SignatureClock::new(),
         }
     }
 
@@ -97,7 +96,7 @@ impl ArenaRest {
         body: Option<&Value>,
     ) -> Result<Value, Error> {
         let body = body.map(Value::to_string);
-        let ts = self.timestamp().to_string();
+        let ts = self.clock.next().to_string();
         let text = format!(
             "{ts}{method}{path_with_query}{}",
             body.as_deref().unwrap_or("")
@@ -113,21 +112,7 @@ impl ArenaRest {
         self.send(method, path_with_query, body, &headers).await
     }
 
-    /// Now in ms, always later than the previous call's.
-    fn timestamp(&self) -> i64 {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-            .unwrap_or(0);
-        let prev = self
-            .last_ts
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |last| {
-                Some(now.max(last + 1))
-            })
-            .unwrap_or(now);
-        now.max(prev + 1)
-    }
-
+    /// One request on a fresh connection, within [`TIMEOUT`].
     async fn send(
         &self,
         method: &str,
@@ -135,63 +120,55 @@ impl ArenaRest {
         body: Option<String>,
         headers: &[(&str, String)],
     ) -> Result<Value, Error> {
-        tokio::time::timeout(TIMEOUT, self.exchange(method, path, body, headers))
-            .await
-            .map_err(|_| http_error(0, format!("no answer within {TIMEOUT:?}")))?
-    }
-
-    async fn exchange(
-        &self,
-        method: &str,
-        path: &str,
-        body: Option<String>,
-        headers: &[(&str, String)],
-    ) -> Result<Value, Error> {
-        let stream = tokio::net::TcpStream::connect(&self.host)
-            .await
-            .map_err(|e| http_error(0, e))?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| http_error(0, e))?;
-        let driver = tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        let mut req = Request::builder()
-            .method(method)
-            .uri(path)
-            .header(HOST, &self.host)
-            .header(CONNECTION, "close");
-        if body.is_some() {
-            req = req.header(CONTENT_TYPE, "application/json");
-        }
-        for (name, value) in headers {
-            req = req.header(*name, value);
-        }
-        let req = req
-            .body(Full::new(Bytes::from(body.unwrap_or_default())))
-            .map_err(|e| http_error(0, e))?;
-        let result = async {
-            let resp = sender
-                .send_request(req)
+        tokio::time::timeout(TIMEOUT, async {
+            let stream = tokio::net::TcpStream::connect(&self.host)
                 .await
                 .map_err(|e| http_error(0, e))?;
-            let status = resp.status().as_u16();
-            let bytes = Limited::new(resp.into_body(), MAX_BODY)
-                .collect()
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
                 .await
-                .map_err(|e| http_error(status, e))?
-                .to_bytes();
-            let text = String::from_utf8_lossy(&bytes);
-            if !(200..300).contains(&status) {
-                return Err(http_error(status, text));
+                .map_err(|e| http_error(0, e))?;
+            let driver = tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            let mut req = Request::builder()
+                .method(method)
+                .uri(path)
+                .header(HOST, &self.host)
+                .header(CONNECTION, "close");
+            if body.is_some() {
+                req = req.header(CONTENT_TYPE, "application/json");
             }
-            if text.trim().is_empty() {
-                return Ok(json!({}));
+            for (name, value) in headers {
+                req = req.header(*name, value);
             }
-            serde_json::from_str(&text).map_err(|e| http_error(status, e))
-        }
-        .await;
-        driver.abort();
-        result
+            let req = req
+                .body(Full::new(Bytes::from(body.unwrap_or_default())))
+                .map_err(|e| http_error(0, e))?;
+            let result = async {
+                let resp = sender
+                    .send_request(req)
+                    .await
+                    .map_err(|e| http_error(0, e))?;
+                let status = resp.status().as_u16();
+                let bytes = Limited::new(resp.into_body(), MAX_BODY)
+                    .collect()
+                    .await
+                    .map_err(|e| http_error(status, e))?
+                    .to_bytes();
+                let text = String::from_utf8_lossy(&bytes);
+                if !(200..300).contains(&status) {
+                    return Err(http_error(status, text));
+                }
+                if text.trim().is_empty() {
+                    return Ok(json!({}));
+                }
+                serde_json::from_str(&text).map_err(|e| http_error(status, e))
+            }
+            .await;
+            driver.abort();
+            result
+        })
+        .await
+        .map_err(|_| http_error(0, format!("no answer within {TIMEOUT:?}")))?
     }
 }

@@ -6,6 +6,9 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+#[path = "../../../roomcast/tests/util/announce.rs"]
+mod announce;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -13,7 +16,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use roomcast_client::{ClientEvent, ClientOptions, RoomcastClient, State};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 /// Default wait for anything that should happen promptly.
@@ -83,19 +85,7 @@ impl TestServer {
             cmd.stderr(Stdio::null());
         }
         let mut child = cmd.spawn().expect("spawn roomcast");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let line = tokio::time::timeout(WAIT, lines.next_line())
-            .await
-            .expect("server announced itself in time")
-            .expect("read stdout")
-            .expect("a first line");
-        let addr = line
-            .strip_prefix("listening on ws://")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .parse()
-            .expect("an address");
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let addr = announce::announced(&mut child).await;
         TestServer {
             child,
             addr,

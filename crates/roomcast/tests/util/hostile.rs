@@ -198,6 +198,24 @@ pub async fn raw_exchange(
     limit: Duration,
 ) -> (String, bool) {
     stream.write_all(request).await.expect("write");
+    read_until(stream, limit, |got| {
+        got.windows(4).any(|w| w == b"\r\n\r\n")
+    })
+    .await
+}
+
+/// Reads until EOF (or a reset) within `limit`; (what arrived, whether it was closed).
+pub async fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> (String, bool) {
+    read_until(stream, limit, |_| false).await
+}
+
+/// Reads until what arrived is `complete`, the peer closes (or resets), or `limit` passes;
+/// (what arrived, whether it was closed).
+async fn read_until(
+    stream: &mut TcpStream,
+    limit: Duration,
+    complete: impl Fn(&[u8]) -> bool,
+) -> (String, bool) {
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
     let deadline = tokio::time::Instant::now() + limit;
@@ -207,24 +225,10 @@ pub async fn raw_exchange(
             Ok(Ok(0)) | Ok(Err(_)) => return (String::from_utf8_lossy(&got).into_owned(), true),
             Ok(Ok(n)) => {
                 got.extend_from_slice(&buf[..n]);
-                if got.windows(4).any(|w| w == b"\r\n\r\n") {
+                if complete(&got) {
                     return (String::from_utf8_lossy(&got).into_owned(), false);
                 }
             }
-        }
-    }
-}
-
-/// Reads until EOF (or a reset) within `limit`; (what arrived, whether it was closed).
-pub async fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> (String, bool) {
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
-            Err(_) => return (String::from_utf8_lossy(&got).into_owned(), false),
-            Ok(Ok(0)) | Ok(Err(_)) => return (String::from_utf8_lossy(&got).into_owned(), true),
-            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
         }
     }
 }

@@ -3,6 +3,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+mod announce;
 pub mod arena;
 pub mod cluster;
 pub mod hostile;
@@ -11,9 +12,9 @@ use std::net::SocketAddr;
 use std::process::Stdio;
 use std::time::Duration;
 
+pub use announce::announced;
 use roomcast_client::{Connection, Incoming};
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 /// Default wait for anything that should happen promptly.
@@ -134,26 +135,6 @@ impl TestServer {
     }
 }
 
-/// Waits for a spawned server's `listening on ws://ADDR` line (its stdout must be piped)
-/// and returns the address; stdout is drained from then on, so the server never blocks on
-/// a full pipe.
-pub async fn announced(child: &mut Child) -> SocketAddr {
-    let stdout = child.stdout.take().expect("piped stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let line = tokio::time::timeout(WAIT, lines.next_line())
-        .await
-        .expect("server announced itself in time")
-        .expect("read stdout")
-        .expect("a first line");
-    let addr = line
-        .strip_prefix("listening on ws://")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .parse()
-        .expect("an address");
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    addr
-}
-
 /// The next JSON message; panics on close or timeout.
 pub async fn recv_json(c: &mut Connection) -> Value {
     match c.recv_timeout(WAIT).await.expect("a message in time") {
@@ -204,6 +185,30 @@ pub async fn subscribe(c: &mut Connection, room: &str) -> Value {
     .await;
     assert_eq!(ack["type"], "ack", "{ack}");
     ack
+}
+
+/// Sends `content` to `room` as a client message with request id `id`; it must be acked.
+pub async fn send_message(c: &mut Connection, room: &str, content: Value, id: &str) -> Value {
+    let ack = request(
+        c,
+        json!({"type":"message","room":room,"content":content}),
+        json!(id),
+    )
+    .await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+    ack
+}
+
+/// Connects as `client_id` and sends a binary frame, which the server does not take: the
+/// connection must be closed with 1003.
+pub async fn binary_closes_1003(server: &TestServer, client_id: &str) {
+    use futures_util::SinkExt;
+    let mut c = server.connect(client_id).await;
+    c.stream_mut()
+        .send(tokio_tungstenite::tungstenite::Message::binary(vec![0u8]))
+        .await
+        .expect("send");
+    assert_eq!(recv_close(&mut c).await.0, Some(1003));
 }
 
 /// A round trip that proves every frame the server queued for `c` before this point has

@@ -15,22 +15,37 @@ from typing import Any
 Json = dict[str, Any]
 
 
-class PortfolioState:
-    """Balances per currency and positions per symbol of `portfolio:{collective}`."""
+class _StreamState:
+    """What every stream state shares: `ready` and an `apply` that passes each well-formed
+    event (a string `type`, an object `data`) to the state's own `_apply`; malformed events
+    are ignored."""
 
     def __init__(self) -> None:
-        self.balances: dict[str, Json] = {}
-        self.positions: dict[str, Json] = {}
-        self.equity: list[Json] = []
         self.ready = False
         """True once a snapshot was applied."""
 
     def apply(self, event: Json) -> None:
-        """Applies `portfolio_snapshot`, `balance_updated` or `position_updated`."""
+        """Applies one event of the stream's room (see the class for which)."""
         kind = event.get("type")
         data = event.get("data")
-        if not isinstance(data, dict):
-            return
+        if isinstance(kind, str) and isinstance(data, dict):
+            self._apply(kind, data)
+
+    def _apply(self, kind: str, data: Json) -> None:
+        raise NotImplementedError
+
+
+class PortfolioState(_StreamState):
+    """Balances per currency and positions per symbol of `portfolio:{collective}`; `apply`
+    takes `portfolio_snapshot`, `balance_updated` and `position_updated`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.balances: dict[str, Json] = {}
+        self.positions: dict[str, Json] = {}
+        self.equity: list[Json] = []
+
+    def _apply(self, kind: str, data: Json) -> None:
         if kind == "portfolio_snapshot":
             self.balances = {b["currency"]: b for b in data.get("balances", [])}
             self.positions = {p["symbol"]: p for p in data.get("positions", [])}
@@ -46,23 +61,18 @@ class PortfolioState:
         return Decimal(str(self.balances.get(currency, {}).get("available", "0")))
 
 
-class OrdersState:
-    """The open orders of `orders:{collective}` and the recent rejections."""
+class OrdersState(_StreamState):
+    """The open orders of `orders:{collective}` and the recent rejections; `apply` takes
+    `orders_snapshot`/`order_snapshot` and the `order_*` events."""
 
     OPEN = ("open", "partially_filled")
 
     def __init__(self, keep_rejected: int = 100) -> None:
+        super().__init__()
         self.open: dict[int, Json] = {}
         self.rejected: deque[Json] = deque(maxlen=keep_rejected)
-        self.ready = False
-        """True once a snapshot was applied."""
 
-    def apply(self, event: Json) -> None:
-        """Applies `orders_snapshot`/`order_snapshot` and the `order_*` events."""
-        kind = event.get("type")
-        data = event.get("data")
-        if not isinstance(data, dict) or not isinstance(kind, str):
-            return
+    def _apply(self, kind: str, data: Json) -> None:
         if kind == "orders_snapshot":
             self.open = {o["order_id"]: o for o in data.get("orders", [])}
             self.ready = True
@@ -81,22 +91,17 @@ class OrdersState:
                 self.open.pop(order_id, None)
 
 
-class BookState:
-    """The order book of `market:{symbol}`: price → quantity per side."""
+class BookState(_StreamState):
+    """The order book of `market:{symbol}`: price → quantity per side; `apply` takes
+    `book_snapshot`, `book_update` (quantity "0" removes a level) and `trade`."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.bids: dict[Decimal, Decimal] = {}
         self.asks: dict[Decimal, Decimal] = {}
         self.last_trade: Json | None = None
-        self.ready = False
-        """True once a snapshot was applied."""
 
-    def apply(self, event: Json) -> None:
-        """Applies `book_snapshot`, `book_update` (quantity "0" removes a level), `trade`."""
-        kind = event.get("type")
-        data = event.get("data")
-        if not isinstance(data, dict):
-            return
+    def _apply(self, kind: str, data: Json) -> None:
         if kind == "book_snapshot":
             self.bids = _levels(data.get("bids", []))
             self.asks = _levels(data.get("asks", []))

@@ -386,3 +386,55 @@ pub fn two() -> Vec<Funding> {
 pub fn limit(side: &str, qty: &str, price: &str) -> Value {
     json!({"symbol":"BTC-USD","side":side,"type":"limit","quantity":qty,"price":price})
 }
+
+/// The stream requests by which another collective would read acme's orders: subscribing
+/// to `orders:acme` and `portfolio:acme`, replaying `orders:acme` from `epoch`, following
+/// order `id`; each with what it tries.
+pub fn acme_private_reads(id: u64, epoch: &str) -> Vec<(Value, &'static str)> {
+    vec![
+        (
+            json!({"type":"subscribe","room":"orders:acme"}),
+            "subscribe",
+        ),
+        (
+            json!({"type":"subscribe","room":"portfolio:acme"}),
+            "subscribe portfolio",
+        ),
+        (
+            json!({"type":"subscribe","room":"orders:acme","since":{"sequence":0,"epoch":epoch}}),
+            "replay",
+        ),
+        (
+            json!({"type":"subscribe_order","order_id":id}),
+            "subscribe_order",
+        ),
+    ]
+}
+
+/// A reply that must be an error with code FORBIDDEN.
+pub fn assert_forbidden(reply: &Value, what: &str) {
+    assert_eq!(reply["type"], "error", "{what}: {reply}");
+    assert_eq!(reply["code"], "FORBIDDEN", "{what}: {reply}");
+}
+
+/// The orders stream of a cross: `order_created` then `order_filled` for the `taker`, then
+/// `order_created` for the resting `maker` it filled against.
+pub fn assert_taker_filled_then_maker(events: &[Value], taker: u64, maker: u64) {
+    let kinds: Vec<(&str, u64)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["type"].as_str().unwrap_or(""),
+                e["data"]["order_id"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            ("order_created", taker),
+            ("order_filled", taker),
+            ("order_created", maker)
+        ]
+    );
+}

@@ -3,18 +3,16 @@
 //! challenge, joins arena rooms (snapshot, then ack) and places random orders.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use ed25519_dalek::{Signer, SigningKey};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use roomcast_client::arena::SignatureClock;
 use roomcast_client::Connection;
 use serde_json::{json, Value};
 
-use super::now_ms;
 use crate::util::{http_with_headers, recv_event, recv_json, try_http_with_headers};
 
 /// HTTP headers as (name, value) pairs.
@@ -26,7 +24,7 @@ pub struct Trader {
     pub id: String,
     pub key: SigningKey,
     pub addr: SocketAddr,
-    last_ts: Arc<AtomicI64>,
+    clock: SignatureClock,
 }
 
 impl Trader {
@@ -35,7 +33,7 @@ impl Trader {
             id: id.to_owned(),
             key,
             addr,
-            last_ts: Arc::new(AtomicI64::new(0)),
+            clock: SignatureClock::new(),
         }
     }
 
@@ -51,14 +49,7 @@ impl Trader {
     /// A timestamp for a new request: now, but always later than the previous one, so
     /// two identical requests never carry the same (single-use) signature.
     pub fn timestamp(&self) -> i64 {
-        let now = now_ms();
-        let prev = self
-            .last_ts
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |last| {
-                Some(now.max(last + 1))
-            })
-            .unwrap_or(now);
-        now.max(prev + 1)
+        self.clock.next()
     }
 
     /// Base64 signature of `timestamp + method + path_with_query + body`.
