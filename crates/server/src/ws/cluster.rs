@@ -87,16 +87,10 @@ pub(super) fn route<'a>(
             }
         }
         Request::Message { room, content } => {
-            if !session.is_member(&room) {
-                push_error(
-                    session,
-                    ErrorCode::NotSubscribed,
-                    "join the room before sending to it",
-                    id.as_ref(),
-                );
+            let Some(body) = super::dispatch::chat_body(session, &room, content, id.as_ref())
+            else {
                 return Ok(None);
-            }
-            let body = EventBody::chat(&session.client_id, content);
+            };
             ClusterJob::Publish { room, body, id }
         }
         Request::Presence { room } => ClusterJob::Presence { room, id },

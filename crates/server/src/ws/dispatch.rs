@@ -240,16 +240,7 @@ pub(super) fn handle_text(
             }
         }
         Request::Message { room, content } => {
-            if !session.is_member(&room) {
-                push_error(
-                    session,
-                    ErrorCode::NotSubscribed,
-                    "join the room before sending to it",
-                    id,
-                );
-                return None;
-            }
-            let body = EventBody::chat(&session.client_id, content);
+            let body = chat_body(session, &room, content, id)?;
             match hub.publish(&room, "message", &body, Some(session.conn_id)) {
                 Ok(published) => {
                     ack_position(session, id, &room, published.sequence, &published.epoch);
@@ -305,4 +296,24 @@ pub(super) fn handle_text(
         ),
     }
     None
+}
+
+/// The body of a chat `message` to `room`, or None (after answering `not_subscribed`)
+/// when the session is not a member: only members may send to a room.
+pub(super) fn chat_body(
+    session: &Session,
+    room: &RoomName,
+    content: &serde_json::value::RawValue,
+    id: Option<&RequestId>,
+) -> Option<EventBody> {
+    if !session.is_member(room) {
+        push_error(
+            session,
+            ErrorCode::NotSubscribed,
+            "join the room before sending to it",
+            id,
+        );
+        return None;
+    }
+    Some(EventBody::chat(&session.client_id, content))
 }
