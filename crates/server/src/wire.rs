@@ -10,6 +10,8 @@
 //! anything the codec writes next. TLS connections have no direct path (the frame would
 //! have to be encrypted in order with the codec's records).
 
+use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -23,8 +25,8 @@ use tokio::net::TcpStream;
 /// What keeps the byte stream whole between the codec and direct writers.
 #[derive(Debug, Default)]
 struct Pending {
-    /// Bytes of a direct write the kernel has not taken yet; they go out first.
-    remainder: Bytes,
+    /// Bytes of direct writes the kernel has not taken yet, in order; they go out first.
+    remainder: VecDeque<Bytes>,
     /// The codec has handed bytes to [`Wire::poll_write`] that are not all written yet.
     codec_partial: bool,
 }
@@ -73,24 +75,54 @@ impl Wire {
     }
 }
 
-/// Sends as much of the direct-write remainder as the socket takes now: Ready(Ok) once
-/// none is left, Pending (write readiness registered) while some is.
+/// Most chunks of the remainder handed to one `writev`.
+const MAX_IOVECS: usize = 64;
+
+/// Writes as much of the remainder as the socket takes now, without waiting. Ok(true)
+/// once none is left. Goes through tokio, so a full socket clears its write readiness.
+fn write_remainder(tcp: &TcpStream, pending: &mut Pending) -> io::Result<bool> {
+    while !pending.remainder.is_empty() {
+        let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+        let mut count = 0;
+        for (slot, chunk) in slices.iter_mut().zip(pending.remainder.iter()) {
+            *slot = IoSlice::new(chunk);
+            count += 1;
+        }
+        let mut n = match tcp.try_write_vectored(&slices[..count]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        while n > 0 {
+            let Some(front) = pending.remainder.front_mut() else {
+                break;
+            };
+            if n >= front.len() {
+                n -= front.len();
+                pending.remainder.pop_front();
+            } else {
+                front.advance(n);
+                n = 0;
+            }
+        }
+    }
+    Ok(true)
+}
+
+/// Sends the remainder: Ready(Ok) once none is left, Pending (write readiness
+/// registered) while some is.
 fn flush_remainder(
     tcp: &TcpStream,
     pending: &mut Pending,
     cx: &mut Context<'_>,
 ) -> Poll<io::Result<()>> {
-    while !pending.remainder.is_empty() {
-        match tcp.try_write(&pending.remainder) {
-            Ok(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
-            Ok(n) => pending.remainder.advance(n),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                ready!(tcp.poll_write_ready(cx))?;
-            }
-            Err(e) => return Poll::Ready(Err(e)),
+    loop {
+        if write_remainder(tcp, pending)? {
+            return Poll::Ready(Ok(()));
         }
+        ready!(tcp.poll_write_ready(cx))?;
     }
-    Poll::Ready(Ok(()))
 }
 
 impl AsyncRead for Wire {
@@ -199,10 +231,110 @@ fn text_header(len: usize, out: &mut [u8; 10]) -> usize {
     }
 }
 
+/// What [`DirectSocket::write_text_frames`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchWrite {
+    /// Every frame is on the socket.
+    Done,
+    /// Some bytes wait for the socket to drain: await [`DirectSocket::flushed`].
+    Pending,
+    /// The codec has a frame partly written: flush the codec first, then call again
+    /// (the frames are untouched).
+    CodecBusy,
+}
+
+/// Frames are copied behind their headers into this per-thread buffer, up to its size,
+/// and sent with one `send`: cheaper than a `writev` of two slices per frame, and no
+/// connection holds write storage between flushes.
+const SCRATCH: usize = 64 * 1024;
+
+thread_local! {
+    static SCRATCH_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
 impl DirectSocket {
     /// The handle as an outbox's direct writer.
     pub fn into_sink(self) -> Arc<dyn DirectWrite> {
         self.shared
+    }
+
+    /// Writes `frames` (text payloads, in order) as unfragmented text frames, as far as
+    /// the socket takes them now; what it does not take is kept, ahead of anything
+    /// written later. Empties `frames` unless the codec is busy.
+    pub fn write_text_frames(&self, frames: &mut VecDeque<Bytes>) -> io::Result<BatchWrite> {
+        let shared = &self.shared;
+        let mut pending = shared.pending();
+        if pending.codec_partial {
+            return Ok(BatchWrite::CodecBusy);
+        }
+        if !pending.remainder.is_empty() {
+            queue_frames(&mut pending, frames);
+            return Ok(if write_remainder(&shared.tcp, &mut pending)? {
+                BatchWrite::Done
+            } else {
+                BatchWrite::Pending
+            });
+        }
+        SCRATCH_BUF.with(|scratch| {
+            let mut buf = scratch.borrow_mut();
+            while !frames.is_empty() {
+                buf.clear();
+                while let Some(frame) = frames.front() {
+                    if frame.len() > SCRATCH - 10 || buf.len() + frame.len() + 10 > SCRATCH {
+                        break;
+                    }
+                    let mut header = [0u8; 10];
+                    let h = text_header(frame.len(), &mut header);
+                    buf.extend_from_slice(&header[..h]);
+                    buf.extend_from_slice(frame);
+                    frames.pop_front();
+                }
+                if buf.is_empty() {
+                    // A frame larger than the buffer: it and the rest go out as chunks.
+                    queue_frames(&mut pending, frames);
+                    break;
+                }
+                let sent = match socket2::SockRef::from(&shared.tcp).send(&buf) {
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+                    Err(e) => return Err(e),
+                };
+                if sent < buf.len() {
+                    pending
+                        .remainder
+                        .push_back(Bytes::copy_from_slice(&buf[sent..]));
+                    queue_frames(&mut pending, frames);
+                    break;
+                }
+            }
+            Ok(())
+        })?;
+        Ok(if write_remainder(&shared.tcp, &mut pending)? {
+            BatchWrite::Done
+        } else {
+            BatchWrite::Pending
+        })
+    }
+
+    /// Completes once the kept bytes of direct writes are all on the socket.
+    pub async fn flushed(&self) -> io::Result<()> {
+        std::future::poll_fn(|cx| {
+            let shared = &self.shared;
+            flush_remainder(&shared.tcp, &mut shared.pending(), cx)
+        })
+        .await
+    }
+}
+
+/// Appends `frames` (emptying it) to the remainder as header and payload chunks.
+fn queue_frames(pending: &mut Pending, frames: &mut VecDeque<Bytes>) {
+    for frame in frames.drain(..) {
+        let mut header = [0u8; 10];
+        let h = text_header(frame.len(), &mut header);
+        pending
+            .remainder
+            .push_back(Bytes::copy_from_slice(&header[..h]));
+        pending.remainder.push_back(frame);
     }
 }
 
@@ -232,14 +364,16 @@ impl DirectWrite for Shared {
             Ok(0) => DirectWritten::Not,
             Ok(n) => {
                 // Rare: the socket took part of the frame. Keep the rest; it goes first.
-                let mut rest = Vec::with_capacity(h + payload.len() - n);
                 if n < h {
-                    rest.extend_from_slice(&header[n..h]);
-                    rest.extend_from_slice(payload);
+                    pending
+                        .remainder
+                        .push_back(Bytes::copy_from_slice(&header[n..h]));
+                    pending.remainder.push_back(Bytes::copy_from_slice(payload));
                 } else {
-                    rest.extend_from_slice(&payload[n - h..]);
+                    pending
+                        .remainder
+                        .push_back(Bytes::copy_from_slice(&payload[n - h..]));
                 }
-                pending.remainder = Bytes::from(rest);
                 DirectWritten::Partly
             }
             // WouldBlock, or an error the connection's own reads and writes will report.

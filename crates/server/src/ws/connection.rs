@@ -63,6 +63,8 @@ struct Live {
     session: Arc<Session>,
     ctx: ConnCtx,
     replays: VecDeque<Job>,
+    /// The socket's direct writer (plain TCP only).
+    direct: Option<crate::wire::DirectSocket>,
     _permit: ConnectionPermit,
     /// The connection's count in the cluster-wide limits (cluster nodes only).
     _cluster_slot: Option<roomcast_redis::ClusterSlot>,
@@ -169,8 +171,8 @@ async fn open(ws: &mut WebSocket, handshake: Box<Handshake>) -> Option<Live> {
             .map(|c| Arc::from(c.as_str())),
     };
     let session = hub.connect(client_id, meta);
-    if let Some(direct) = direct {
-        session.outbox.set_direct(direct.into_sink());
+    if let Some(direct) = &direct {
+        session.outbox.set_direct(direct.clone().into_sink());
     }
     if let Some(cluster) = &state.cluster {
         // The same client id on another node is superseded there (4011).
@@ -274,6 +276,7 @@ async fn open(ws: &mut WebSocket, handshake: Box<Handshake>) -> Option<Live> {
         session,
         ctx,
         replays,
+        direct,
         _permit: permit,
         _cluster_slot: cluster_slot,
     })
@@ -288,6 +291,10 @@ impl Endpoint for Live {
 
     fn write_timeout(&self) -> Duration {
         self.state.hub.config().dead_after()
+    }
+
+    fn direct(&self) -> Option<&crate::wire::DirectSocket> {
+        self.direct.as_ref()
     }
 
     fn on_frame(&mut self, msg: Message) -> bool {

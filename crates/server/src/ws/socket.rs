@@ -23,6 +23,8 @@ use roomcast_engine::outbox::Outgoing;
 use roomcast_engine::Outbox;
 use roomcast_protocol::CloseCode;
 
+use crate::wire::{BatchWrite, DirectSocket};
+
 /// A background job of a connection (a history replay), polled by the loop.
 pub(super) type JobFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 
@@ -55,6 +57,12 @@ pub(super) trait Endpoint {
     /// The longest a batch write may take before the connection is dropped.
     fn write_timeout(&self) -> Duration;
 
+    /// The socket's direct writer, when the transport has one: text frames then go
+    /// straight to the socket instead of through the codec.
+    fn direct(&self) -> Option<&DirectSocket> {
+        None
+    }
+
     /// A text, binary, ping or pong frame arrived (close frames are the loop's). Returns
     /// false when the connection is over.
     fn on_frame(&mut self, msg: Message) -> bool;
@@ -80,15 +88,18 @@ pub(super) async fn pump<E: Endpoint>(ws: &mut WebSocket, endpoint: &mut E) {
         tokio::select! {
             biased;
             out = endpoint.outbox().drain(&mut batch) => {
-                // Boxed: the timer would otherwise add its size to every idle
-                // connection's task; one allocation per flush is noise next to the
-                // write syscall.
-                let written = Box::pin(tokio::time::timeout(
-                    endpoint.write_timeout(),
-                    write_batch(ws, &mut batch, E::ENCODING),
-                ))
-                .await;
-                if !matches!(written, Ok(Ok(()))) {
+                let limit = endpoint.write_timeout();
+                let written = match endpoint.direct().filter(|_| E::ENCODING == FrameEncoding::Text) {
+                    Some(direct) => write_direct(ws, direct, &mut batch, limit).await,
+                    // Boxed: the timer would otherwise add its size to every idle
+                    // connection's task; one allocation per flush is noise next to the
+                    // write syscall.
+                    None => matches!(
+                        Box::pin(tokio::time::timeout(limit, write_batch(ws, &mut batch, E::ENCODING))).await,
+                        Ok(Ok(()))
+                    ),
+                };
+                if !written {
                     return;
                 }
                 endpoint.outbox().written();
@@ -159,6 +170,38 @@ fn read_error_close_code(e: axum::Error) -> Option<CloseCode> {
         Some(tungstenite::Error::Utf8(_)) => Some(CloseCode::InvalidPayload),
         Some(tungstenite::Error::Protocol(_)) => Some(CloseCode::ProtocolError),
         _ => None,
+    }
+}
+
+/// Writes a drained batch of text frames straight to the socket: no codec, no copy into
+/// a connection's buffer, no UTF-8 re-check, and (when the socket takes it all, the usual
+/// case) no timer and no allocation. Only a full socket, or a codec frame left half
+/// written, makes it wait, bounded by `limit`. Returns false when the connection is over.
+async fn write_direct(
+    ws: &mut WebSocket,
+    direct: &DirectSocket,
+    batch: &mut VecDeque<Bytes>,
+    limit: Duration,
+) -> bool {
+    match direct.write_text_frames(batch) {
+        Ok(BatchWrite::Done) => true,
+        Ok(BatchWrite::Pending) => matches!(
+            Box::pin(tokio::time::timeout(limit, direct.flushed())).await,
+            Ok(Ok(()))
+        ),
+        Ok(BatchWrite::CodecBusy) => {
+            let finished = Box::pin(tokio::time::timeout(limit, async {
+                ws.flush().await.ok()?;
+                match direct.write_text_frames(batch).ok()? {
+                    BatchWrite::Done => Some(()),
+                    BatchWrite::Pending => direct.flushed().await.ok(),
+                    BatchWrite::CodecBusy => None,
+                }
+            }))
+            .await;
+            matches!(finished, Ok(Some(())))
+        }
+        Err(_) => false,
     }
 }
 
