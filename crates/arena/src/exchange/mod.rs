@@ -34,6 +34,7 @@ use std::sync::{Arc, Mutex};
 
 use redb::Durability;
 use roomcast_engine::auth::CollectiveId;
+use roomcast_engine::hub::Fanout;
 use roomcast_engine::Hub;
 use roomcast_protocol::server::EventBody;
 use roomcast_protocol::RoomName;
@@ -526,13 +527,22 @@ impl Exchange {
     /// store refuses an event anyway (it failed after the batch was checked), the streams
     /// would silently diverge from the state, so the exchange stops: every later request
     /// gets `Unavailable`, and the restart that recovers it starts new room epochs.
+    ///
+    /// A batch of several events is published as a burst: a subscriber that gets several
+    /// of them (its order, its portfolio, the market) receives them in one write.
     fn publish(&mut self, emit: Emit) {
+        let fanout = if emit.events.len() > 1 {
+            Fanout::Burst
+        } else {
+            Fanout::Auto
+        };
         for event in emit.events {
             match self.hub.publish_observed(
                 &event.room,
                 event.event_type,
                 &EventBody::data(&event.data),
                 None,
+                fanout,
             ) {
                 Ok(_) => {}
                 Err(e) => {

@@ -139,6 +139,17 @@ pub(crate) fn unix_millis() -> i64 {
         .unwrap_or(0)
 }
 
+/// How a published event reaches the members' sockets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fanout {
+    /// Written straight to each idle member's socket when the room's previous fan-out
+    /// ended a moment ago or longer (nothing would coalesce with it), queued otherwise.
+    Auto,
+    /// Always queued: the caller is publishing several events at once (to one room or
+    /// several), which each member's writer then sends in one write.
+    Burst,
+}
+
 impl Hub {
     /// A single-node hub with the given settings and history store.
     pub fn new(config: HubConfig, history: Arc<dyn History>) -> Hub {
@@ -388,6 +399,18 @@ impl Hub {
         body: &EventBody,
         exclude: Option<ConnId>,
     ) -> Result<Published, PublishError> {
+        self.publish_with(name, event_type, body, exclude, Fanout::Auto)
+    }
+
+    /// [`Hub::publish`], saying how the event reaches the members' sockets.
+    pub fn publish_with(
+        &self,
+        name: &RoomName,
+        event_type: &str,
+        body: &EventBody,
+        exclude: Option<ConnId>,
+        fanout: Fanout,
+    ) -> Result<Published, PublishError> {
         roomcast_protocol::server::check_event_type(event_type)?;
         let room = self.room(name)?;
         let started = std::time::Instant::now();
@@ -426,7 +449,7 @@ impl Hub {
             None
         };
         log.head.sequence = sequence;
-        let reliability = if log.isolated(started) {
+        let reliability = if fanout == Fanout::Auto && log.isolated(started) {
             Reliability::ReliableNow
         } else {
             Reliability::Reliable
@@ -464,12 +487,14 @@ impl Hub {
         event_type: &str,
         body: &EventBody,
         exclude: Option<ConnId>,
+        fanout: Fanout,
     ) -> Result<Option<Published>, PublishError> {
         if self.existing_room(name).is_none() && !self.inner.history.keeps(name) {
             roomcast_protocol::server::check_event_type(event_type)?;
             return Ok(None);
         }
-        self.publish(name, event_type, body, exclude).map(Some)
+        self.publish_with(name, event_type, body, exclude, fanout)
+            .map(Some)
     }
 
     /// Sends a best-effort frame that is not part of the room's history (e.g. `user_left`)
