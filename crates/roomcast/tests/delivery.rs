@@ -456,7 +456,7 @@ async fn publish_one(server: &TestServer, room: &str, n: u64, pad: &str) {
 /// Issue 16: an event published on its own (no other in the room for 1 ms) is written
 /// straight to each idle member's socket from the publisher, with a fallback to the queue
 /// when the socket is full, and the remainder of a partial write ahead of everything after
-/// it. A reader with a 4 KiB receive buffer that reads nothing while isolated 60 KiB events
+/// it. A reader with a 4 KiB receive buffer that reads nothing while isolated 70 KiB events
 /// (written directly until its socket fills, then partly, then queued) alternate with
 /// bursts (always queued) must then read every event whole and in order, like a reader
 /// that keeps up.
@@ -473,13 +473,16 @@ async fn direct_writes_and_queued_bursts_reach_a_stalled_reader_whole_and_in_ord
         "memory",
         "--outbox-max-bytes",
         "67108864",
+        "--max-message-bytes",
+        "262144",
     ])
     .await;
     let mut stalled = connect_small_buffer(&server, "stalled").await;
     subscribe(&mut stalled, "direct").await;
     let mut live = server.connect("live").await;
     subscribe(&mut live, "direct").await;
-    let pad = "d".repeat(60 * 1024);
+    // Over 64 KiB, so every frame uses the 8-byte length form of RFC 6455.
+    let pad = "d".repeat(70 * 1024);
     let mut n = 0;
     while n < 3 * ISOLATED {
         for _ in 0..ISOLATED / 2 {
