@@ -64,4 +64,11 @@ impl HubConfig {
     pub fn dead_after(&self) -> Duration {
         self.heartbeat_interval + self.heartbeat_timeout
     }
+
+    /// The maintenance tick (heartbeats, expiry, eviction): a quarter of the heartbeat
+    /// interval, between 50 ms and 1 s, so eviction happens within a quarter interval of
+    /// its deadline.
+    pub fn maintenance_tick(&self) -> Duration {
+        (self.heartbeat_interval / 4).clamp(Duration::from_millis(50), Duration::from_secs(1))
+    }
 }

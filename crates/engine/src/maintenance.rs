@@ -17,14 +17,9 @@ use crate::hub::Hub;
 /// How often room sweeping and history trimming run.
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(5);
 
-/// The tick: fine enough that eviction happens within a quarter interval of its deadline.
-fn tick_for(hub: &Hub) -> Duration {
-    (hub.config().heartbeat_interval / 4).clamp(Duration::from_millis(50), Duration::from_secs(1))
-}
-
 /// Runs until `cancel` fires.
 pub async fn run(hub: Hub, cancel: CancellationToken) {
-    let tick = tick_for(&hub);
+    let tick = hub.config().maintenance_tick();
     let interval = hub.config().heartbeat_interval;
     let mut ticker = tokio::time::interval(tick);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

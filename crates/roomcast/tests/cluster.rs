@@ -341,7 +341,9 @@ async fn the_admin_stats_show_this_node_and_the_cluster_totals() {
 #[tokio::test]
 async fn presence_lists_the_members_of_every_node() {
     let redis = RedisServer::start().await;
-    let nodes = start_nodes(&redis, 3, &[]).await;
+    // Presence is polled until it converges; unlimited, so a slow convergence never turns
+    // into a rate-limited (dropped, never acked) request.
+    let nodes = start_nodes(&redis, 3, &["--rate-limit", "0"]).await;
     let mut conns = Vec::new();
     for (i, node) in nodes.iter().enumerate() {
         let mut c = node.connect(&format!("p{i}")).await;

@@ -9,7 +9,9 @@
 //!
 //! The warning lead is [`MAX_WARN_LEAD`] (30 s) before the deadline, or half the token's
 //! remaining lifetime when that is shorter, so a short-lived token still gets its warning
-//! with time left to refresh.
+//! with time left to refresh. It is never less than two ticks (when the lifetime allows):
+//! the warning goes out on the first tick at or after its instant, up to a tick late, and
+//! a lead of one tick could then land on the deadline itself.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -44,9 +46,14 @@ impl Expiry {
     }
 }
 
-/// How long before a deadline `remaining` away the warning goes out.
-pub fn warn_lead(remaining: Duration) -> Duration {
-    (remaining / 2).min(MAX_WARN_LEAD)
+/// How long before a deadline `remaining` away the warning goes out, for a maintenance
+/// tick of `tick`: half the lifetime, at least two ticks, at most [`MAX_WARN_LEAD`], and
+/// never more than the lifetime itself (then it goes out on the next tick).
+pub fn warn_lead(remaining: Duration, tick: Duration) -> Duration {
+    (remaining / 2)
+        .max(tick * 2)
+        .min(MAX_WARN_LEAD)
+        .min(remaining)
 }
 
 impl Session {
@@ -63,7 +70,8 @@ impl Hub {
         let now = self.now_ms();
         let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(NEVER - 1);
         let deadline = now.saturating_add(ms(remaining)).min(NEVER - 1);
-        let warn = deadline.saturating_sub(ms(warn_lead(remaining)));
+        let lead = warn_lead(remaining, self.config().maintenance_tick());
+        let warn = deadline.saturating_sub(ms(lead));
         // Warning first: a tick that sees the new deadline must not use the old warning.
         session.expiry.warn_ms.store(warn, Ordering::Release);
         session
@@ -170,10 +178,20 @@ mod tests {
     }
 
     #[test]
-    fn lead_is_half_the_lifetime_up_to_thirty_seconds() {
-        assert_eq!(warn_lead(Duration::from_secs(4)), Duration::from_secs(2));
-        assert_eq!(warn_lead(Duration::from_secs(60)), MAX_WARN_LEAD);
-        assert_eq!(warn_lead(Duration::from_secs(3600)), MAX_WARN_LEAD);
-        assert_eq!(warn_lead(Duration::ZERO), Duration::ZERO);
+    fn lead_is_half_the_lifetime_up_to_thirty_seconds_and_at_least_two_ticks() {
+        let tick = Duration::from_secs(1);
+        let s = Duration::from_secs;
+        assert_eq!(warn_lead(s(6), tick), s(3));
+        assert_eq!(warn_lead(s(60), tick), MAX_WARN_LEAD);
+        assert_eq!(warn_lead(s(3600), tick), MAX_WARN_LEAD);
+        // Half of 3 s is less than two ticks: warned two ticks ahead.
+        assert_eq!(warn_lead(s(3), tick), s(2));
+        // Shorter than two ticks: warned on the next tick.
+        assert_eq!(
+            warn_lead(Duration::from_millis(1500), tick),
+            Duration::from_millis(1500)
+        );
+        assert_eq!(warn_lead(Duration::ZERO, tick), Duration::ZERO);
+        assert_eq!(warn_lead(s(4), Duration::from_millis(50)), s(2));
     }
 }
