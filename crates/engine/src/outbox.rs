@@ -71,6 +71,10 @@ pub enum DirectWritten {
 pub trait DirectWrite: Send + Sync + std::fmt::Debug {
     /// Writes `payload` as one unfragmented text frame, never waiting.
     fn try_write_text(&self, payload: &[u8]) -> DirectWritten;
+
+    /// Bytes of frames handed to this socket that the kernel has not taken yet (kept
+    /// in the process, so they count against the process-wide queued-bytes cap).
+    fn unsent_bytes(&self) -> usize;
 }
 
 /// What the writer gets from [`Outbox::drain`].
@@ -422,19 +426,19 @@ impl Outbox {
     }
 
     /// Closes the connection as a slow consumer (1008), discarding its queue; used when
-    /// the process-wide cap on queued bytes is exceeded. Returns the bytes released.
-    pub fn close_slow(&self) -> usize {
+    /// the process-wide cap on queued bytes is exceeded. Returns false when it was
+    /// already closing.
+    pub fn close_slow(&self) -> bool {
         let mut st = self.lock();
         if st.close.is_some() {
-            return 0;
+            return false;
         }
-        let released = st.queued_bytes;
         st.clear();
         st.close = Some(slow_consumer());
         drop(st);
         self.ready.notify_one();
         self.space.notify_waiters();
-        released
+        true
     }
 
     /// Whether a close has been requested.
@@ -450,6 +454,15 @@ impl Outbox {
     /// Bytes currently queued.
     pub fn queued_bytes(&self) -> usize {
         self.lock().queued_bytes
+    }
+
+    /// Bytes this connection holds in the process: queued, plus what its writer or a
+    /// direct write handed to the socket that the kernel has not taken yet (a stalled
+    /// reader's whole last batch, once its socket is full). What the process-wide cap
+    /// counts.
+    pub fn held_bytes(&self) -> usize {
+        let queued = self.queued_bytes();
+        queued + self.direct.get().map_or(0, |d| d.unsent_bytes())
     }
 
     /// Whether nothing is queued.

@@ -339,6 +339,10 @@ fn queue_frames(pending: &mut Pending, frames: &mut VecDeque<Bytes>) {
 }
 
 impl DirectWrite for Shared {
+    fn unsent_bytes(&self) -> usize {
+        self.pending().remainder.iter().map(Bytes::len).sum()
+    }
+
     fn try_write_text(&self, payload: &[u8]) -> DirectWritten {
         let mut pending = self.pending();
         if pending.codec_partial || !pending.remainder.is_empty() {
@@ -385,6 +389,66 @@ impl DirectWrite for Shared {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::AsyncReadExt;
+
+    /// Over a real loopback socket whose peer does not read: what the socket does not
+    /// take is reported by `unsent_bytes` (what the process-wide cap counts), and all of
+    /// it reaches the peer once it reads.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn unsent_bytes_are_what_a_full_socket_has_not_taken() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let client = tokio::net::TcpSocket::new_v4().expect("socket");
+        client.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+        let (client, accepted) = tokio::join!(client.connect(addr), listener.accept());
+        let mut client = client.expect("connect");
+        let wire = Wire::new(accepted.expect("accept").0);
+        let direct = wire.direct();
+        // 16 MiB: more than the kernel buffers a loopback connection.
+        let payload = Bytes::from(vec![b'x'; 64 * 1024]);
+        let mut frames: VecDeque<Bytes> = (0..256).map(|_| payload.clone()).collect();
+        let total = 256 * (payload.len() + 10);
+        assert_eq!(direct.clone().into_sink().unsent_bytes(), 0);
+        let outcome = direct.write_text_frames(&mut frames).expect("write");
+        assert_eq!(outcome, BatchWrite::Pending);
+        assert!(frames.is_empty(), "the batch is taken whole");
+        let sink = direct.clone().into_sink();
+        let unsent = sink.unsent_bytes();
+        assert!(unsent > 0 && unsent < total, "{unsent} of {total}");
+        // The hub's process-wide cap sees those bytes although the session's queue is
+        // empty, and closes the session as a slow consumer.
+        let config = roomcast_engine::HubConfig {
+            max_queued_bytes: 1 << 20,
+            ..roomcast_engine::HubConfig::default()
+        };
+        let history = roomcast_engine::history::MemoryHistory::new(Default::default());
+        let hub = roomcast_engine::Hub::new(config, Arc::new(history));
+        let id = roomcast_protocol::ClientId::parse("stalled").expect("client id");
+        let session = hub.connect(id, roomcast_engine::SessionMeta::default());
+        session.outbox.set_direct(sink.clone());
+        assert_eq!(session.outbox.queued_bytes(), 0);
+        assert_eq!(session.outbox.held_bytes(), unsent);
+        assert_eq!(hub.enforce_queued_bytes_cap(), 1);
+        assert!(session.outbox.is_closed());
+        // Once closing, it is not closed (or counted) again.
+        assert_eq!(hub.enforce_queued_bytes_cap(), 0);
+        let reader = tokio::spawn(async move {
+            let mut got = 0usize;
+            let mut buf = vec![0u8; 256 * 1024];
+            while got < total {
+                match client.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got += n,
+                }
+            }
+            got
+        });
+        direct.flushed().await.expect("flushed");
+        assert_eq!(sink.unsent_bytes(), 0);
+        assert_eq!(reader.await.expect("reader"), total);
+    }
 
     #[test]
     fn headers_follow_rfc6455_length_forms() {

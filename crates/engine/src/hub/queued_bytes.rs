@@ -11,7 +11,8 @@ use super::Hub;
 
 impl Hub {
     /// Applies the process-wide cap on queued outbound bytes: while the sum over every
-    /// outbox exceeds `max_queued_bytes`, the sessions with the largest queues are closed
+    /// connection's held bytes ([`crate::Outbox::held_bytes`]: its queue, and what its
+    /// socket has not taken yet) exceeds `max_queued_bytes`, the largest are closed
     /// as slow consumers (1008), largest first. Runs on the maintenance tick, so the
     /// fan-out path pays nothing for it (callable directly by embedders and tests).
     /// Returns how many sessions were closed.
@@ -24,7 +25,7 @@ impl Hub {
         let mut queued = Vec::new();
         self.inner.sessions.for_each_shard(|shard| {
             for s in shard.values() {
-                let b = s.outbox.queued_bytes();
+                let b = s.outbox.held_bytes();
                 if b > 0 {
                     total += b;
                     queued.push((b, s.clone()));
@@ -36,13 +37,18 @@ impl Hub {
         }
         queued.sort_unstable_by_key(|(bytes, _)| std::cmp::Reverse(*bytes));
         let mut closed = 0;
-        for (_, s) in queued {
+        for (bytes, s) in queued {
             if total <= cap {
                 break;
             }
-            total = total.saturating_sub(s.outbox.close_slow());
-            self.leave_all(&s);
-            closed += 1;
+            // Its queue is discarded now; what its socket still holds goes when the
+            // writer stops (within the write timeout at most). One already closing is
+            // on its way out: counted off, not closed again.
+            total = total.saturating_sub(bytes);
+            if s.outbox.close_slow() {
+                self.leave_all(&s);
+                closed += 1;
+            }
         }
         let stats = &self.inner.stats;
         stats
