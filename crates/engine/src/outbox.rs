@@ -69,8 +69,9 @@ pub enum DirectWritten {
 /// bytes of another writer are pending on the socket, and a partial write keeps its
 /// remainder ahead of everything written later.
 pub trait DirectWrite: Send + Sync + std::fmt::Debug {
-    /// Writes `payload` as one unfragmented text frame, never waiting.
-    fn try_write_text(&self, payload: &[u8]) -> DirectWritten;
+    /// Writes `payload` as one unfragmented text frame, never waiting. Takes the shared
+    /// frame, so the unsent part of a partial write is kept without a copy.
+    fn try_write_text(&self, payload: &Bytes) -> DirectWritten;
 
     /// Bytes of frames handed to this socket that the kernel has not taken yet (kept
     /// in the process, so they count against the process-wide queued-bytes cap).

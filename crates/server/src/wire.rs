@@ -329,13 +329,24 @@ impl DirectSocket {
 /// Appends `frames` (emptying it) to the remainder as header and payload chunks.
 fn queue_frames(pending: &mut Pending, frames: &mut VecDeque<Bytes>) {
     for frame in frames.drain(..) {
-        let mut header = [0u8; 10];
-        let h = text_header(frame.len(), &mut header);
+        keep_unsent(pending, &frame, 0);
+    }
+}
+
+/// Appends to the remainder what is left of the text frame carrying `payload` once its
+/// first `sent` bytes (header included) are on the socket. The payload is shared, not
+/// copied.
+fn keep_unsent(pending: &mut Pending, payload: &Bytes, sent: usize) {
+    let mut header = [0u8; 10];
+    let h = text_header(payload.len(), &mut header);
+    if sent < h {
         pending
             .remainder
-            .push_back(Bytes::copy_from_slice(&header[..h]));
-        pending.remainder.push_back(frame);
+            .push_back(Bytes::copy_from_slice(&header[sent..h]));
     }
+    pending
+        .remainder
+        .push_back(payload.slice(sent.saturating_sub(h)..));
 }
 
 impl DirectWrite for Shared {
@@ -343,7 +354,7 @@ impl DirectWrite for Shared {
         self.pending().remainder.iter().map(Bytes::len).sum()
     }
 
-    fn try_write_text(&self, payload: &[u8]) -> DirectWritten {
+    fn try_write_text(&self, payload: &Bytes) -> DirectWritten {
         let mut pending = self.pending();
         if pending.codec_partial || !pending.remainder.is_empty() {
             return DirectWritten::Not;
@@ -368,16 +379,7 @@ impl DirectWrite for Shared {
             Ok(0) => DirectWritten::Not,
             Ok(n) => {
                 // Rare: the socket took part of the frame. Keep the rest; it goes first.
-                if n < h {
-                    pending
-                        .remainder
-                        .push_back(Bytes::copy_from_slice(&header[n..h]));
-                    pending.remainder.push_back(Bytes::copy_from_slice(payload));
-                } else {
-                    pending
-                        .remainder
-                        .push_back(Bytes::copy_from_slice(&payload[n - h..]));
-                }
+                keep_unsent(&mut pending, payload, n);
                 DirectWritten::Partly
             }
             // WouldBlock, or an error the connection's own reads and writes will report.
@@ -448,6 +450,20 @@ mod tests {
         direct.flushed().await.expect("flushed");
         assert_eq!(sink.unsent_bytes(), 0);
         assert_eq!(reader.await.expect("reader"), total);
+    }
+
+    #[test]
+    fn what_is_kept_of_a_partly_sent_frame_completes_it() {
+        let payload = Bytes::from(vec![b'p'; 300]);
+        let mut header = [0u8; 10];
+        let h = text_header(payload.len(), &mut header);
+        let whole: Vec<u8> = header[..h].iter().chain(payload.iter()).copied().collect();
+        for sent in [0, 1, h, h + 1, whole.len() - 1] {
+            let mut pending = Pending::default();
+            keep_unsent(&mut pending, &payload, sent);
+            let kept: Vec<u8> = pending.remainder.iter().flatten().copied().collect();
+            assert_eq!(kept, whole[sent..], "sent {sent}");
+        }
     }
 
     #[test]

@@ -76,7 +76,8 @@ struct Live {
 /// a plain function returning an `async move` block (an `async fn` would store its
 /// arguments twice), the handshake step boxed and freed once the session is open, the
 /// cluster's goodbye boxed too (inline, its Redis future made every connection's task
-/// 320 bytes larger for an await that happens once, at the end), and only [`Live`] plus
+/// larger, by a 128-byte step of tokio's task cell, for an await that happens once, at
+/// the end), and only [`Live`] plus
 /// the socket kept across the loop's awaits (rust-lang/rust#62958 is why it is not an
 /// `async fn`).
 #[allow(clippy::manual_async_fn)]
